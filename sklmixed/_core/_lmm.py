@@ -1,0 +1,611 @@
+"""The linear mixed model as a penalized least-squares problem.
+
+Notation follows Bates et al. (2015), "Fitting linear mixed-effects models using
+lme4", and MixedModels.jl: theta the relative covariance parameters, lambda the
+lower-triangular k x k factor of one term, Lambda the block-diagonal matrix of
+l copies of lambda, L the lower Cholesky factor of
+
+    [ Lambda' Z'Z Lambda + I   Lambda' Z'X   Lambda' Z'y ]
+    [ X'Z Lambda               X'X           X'y         ]
+    [ y'Z Lambda               y'X           y'y         ]
+
+stored, like A, as a lower triangle of blocks (see ``_blocks``). The block types and
+every index array are fixed in ``__init__``; :meth:`LMMProblem.update` (the only
+work inside the optimizer loop) is a short sequence of vectorized operations.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.linalg as sla
+import scipy.sparse as sp
+from scipy.linalg.lapack import dpotrf as _potrf
+
+from sklmixed._core._blocks import BlockSparse, PatternProduct
+from sklmixed._core._reterm import ReTerm
+
+# An off-diagonal random-effects block at least this dense is stored dense: its
+# products are then single BLAS calls, cheaper than sparse bookkeeping.
+_DENSE_FRACTION = 0.25
+
+# Relative tolerance on the diagonal of R in the QR decomposition of the
+# column-scaled X that declares a column linearly dependent on earlier ones.
+RANK_TOL = 1e-8
+
+
+def order_terms(reterms: list[ReTerm]) -> list[ReTerm]:
+    """Terms in MixedModels.jl order: most random effects (k * l) first, stable."""
+    return sorted(reterms, key=lambda t: -t.nranef)
+
+
+def estimable_columns(X: np.ndarray, tol: float = RANK_TOL) -> np.ndarray:
+    """Indices of the columns of X kept when X is rank deficient.
+
+    Columns are scaled to unit length and taken in order: a column is dropped when
+    the diagonal of R from the QR decomposition (the length of its part orthogonal
+    to the earlier columns) is below ``tol``. Keeping the first of a dependent set
+    keeps the intercept and matches lme4's choice of the column to drop.
+    """
+    p = X.shape[1]
+    if p == 0:
+        return np.arange(0)
+    norms = np.linalg.norm(X, axis=0)
+    norms[norms == 0] = 1.0
+    r = np.linalg.qr(X / norms, mode="r")
+    diag = np.abs(np.diag(r))
+    keep = diag > tol * max(1.0, diag.max() if diag.size else 1.0)
+    if keep.all():
+        return np.arange(p)
+    # The unpivoted QR of a rank-deficient matrix is not unique after the first
+    # dependent column, so add columns one at a time through a rank test.
+    kept: list[int] = []
+    for j in range(p):
+        trial = X[:, kept + [j]] / norms[kept + [j]]
+        s = np.linalg.svd(trial, compute_uv=False)
+        if s[-1] > tol * max(1.0, s[0]):
+            kept.append(j)
+    return np.asarray(kept, dtype=np.int64)
+
+
+class LMMProblem:
+    """Data-dependent structure of a linear mixed model and its per-theta factor.
+
+    Parameters
+    ----------
+    X : ndarray, shape (n, p)
+        Fixed-effects model matrix (full; rank-deficient columns are dropped here).
+    y : ndarray, shape (n,)
+        Response.
+    reterms : list of ReTerm
+        Random-effects terms; reordered here by decreasing number of random effects.
+    weights : ndarray, shape (n,), optional
+        Prior (case) weights; the rows of Z, X and y are scaled by their square roots.
+    reml : bool
+        Whether :meth:`objective` is the REML criterion.
+    """
+
+    def __init__(self, X, y, reterms, weights=None, reml=False):
+        X = np.asarray(X, dtype=float)
+        y = np.asarray(y, dtype=float).reshape(-1)
+        self.n = int(y.shape[0])
+        self.p_full = int(X.shape[1])
+        self.keep = estimable_columns(X)
+        self.X = X[:, self.keep]
+        self.p = int(self.keep.shape[0])
+        self.y = y
+        self.reml = bool(reml)
+        self.terms = order_terms(list(reterms))
+        self.m = len(self.terms)
+        self.weights = None if weights is None else np.asarray(weights, dtype=float)
+        offsets = np.cumsum([0] + [t.ntheta for t in self.terms])
+        self.theta_slices = [slice(offsets[i], offsets[i + 1]) for i in range(self.m)]
+        self.ntheta = int(offsets[-1])
+        self._build_structure()
+        self.L: dict | None = None
+        self._dense: _DenseEvaluator | None = None
+        self.set_weights(self.weights)
+
+    # ------------------------------------------------------------------ setup
+
+    def _build_structure(self) -> None:
+        """Block patterns of A and L, decided once from the grouping factors."""
+        terms, m = self.terms, self.m
+        # Z_j as a sparse n x q_j matrix (columns level-major: k columns per level).
+        self._Zpattern = []
+        for t in terms:
+            rows = np.repeat(np.arange(self.n), t.k)
+            cols = (t.refs[:, None] * t.k + np.arange(t.k)).reshape(-1)
+            self._Zpattern.append((rows, cols))
+        # Off-diagonal random-effects blocks: which level pairs meet in the data.
+        self._pairs: dict[tuple[int, int], tuple[np.ndarray, BlockSparse]] = {}
+        self.Akind: dict[tuple[int, int], str] = {}
+        for i in range(m):
+            for j in range(i):
+                ti, tj = terms[i], terms[j]
+                key = ti.refs * tj.nlevels + tj.refs
+                uniq, inv = np.unique(key, return_inverse=True)
+                pattern = BlockSparse(
+                    (ti.nlevels, tj.nlevels),
+                    ti.k,
+                    tj.k,
+                    uniq // tj.nlevels,
+                    uniq % tj.nlevels,
+                    np.zeros((uniq.shape[0], ti.k, tj.k)),
+                )
+                # BlockSparse sorts by (row, col), the same order as the sorted keys.
+                self._pairs[(i, j)] = (inv.astype(np.int64), pattern)
+                dense = uniq.shape[0] >= _DENSE_FRACTION * ti.nlevels * tj.nlevels
+                self.Akind[(i, j)] = "dense" if dense else "sparse"
+
+        # Kinds of the blocks of L, decided column by column as the factorization
+        # will fill them in.
+        self.Lkind: dict[tuple[int, int], str] = {}
+        self._pp: dict[tuple[int, int, int], PatternProduct] = {}
+        self._pp_idx: dict[tuple[int, int, int], np.ndarray] = {}
+        patterns = {key: val[1] for key, val in self._pairs.items()}
+        for j in range(m):
+            kind = "diag" if terms[j].k == 1 else "bdiag"
+            for i in range(j):
+                lk = self.Lkind[(j, i)]
+                if lk == "dense":
+                    kind = "dense"
+                    continue
+                pp = PatternProduct(patterns[(j, i)], patterns[(j, i)], symmetric=True)
+                self._pp[(j, j, i)] = pp
+                if not pp.is_block_diagonal():
+                    kind = "dense"
+            self.Lkind[(j, j)] = kind
+            for i in range(j + 1, m):
+                kind = self.Akind[(i, j)]
+                if self.Lkind[(j, j)] == "dense":
+                    kind = "dense"
+                for kk in range(j):
+                    ki_, kj_ = self.Lkind[(i, kk)], self.Lkind[(j, kk)]
+                    if ki_ == "sparse" and kj_ == "sparse":
+                        pp = PatternProduct(patterns[(i, kk)], patterns[(j, kk)])
+                        if pp.nout == 0:
+                            continue
+                        self._pp[(i, j, kk)] = pp
+                        if kind == "sparse":
+                            idx = pp.within(patterns[(i, j)])
+                            if idx is None:
+                                kind = "dense"
+                            else:
+                                self._pp_idx[(i, j, kk)] = idx
+                    else:
+                        kind = "dense"
+                self.Lkind[(i, j)] = kind
+
+    def set_weights(self, weights) -> None:
+        """(Re)compute A for prior or working weights (PIRLS calls this each step)."""
+        sw = None if weights is None else np.sqrt(np.asarray(weights, dtype=float))
+        self.sqrtw = sw
+        terms, m = self.terms, self.m
+        zs = [t.z if sw is None else t.z * sw[:, None] for t in terms]
+        Xy = np.column_stack((self.X, self.y))
+        if sw is not None:
+            Xy = Xy * sw[:, None]
+        self.Xy = Xy
+        A: dict[tuple[int, int], object] = {}
+        for j, (t, z) in enumerate(zip(terms, zs)):
+            k, nl = t.k, t.nlevels
+            if k == 1:
+                A[(j, j)] = np.bincount(t.refs, z[:, 0] ** 2, minlength=nl)
+            else:
+                blk = np.empty((nl, k, k))
+                for a in range(k):
+                    for b in range(a + 1):
+                        v = np.bincount(t.refs, z[:, a] * z[:, b], minlength=nl)
+                        blk[:, a, b] = v
+                        blk[:, b, a] = v
+                A[(j, j)] = blk
+            A[(m, j)] = _zt_dense(t, z, Xy)
+        for (i, j), (inv, pattern) in self._pairs.items():
+            ti, tj = terms[i], terms[j]
+            nb = pattern.nblocks
+            data = np.empty((nb, ti.k, tj.k))
+            for a in range(ti.k):
+                for b in range(tj.k):
+                    data[:, a, b] = np.bincount(inv, zs[i][:, a] * zs[j][:, b], minlength=nb)
+            blocks = pattern.with_data(data)
+            A[(i, j)] = blocks.to_dense() if self.Akind[(i, j)] == "dense" else blocks
+        A[(m, m)] = Xy.T @ Xy
+        self.A = A
+        qtot = sum(t.nranef for t in terms) + self.p + 1
+        self._dense = _DenseEvaluator(self) if qtot <= DENSE_MAX else None
+
+    # ------------------------------------------------------ theta bookkeeping
+
+    def initial_theta(self) -> np.ndarray:
+        """lambda = I for every term."""
+        parts = [t.initial_theta() for t in self.terms]
+        return np.concatenate(parts) if parts else np.zeros(0)
+
+    def diag_positions(self) -> np.ndarray:
+        """Indices in theta of the diagonal elements of the lambdas."""
+        parts = [
+            s.start + np.flatnonzero(t.inds[:, 0] == t.inds[:, 1])
+            for t, s in zip(self.terms, self.theta_slices)
+        ]
+        return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+
+    def lower_bounds(self) -> np.ndarray:
+        """0 for diagonal elements of lambda, -inf otherwise."""
+        lower = np.full(self.ntheta, -np.inf)
+        lower[self.diag_positions()] = 0.0
+        return lower
+
+    def flip_theta(self, theta: np.ndarray) -> np.ndarray:
+        """theta with every lambda column's diagonal made non-negative."""
+        out = np.array(theta, dtype=float)
+        for t, s in zip(self.terms, self.theta_slices):
+            lam = t.lambda_from_theta(out[s])
+            neg = np.diag(lam) < 0
+            if neg.any():
+                lam[:, neg] *= -1.0
+                out[s] = lam[t.inds[:, 0], t.inds[:, 1]]
+        return out
+
+    # ------------------------------------------------------------- per theta
+
+    def lambdas(self, theta: np.ndarray) -> list[np.ndarray]:
+        return [t.lambda_from_theta(theta[s]) for t, s in zip(self.terms, self.theta_slices)]
+
+    def update(self, theta: np.ndarray) -> bool:
+        """Form L for ``theta``; False if a diagonal block is not positive definite."""
+        m, A, kinds = self.m, self.A, self.Lkind
+        lams = self.lambdas(np.asarray(theta, dtype=float))
+        L: dict[tuple[int, int], object] = {}
+        inv_blocks: dict[int, np.ndarray] = {}
+        try:
+            for j in range(m + 1):
+                # Diagonal block: scale, add I, subtract earlier columns, factor.
+                if j < m:
+                    Ljj = _scaled_diag(A[(j, j)], lams[j], kinds[(j, j)])
+                    for i in range(j):
+                        self._rank_update(Ljj, kinds[(j, j)], L[(j, i)], kinds[(j, i)], (j, j, i))
+                    Ljj = _factor(Ljj, kinds[(j, j)])
+                    if kinds[(j, j)] == "bdiag":
+                        inv_blocks[j] = np.linalg.inv(Ljj)
+                else:
+                    Ljj = A[(m, m)].copy()
+                    for i in range(m):
+                        Ljj -= L[(m, i)] @ L[(m, i)].T
+                    Ljj = _factor(Ljj, "dense")
+                L[(j, j)] = Ljj
+                # Blocks below it: scale, subtract earlier columns, divide by Ljj'.
+                for i in range(j + 1, m + 1):
+                    lam_i = lams[i] if i < m else None
+                    kind = "dense" if i == m else kinds[(i, j)]
+                    Lij = _scaled_offdiag(A[(i, j)], lam_i, lams[j], kind)
+                    for kk in range(j):
+                        self._sub_product(Lij, kind, L, i, j, kk)
+                    L[(i, j)] = _rdiv(Lij, kind, Ljj, kinds[(j, j)], inv_blocks.get(j))
+        except np.linalg.LinAlgError:
+            self.L = None
+            return False
+        self.L = L
+        return True
+
+    def _rank_update(self, Ljj, kind_jj, Lji, kind_ji, key) -> None:
+        """Ljj -= Lji Lji' (lower triangle suffices for the dense case)."""
+        if kind_ji == "dense":
+            Ljj -= Lji @ Lji.T
+            return
+        pp = self._pp[key]
+        if kind_jj == "dense":
+            pp.subtract_from_dense(Ljj, Lji, Lji)
+        else:  # diag or bdiag: the product is block diagonal by construction
+            Ljj[pp.urow] -= pp.values(Lji, Lji)
+
+    def _sub_product(self, Lij, kind_ij, L, i, j, kk) -> None:
+        """Lij -= L[i, kk] L[j, kk]'."""
+        m, kinds = self.m, self.Lkind
+        S, T = L[(i, kk)], L[(j, kk)]
+        ks = "dense" if i == m else kinds[(i, kk)]
+        kt = kinds[(j, kk)]
+        if ks == "dense" and kt == "dense":
+            Lij -= S @ T.T
+        elif ks == "dense":
+            if T.nblocks:
+                Lij -= (T.to_scipy() @ S.T).T
+        elif kt == "dense":
+            if S.nblocks:
+                Lij -= S.to_scipy() @ T.T
+        else:
+            pp = self._pp.get((i, j, kk))
+            if pp is None:
+                return
+            if kind_ij == "dense":
+                pp.subtract_from_dense(Lij, S, T)
+            else:
+                Lij.data[self._pp_idx[(i, j, kk)]] -= pp.values(S, T).reshape(
+                    -1, S.ki, T.ki
+                )
+
+    def objective(self, theta: np.ndarray) -> float:
+        """-2 log-likelihood (ML) or the REML criterion at ``theta``; inf if not PD."""
+        if self._dense is not None:
+            parts = self._dense.logdets(np.asarray(theta, dtype=float))
+            return np.inf if parts is None else self._assemble_objective(*parts)
+        if not self.update(theta):
+            return np.inf
+        return self._objective_from_L()
+
+    def logdet_re(self) -> float:
+        """log |Lambda' Z'Z Lambda + I| = 2 sum log diag(L_ZZ)."""
+        L = self.L
+        total = 0.0
+        for j in range(self.m):
+            total += 2.0 * np.sum(np.log(_diagonal(L[(j, j)], self.Lkind[(j, j)])))
+        return float(total)
+
+    def pwrss(self) -> float:
+        """Penalized weighted residual sum of squares, r^2."""
+        return float(self.L[(self.m, self.m)][-1, -1] ** 2)
+
+    def _objective_from_L(self) -> float:
+        Lxx = self.L[(self.m, self.m)]
+        logdet_x = 2.0 * float(np.sum(np.log(np.abs(np.diag(Lxx)[: self.p]))))
+        return self._assemble_objective(self.logdet_re(), logdet_x, float(Lxx[-1, -1] ** 2))
+
+    def _assemble_objective(self, logdet_z: float, logdet_x: float, r2: float) -> float:
+        """objective = log|L_Z|^2 [+ log|L_X|^2] + d (1 + log(2 pi r^2 / d))."""
+        val = logdet_z
+        d = self.n
+        if self.reml:
+            d = self.n - self.p
+            val += logdet_x
+        if r2 <= 0 or d <= 0:
+            return np.inf
+        val += d * (1.0 + np.log(2.0 * np.pi * r2 / d))
+        if self.weights is not None:
+            val -= float(np.sum(np.log(self.weights)))
+        return float(val)
+
+    # ------------------------------------------------------ after convergence
+
+    def beta(self) -> np.ndarray:
+        """Fixed effects for the estimable columns (length p)."""
+        Lxx = self.L[(self.m, self.m)]
+        R = Lxx[: self.p, : self.p]
+        c = Lxx[self.p, : self.p]
+        return sla.solve_triangular(R, c, lower=True, trans="T") if self.p else np.zeros(0)
+
+    def u(self, beta: np.ndarray | None = None) -> list[np.ndarray]:
+        """Spherical random effects per term, each (l, k): back-substitution."""
+        m, L, p = self.m, self.L, self.p
+        if beta is None:
+            beta = self.beta()
+        us: list[np.ndarray | None] = [None] * m
+        for j in reversed(range(m)):
+            Lmj = L[(m, j)]
+            rhs = Lmj[p, :] - Lmj[:p, :].T @ beta
+            for i in range(j + 1, m):
+                rhs = rhs - _tmul(L[(i, j)], self.Lkind[(i, j)], us[i].reshape(-1))
+            us[j] = _ltsolve(L[(j, j)], self.Lkind[(j, j)], rhs).reshape(
+                self.terms[j].nlevels, self.terms[j].k
+            )
+        return us  # type: ignore[return-value]
+
+    def b(self, us: list[np.ndarray], theta: np.ndarray) -> list[np.ndarray]:
+        """Random effects on the original scale, each (l, k): b = Lambda u."""
+        return [u @ lam.T for u, lam in zip(us, self.lambdas(theta))]
+
+    def sigma2(self) -> float:
+        d = self.n - self.p if self.reml else self.n
+        return self.pwrss() / d
+
+    def rxx_inverse(self) -> np.ndarray:
+        """(R_X R_X')^{-1}, the unscaled covariance of beta (p x p)."""
+        R = self.L[(self.m, self.m)][: self.p, : self.p]
+        Rinv = sla.solve_triangular(R, np.eye(self.p), lower=True)
+        return Rinv.T @ Rinv
+
+    def dense_lzz(self) -> np.ndarray:
+        """L_ZZ as one dense q x q lower-triangular matrix (small models only)."""
+        sizes = [t.nranef for t in self.terms]
+        off = np.concatenate(([0], np.cumsum(sizes)))
+        out = np.zeros((off[-1], off[-1]))
+        for (i, j), kind in self.Lkind.items():
+            blk = self.L[(i, j)]
+            out[off[i] : off[i + 1], off[j] : off[j + 1]] = _to_dense(blk, kind)
+        return out
+
+    def dense_lambda(self, theta) -> np.ndarray:
+        mats = [np.kron(np.eye(t.nlevels), lam) for t, lam in zip(self.terms, self.lambdas(theta))]
+        return sla.block_diag(*mats) if mats else np.zeros((0, 0))
+
+    def dense_z(self) -> np.ndarray:
+        """Z (unweighted) as a dense n x q matrix (small models only)."""
+        blocks = []
+        for t, (rows, cols) in zip(self.terms, self._Zpattern):
+            Zj = np.zeros((self.n, t.nranef))
+            Zj[rows, cols] = t.z.reshape(-1)
+            blocks.append(Zj)
+        return np.hstack(blocks) if blocks else np.zeros((self.n, 0))
+
+
+# Problems whose whole system (q + p + 1 rows) is at most this size are evaluated
+# with one dense Cholesky per theta: at this size LAPACK's work is a few
+# microseconds and the cost of the blocked path is its per-call overhead.
+DENSE_MAX = 128
+
+
+class _DenseEvaluator:
+    """The objective of a small problem from one dense factorization per theta."""
+
+    def __init__(self, problem: LMMProblem):
+        terms, m = problem.terms, problem.m
+        sizes = [t.nranef for t in terms] + [problem.p + 1]
+        off = np.concatenate(([0], np.cumsum(sizes))).astype(np.int64)
+        Q = int(off[-1])
+        A = np.zeros((Q, Q))
+        kinds = {(j, j): ("diag" if t.k == 1 else "bdiag") for j, t in enumerate(terms)}
+        for (i, j), blk in problem.A.items():
+            kind = kinds.get((i, j), "sparse" if isinstance(blk, BlockSparse) else "dense")
+            dense = _to_dense(blk, kind)
+            A[off[i] : off[i + 1], off[j] : off[j + 1]] = dense
+            A[off[j] : off[j + 1], off[i] : off[i + 1]] = dense.T
+        self.A = A
+        self.q = int(off[m])
+        self.p = problem.p
+        self.slices = [slice(off[j], off[j + 1]) for j in range(m)]
+        self.terms = terms
+        self.theta_slices = problem.theta_slices
+        self.all_scalar = all(t.k == 1 for t in terms)
+        # For scalar terms, every column of the system is scaled by one theta (or 1).
+        col_theta = np.full(Q, problem.ntheta, dtype=np.int64)
+        for j, t in enumerate(terms):
+            if t.k == 1:
+                col_theta[self.slices[j]] = problem.theta_slices[j].start
+        self.col_theta = col_theta
+        self.re_diag = np.arange(self.q) * (Q + 1)
+        self._theta1 = np.ones(problem.ntheta + 1)
+
+    def logdets(self, theta: np.ndarray):
+        """(log|L_Z|^2, log|L_X|^2, r^2), or None if not positive definite."""
+        if self.all_scalar:
+            buf = self._theta1
+            buf[:-1] = theta
+            s = buf[self.col_theta]
+            M = self.A * s[:, None]
+            M *= s
+        else:
+            M = self.A.copy()
+            Q = M.shape[0]
+            for t, sl, ts in zip(self.terms, self.slices, self.theta_slices):
+                if t.k == 1:
+                    M[:, sl] *= theta[ts][0]
+                    M[sl, :] *= theta[ts][0]
+                    continue
+                lam = t.lambda_from_theta(theta[ts])
+                nl, k = t.nlevels, t.k
+                M[:, sl] = (M[:, sl].reshape(Q, nl, k) @ lam).reshape(Q, nl * k)
+                M[sl, :] = (lam.T @ M[sl, :].reshape(nl, k, Q)).reshape(nl * k, Q)
+        M.flat[self.re_diag] += 1.0
+        L, info = _potrf(M, lower=1, clean=0, overwrite_a=1)
+        if info != 0:  # not positive definite (the last pivot r may be 0 only if y is fitted exactly)
+            return None
+        d = np.diagonal(L)
+        logd = np.log(d[:-1])
+        q = self.q
+        return 2.0 * float(logd[:q].sum()), 2.0 * float(logd[q:].sum()), float(d[-1] ** 2)
+
+
+# ------------------------------------------------------------- block kernels
+
+
+def _zt_dense(t: ReTerm, z: np.ndarray, M: np.ndarray) -> np.ndarray:
+    """(Z_t' M)' for a dense M (n x c): sums of rows of M within each level,
+    weighted by each column of z, arranged level-major (c x l*k)."""
+    nl, k, c = t.nlevels, t.k, M.shape[1]
+    out = np.empty((c, nl, k))
+    for a in range(k):
+        for col in range(c):
+            out[col, :, a] = np.bincount(t.refs, M[:, col] * z[:, a], minlength=nl)
+    return out.reshape(c, nl * k)
+
+
+def _scaled_diag(Ajj, lam, kind):
+    """Lambda' A_jj Lambda + I in the storage of L_jj."""
+    if Ajj.ndim == 1:  # scalar term
+        d = Ajj * lam[0, 0] ** 2 + 1.0
+        return np.diag(d) if kind == "dense" else d
+    blk = np.matmul(np.matmul(lam.T, Ajj), lam)
+    k = lam.shape[0]
+    blk[:, np.arange(k), np.arange(k)] += 1.0
+    if kind == "dense":
+        return sla.block_diag(*blk)
+    return blk
+
+
+def _scaled_offdiag(Aij, lam_i, lam_j, kind):
+    """Lambda_i' A_ij Lambda_j (Lambda_i = I for the X/y rows) in L_ij's storage."""
+    kj = lam_j.shape[0]
+    if isinstance(Aij, BlockSparse):
+        if Aij.ki == 1 and kj == 1:
+            data = Aij.data * (lam_i[0, 0] * lam_j[0, 0])
+        else:
+            data = np.matmul(np.matmul(lam_i.T, Aij.data), lam_j)
+        out = Aij.with_data(data)
+        return out.to_dense() if kind == "dense" else out
+    # dense
+    rows = Aij.shape[0]
+    if kj == 1:
+        out = Aij * lam_j[0, 0]
+    else:
+        out = (Aij.reshape(rows, -1, kj) @ lam_j).reshape(rows, -1)
+    if lam_i is not None:
+        ki = lam_i.shape[0]
+        if ki == 1:
+            out = out * lam_i[0, 0]
+        else:
+            cols = out.shape[1]
+            out = (lam_i.T @ out.reshape(-1, ki, cols)).reshape(rows, cols)
+    return out
+
+
+def _factor(M, kind):
+    if kind == "diag":
+        if np.any(M <= 0):
+            raise np.linalg.LinAlgError("not positive definite")
+        return np.sqrt(M)
+    if kind == "bdiag":
+        return np.linalg.cholesky(M)
+    return sla.cholesky(M, lower=True, check_finite=False)
+
+
+def _rdiv(Lij, kind_ij, Ljj, kind_jj, inv_blocks):
+    """Lij Ljj^{-T}."""
+    if kind_jj == "diag":
+        if kind_ij == "dense":
+            return Lij / Ljj[None, :]
+        Lij.data /= Ljj[Lij.bcol][:, None, None]
+        return Lij
+    if kind_jj == "bdiag":
+        if kind_ij == "dense":
+            rows = Lij.shape[0]
+            nl, k, _ = inv_blocks.shape
+            M3 = Lij.reshape(rows, nl, k)
+            return np.einsum("rlk,lmk->rlm", M3, inv_blocks).reshape(rows, nl * k)
+        Lij.data = np.matmul(Lij.data, inv_blocks[Lij.bcol].transpose(0, 2, 1))
+        return Lij
+    return sla.solve_triangular(Ljj, Lij.T, lower=True, check_finite=False).T
+
+
+def _diagonal(Ljj, kind):
+    if kind == "diag":
+        return Ljj
+    if kind == "bdiag":
+        k = Ljj.shape[1]
+        return Ljj[:, np.arange(k), np.arange(k)].reshape(-1)
+    return np.diag(Ljj)
+
+
+def _to_dense(blk, kind):
+    if kind == "diag":
+        return np.diag(blk)
+    if kind == "bdiag":
+        return sla.block_diag(*blk)
+    if kind == "sparse":
+        return blk.to_dense()
+    return blk
+
+
+def _tmul(Lij, kind, v):
+    """Lij' v."""
+    if kind == "sparse":
+        return Lij.to_scipy().T @ v
+    return Lij.T @ v
+
+
+def _ltsolve(Ljj, kind, rhs):
+    """Solve Ljj' x = rhs."""
+    if kind == "diag":
+        return rhs / Ljj
+    if kind == "bdiag":
+        nl, k, _ = Ljj.shape
+        r = rhs.reshape(nl, k, 1)
+        return np.linalg.solve(Ljj.transpose(0, 2, 1), r).reshape(-1)
+    return sla.solve_triangular(Ljj, rhs, lower=True, trans="T")

@@ -1,0 +1,168 @@
+"""The nlopt driver: minimize a mixed model's objective over its parameters.
+
+Follows MixedModels.jl's choices (its ``OptSummary`` defaults): derivative-free
+LN_NEWUOA without bounds when there are two or more parameters, LN_BOBYQA (which
+NEWUOA's quadratic model needs at least two parameters to avoid) with the diagonal
+of lambda bounded at zero for a single parameter; tolerances ftol_rel 1e-12,
+ftol_abs 1e-8, xtol_abs 1e-10; start at lambda = I. After convergence, columns of
+lambda with a negative diagonal are flipped (the likelihood depends on lambda
+lambda' only) and diagonal elements that are numerically zero are snapped to
+exactly zero when that does not raise the objective measurably, so that a
+boundary (singular) fit reports exactly zero variance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import nlopt
+import numpy as np
+
+from sklmixed._results import OptSummary
+
+FTOL_REL = 1e-12
+FTOL_ABS = 1e-8
+XTOL_ABS = 1e-10
+# Snapping: a diagonal element of lambda below SNAP_TOL is set to zero when the
+# objective rises by less than SNAP_COST (the precision of the printed objective
+# is 1e-4; 1e-5 keeps the snap invisible there).
+SNAP_TOL = 1e-3
+SNAP_COST = 1e-5
+
+OPTIMIZERS = {
+    "LN_NEWUOA": nlopt.LN_NEWUOA,
+    "LN_BOBYQA": nlopt.LN_BOBYQA,
+    "LN_COBYLA": nlopt.LN_COBYLA,
+    "LN_NELDERMEAD": nlopt.LN_NELDERMEAD,
+    "LN_SBPLX": nlopt.LN_SBPLX,
+    "LN_PRAXIS": nlopt.LN_PRAXIS,
+}
+
+_RETURN_CODES = {
+    nlopt.SUCCESS: "SUCCESS",
+    nlopt.STOPVAL_REACHED: "STOPVAL_REACHED",
+    nlopt.FTOL_REACHED: "FTOL_REACHED",
+    nlopt.XTOL_REACHED: "XTOL_REACHED",
+    nlopt.MAXEVAL_REACHED: "MAXEVAL_REACHED",
+    nlopt.MAXTIME_REACHED: "MAXTIME_REACHED",
+}
+
+
+def default_optimizer(nparams: int) -> str:
+    return "LN_BOBYQA" if nparams < 2 else "LN_NEWUOA"
+
+
+def minimize(
+    fun: Callable[[np.ndarray], float],
+    x0: np.ndarray,
+    lower: np.ndarray,
+    *,
+    optimizer: str | None = None,
+    maxfeval: int = -1,
+    use_bounds: bool | None = None,
+) -> OptSummary:
+    """Minimize ``fun`` from ``x0`` with nlopt; return the OptSummary.
+
+    ``fun`` may return ``inf`` where the parameters are infeasible (a factor that
+    is not positive definite); nlopt then sees the initial objective instead, as
+    MixedModels.jl does, which keeps the quadratic models of NEWUOA/BOBYQA finite.
+    """
+    x0 = np.asarray(x0, dtype=float)
+    n = x0.shape[0]
+    name = optimizer or default_optimizer(n)
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}; choose one of {sorted(OPTIMIZERS)}")
+    if n == 1 and name == "LN_NEWUOA":
+        name = "LN_BOBYQA"
+    fitlog: list[tuple[np.ndarray, float]] = []
+    finitial = float(fun(x0))
+    fitlog.append((x0.copy(), finitial))
+    if n == 0:
+        return OptSummary(x0, x0, finitial, finitial, 1, name, "SUCCESS", FTOL_REL,
+                          FTOL_ABS, XTOL_ABS, maxfeval, fitlog)
+    if not np.isfinite(finitial):
+        raise FloatingPointError("the objective is not finite at the starting values")
+
+    def wrapped(x, grad):
+        val = float(fun(x))
+        fitlog.append((x.copy(), val))
+        return val if np.isfinite(val) else finitial
+
+    opt = nlopt.opt(OPTIMIZERS[name], n)
+    opt.set_min_objective(wrapped)
+    opt.set_ftol_rel(FTOL_REL)
+    opt.set_ftol_abs(FTOL_ABS)
+    opt.set_xtol_abs(XTOL_ABS)
+    if maxfeval > 0:
+        opt.set_maxeval(int(maxfeval))
+    bounded = (name != "LN_NEWUOA") if use_bounds is None else use_bounds
+    if bounded and np.any(np.isfinite(lower)):
+        opt.set_lower_bounds(np.asarray(lower, dtype=float))
+    try:
+        xmin = opt.optimize(x0.copy())
+        code = _RETURN_CODES.get(opt.last_optimize_result(), str(opt.last_optimize_result()))
+    except nlopt.RoundoffLimited:
+        xmin = min(fitlog, key=lambda e: e[1])[0]
+        code = "ROUNDOFF_LIMITED"
+    fmin = float(fun(xmin))
+    return OptSummary(
+        initial=x0,
+        final=np.asarray(xmin, dtype=float),
+        finitial=finitial,
+        fmin=fmin,
+        feval=len(fitlog) - 1,
+        optimizer=name,
+        returnvalue=code,
+        ftol_rel=FTOL_REL,
+        ftol_abs=FTOL_ABS,
+        xtol_abs=XTOL_ABS,
+        maxfeval=maxfeval,
+        fitlog=fitlog,
+    )
+
+
+def finalize_theta(
+    theta: np.ndarray,
+    fmin: float,
+    fun: Callable[[np.ndarray], float],
+    diag_positions: np.ndarray,
+    flip: Callable[[np.ndarray], np.ndarray],
+) -> tuple[np.ndarray, float]:
+    """Flip negative columns, then snap numerically-zero diagonals to zero.
+
+    ``diag_positions`` are the indices in theta of lambda's diagonal elements;
+    ``flip`` returns theta with each lambda column made to have a non-negative
+    diagonal.
+    """
+    theta = flip(np.asarray(theta, dtype=float).copy())
+    best = fun(theta)
+    if not np.isfinite(best):
+        best = fmin
+    for i in diag_positions:
+        if theta[i] == 0.0 or abs(theta[i]) >= SNAP_TOL:
+            continue
+        trial = theta.copy()
+        trial[i] = 0.0
+        val = fun(trial)
+        if np.isfinite(val) and val <= best + SNAP_COST:
+            theta, best = trial, val
+    return theta, float(best)
+
+
+def fit_lmm(problem, *, optimizer: str | None = None, maxfeval: int = -1):
+    """Optimize a :class:`~sklmixed._core._lmm.LMMProblem`; leave L at the optimum.
+
+    Returns the final theta and the OptSummary (whose ``final``/``fmin`` are the
+    flipped and snapped values).
+    """
+    x0 = problem.initial_theta()
+    opt = minimize(problem.objective, x0, problem.lower_bounds(), optimizer=optimizer,
+                   maxfeval=maxfeval)
+    theta, fmin = finalize_theta(opt.final, opt.fmin, problem.objective,
+                                 problem.diag_positions(), problem.flip_theta)
+    if not problem.update(theta):  # pragma: no cover - theta came from a finite evaluation
+        raise FloatingPointError("the factor is not positive definite at the optimum")
+    opt = OptSummary(opt.initial, theta, opt.finitial, fmin, opt.feval, opt.optimizer,
+                     opt.returnvalue, opt.ftol_rel, opt.ftol_abs, opt.xtol_abs,
+                     opt.maxfeval, opt.fitlog)
+    return theta, opt
