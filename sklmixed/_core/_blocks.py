@@ -104,11 +104,13 @@ class PatternProduct:
         self.scalar = S.ki == 1 and T.ki == 1 and S.kj == 1
         nbj = T.shape_blocks[0]
         key = self.out_rows_blk * nbj + self.out_cols_blk
-        uniq, inv = np.unique(key, return_inverse=True)
-        self.pos = inv.astype(np.int64)
+        uniq, inv = _unique_inverse(key, S.shape_blocks[0] * nbj)
+        self.pos = inv
         self.nout = int(uniq.shape[0])
         self.urow = uniq // nbj  # block row of each distinct output block
         self.ucol = uniq % nbj  # block column of each distinct output block
+        self._colweighted = None
+        self._flat = None
 
     def is_block_diagonal(self) -> bool:
         return bool(np.all(self.urow == self.ucol))
@@ -135,11 +137,37 @@ class PatternProduct:
         np.add.at(out, self.pos, prod)
         return out
 
-    def subtract_from_dense(self, dense: np.ndarray, S: BlockSparse, T: BlockSparse):
+    def colweighted_values(self, w: np.ndarray, A: BlockSparse) -> np.ndarray:
+        """Values of ``S diag(w) S'`` for the pattern's own (scalar) ``S``.
+
+        When S = c * A D with A the constant data of the pattern, D a diagonal
+        column scaling and c a scalar (a scalar term's block below a diagonal L11),
+        ``S S' = c^2 A D^2 A'`` and the products of A's entries are constants: a
+        sparse matrix P (distinct outputs x columns) made once, so an evaluation is
+        one sparse matrix-vector product ``P @ w`` with ``w = diag(D^2)``. P is
+        rebuilt only when ``A`` (new weights) changes.
+        """
+        if self._colweighted is None or self._colweighted[0] is not A:
+            vals = A.data[self.ia, 0, 0] * A.data[self.ib, 0, 0]
+            # Pairs are enumerated column by column (CSC order), so P is built in
+            # CSC form directly, without a sort.
+            ncol = A.shape_blocks[1]
+            counts = np.bincount(A.bcol[self.ia], minlength=ncol)
+            indptr = np.concatenate(([0], np.cumsum(counts)))
+            P = sp.csc_matrix((vals, self.pos, indptr), shape=(self.nout, ncol))
+            self._colweighted = (A, P)
+        return self._colweighted[1] @ w
+
+    def subtract_from_dense(self, dense, S, T, vals=None):
         """``dense -= S T'`` on the product's pattern (dense is ri*ki x rj*kj)."""
-        vals = self.values(S, T)
+        if vals is None:
+            vals = self.values(S, T)
         if self.scalar:
-            dense[self.urow, self.ucol] -= vals  # distinct positions: no repeats
+            # Distinct positions, so a plain fancy-indexed update is exact.
+            flat = dense.reshape(-1)
+            if self._flat is None or self._flat[0] != dense.shape[1]:
+                self._flat = (dense.shape[1], self.urow * dense.shape[1] + self.ucol)
+            flat[self._flat[1]] -= vals
             return
         r = (self.urow[:, None] * self.ki + np.arange(self.ki))[:, :, None]
         c = (self.ucol[:, None] * self.kj + np.arange(self.kj))[:, None, :]
@@ -173,4 +201,19 @@ def _pairs_in_same_column(S: BlockSparse, T: BlockSparse, symmetric: bool):
     first = np.repeat(np.cumsum(reps) - reps, reps)
     offset = np.arange(total) - first
     b_csc = t_start[s_col][a_csc] + offset
-    return s_order[a_csc].astype(np.int64), t_order[b_csc].astype(np.int64)
+    return s_order[a_csc], t_order[b_csc]
+
+
+def _unique_inverse(key: np.ndarray, bound: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted distinct values of ``key`` (all in [0, bound)) and each key's index.
+
+    Counting beats sorting when the range is moderate (it is linear), which is the
+    case of a dense target block; fall back to a sort otherwise.
+    """
+    if bound <= 64_000_000:
+        present = np.bincount(key, minlength=bound) > 0
+        uniq = np.flatnonzero(present)
+        rank = np.cumsum(present) - 1
+        return uniq, rank[key]
+    uniq, inv = np.unique(key, return_inverse=True)
+    return uniq.astype(np.int64), inv.astype(np.int64)

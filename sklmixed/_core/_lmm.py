@@ -49,7 +49,7 @@ def estimable_columns(X: np.ndarray, tol: float = RANK_TOL) -> np.ndarray:
     p = X.shape[1]
     if p == 0:
         return np.arange(0)
-    norms = np.linalg.norm(X, axis=0)
+    norms = np.sqrt(np.einsum("ij,ij->j", X, X))
     norms[norms == 0] = 1.0
     r = np.linalg.qr(X / norms, mode="r")
     diag = np.abs(np.diag(r))
@@ -263,7 +263,9 @@ class LMMProblem:
                 if j < m:
                     Ljj = _scaled_diag(A[(j, j)], lams[j], kinds[(j, j)])
                     for i in range(j):
-                        self._rank_update(Ljj, kinds[(j, j)], L[(j, i)], kinds[(j, i)], (j, j, i))
+                        self._rank_update(
+                            Ljj, kinds[(j, j)], L[(j, i)], kinds[(j, i)], (j, j, i), lams, L
+                        )
                     Ljj = _factor(Ljj, kinds[(j, j)])
                     if kinds[(j, j)] == "bdiag":
                         inv_blocks[j] = np.linalg.inv(Ljj)
@@ -287,14 +289,20 @@ class LMMProblem:
         self.L = L
         return True
 
-    def _rank_update(self, Ljj, kind_jj, Lji, kind_ji, key) -> None:
+    def _rank_update(self, Ljj, kind_jj, Lji, kind_ji, key, lams, L) -> None:
         """Ljj -= Lji Lji' (lower triangle suffices for the dense case)."""
         if kind_ji == "dense":
             Ljj -= Lji @ Lji.T
             return
         pp = self._pp[key]
+        j, _, i = key
         if kind_jj == "dense":
-            pp.subtract_from_dense(Ljj, Lji, Lji)
+            vals = None
+            if i == 0 and self.terms[0].k == 1 and self.terms[j].k == 1:
+                # L_j0 = lam_j lam_0 A_j0 / L00: constant products, weights 1/L00^2.
+                c2 = (lams[j][0, 0] * lams[0][0, 0]) ** 2
+                vals = c2 * pp.colweighted_values(1.0 / L[(0, 0)] ** 2, self.A[(j, 0)])
+            pp.subtract_from_dense(Ljj, Lji, Lji, vals)
         else:  # diag or bdiag: the product is block diagonal by construction
             Ljj[pp.urow] -= pp.values(Lji, Lji)
 
