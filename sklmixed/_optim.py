@@ -166,3 +166,70 @@ def fit_lmm(problem, *, optimizer: str | None = None, maxfeval: int = -1):
                      opt.returnvalue, opt.ftol_rel, opt.ftol_abs, opt.xtol_abs,
                      opt.maxfeval, opt.fitlog)
     return theta, opt
+
+
+def fit_glmm(problem, *, fast: bool = False, optimizer: str | None = None,
+             maxfeval: int = -1):
+    """Optimize a :class:`~sklmixed._core._glmm.GLMMProblem`.
+
+    Stage 1 (always): theta only, beta from PIRLS (MixedModels.jl's ``fast=true``,
+    lme4's nAGQ = 0 analogue). Stage 2 (``fast=False``): beta and theta jointly
+    from the stage-1 optimum, PIRLS over u only; a warm start that lands on the
+    same optimum as starting from the GLM fit, in fewer evaluations.
+    Returns (beta, theta, OptSummary); the problem is left at the optimum.
+    """
+    nth = problem.ntheta
+    lower_theta = problem.lmm.lower_bounds()
+    problem.reset()
+    problem.pirls(np.zeros(nth))  # GLM fit (Lambda = 0) gives starting beta
+    problem.reset()
+
+    def dev_theta(theta):
+        try:
+            return problem.deviance(theta)
+        except (RuntimeError, FloatingPointError):  # PIRLS failure: infeasible point
+            return np.inf
+
+    opt = minimize(dev_theta, problem.lmm.initial_theta(), lower_theta,
+                   optimizer=optimizer or "LN_BOBYQA", maxfeval=maxfeval)
+    theta = problem.lmm.flip_theta(opt.final)
+    problem.deviance(theta)
+    beta = problem._beta.copy()
+    if not fast:
+        p = beta.shape[0]
+
+        def dev_joint(x):
+            try:
+                return problem.deviance(x[p:], x[:p])
+            except (RuntimeError, FloatingPointError):
+                return np.inf
+
+        x0 = np.concatenate((beta, theta))
+        lower = np.concatenate((np.full(p, -np.inf), lower_theta))
+        opt2 = minimize(dev_joint, x0, lower, optimizer=optimizer or "LN_BOBYQA",
+                        maxfeval=maxfeval)
+        opt = OptSummary(x0, opt2.final, opt2.finitial, opt2.fmin, opt.feval + opt2.feval,
+                         opt2.optimizer, opt2.returnvalue, opt2.ftol_rel, opt2.ftol_abs,
+                         opt2.xtol_abs, maxfeval, opt.fitlog + opt2.fitlog)
+        beta = opt2.final[:p].copy()
+        theta = problem.lmm.flip_theta(opt2.final[p:])
+
+    def dev_at(th):
+        return dev_theta(th) if fast else problem.deviance(th, beta)
+
+    theta, fmin = finalize_theta(theta, opt.fmin, lambda th: _safe(dev_at, th),
+                                 problem.lmm.diag_positions(), lambda th: th)
+    fmin = problem.deviance(theta) if fast else problem.deviance(theta, beta)
+    if fast:
+        beta = problem._beta.copy()
+    opt = OptSummary(opt.initial, np.concatenate((beta, theta)) if not fast else theta,
+                     opt.finitial, fmin, opt.feval, opt.optimizer, opt.returnvalue,
+                     opt.ftol_rel, opt.ftol_abs, opt.xtol_abs, opt.maxfeval, opt.fitlog)
+    return beta, theta, opt
+
+
+def _safe(f, x):
+    try:
+        return f(x)
+    except (RuntimeError, FloatingPointError):
+        return np.inf

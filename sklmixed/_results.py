@@ -136,3 +136,106 @@ class FitResult:
             },
             index=pd.Index(list(self.coef_names), name="Name"),
         )
+
+
+def _varcomps(terms, theta_slices, theta, scale: float) -> tuple:
+    """Variance components of each term: SDs and correlations of scale * lambda."""
+    out = []
+    for t, s in zip(terms, theta_slices):
+        lam = t.lambda_from_theta(theta[s]) * scale
+        cov = lam @ lam.T
+        sd = np.sqrt(np.diag(cov))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            corr = cov / np.outer(sd, sd)
+        corr[np.outer(sd, sd) == 0] = np.nan
+        np.fill_diagonal(corr, 1.0)
+        out.append(VarComp(t.name, tuple(t.cnames), sd, corr, t.structural_zero, t.nlevels))
+    return tuple(out)
+
+
+def information_criteria(objective: float, dof: int, nobs: int) -> dict[str, float]:
+    """AIC, AICc and BIC from -2 log L (DESIGN.md section 4)."""
+    aic = objective + 2 * dof
+    denom = nobs - dof - 1
+    aicc = aic + 2 * dof * (dof + 1) / denom if denom > 0 else np.inf
+    return {"aic": aic, "aicc": aicc, "bic": objective + dof * np.log(nobs)}
+
+
+def lmm_result(problem, theta, optsum, formula: str, coef_names) -> FitResult:
+    """Assemble the FitResult of a converged linear mixed model.
+
+    ``problem`` holds the factor L at ``theta``. Coefficients of columns dropped for
+    rank deficiency are reported as -0.0 with NaN standard error and NaN rows and
+    columns in vcov, as MixedModels.jl does.
+    """
+    p_full, keep = problem.p_full, problem.keep
+    sigma2 = problem.sigma2()
+    beta = problem.beta()
+    coef = np.full(p_full, -0.0)
+    coef[keep] = beta
+    vcov = np.full((p_full, p_full), np.nan)
+    vcov[np.ix_(keep, keep)] = sigma2 * problem.rxx_inverse()
+    stderror = np.sqrt(np.diag(vcov))
+    objective = problem._objective_from_L()
+    dof = problem.p + problem.ntheta + 1
+    ic = information_criteria(objective, dof, problem.n)
+    sigma = float(np.sqrt(sigma2))
+    return FitResult(
+        formula=formula,
+        nobs=problem.n,
+        coef=coef,
+        coef_names=tuple(coef_names),
+        stderror=stderror,
+        vcov=vcov,
+        theta=np.asarray(theta, dtype=float),
+        sigma=sigma,
+        varcomps=_varcomps(problem.terms, problem.theta_slices, theta, sigma),
+        objective=objective,
+        loglik=-objective / 2,
+        aic=ic["aic"],
+        aicc=ic["aicc"],
+        bic=ic["bic"],
+        dof=dof,
+        reml=problem.reml,
+        optsum=optsum,
+    )
+
+
+def glmm_result(problem, beta, theta, optsum, formula: str, coef_names, fast: bool) -> FitResult:
+    """Assemble the FitResult of a converged GLMM (problem left at the optimum)."""
+    lmm = problem.lmm
+    p_full, keep = lmm.p_full, lmm.keep
+    coef = np.full(p_full, -0.0)
+    coef[keep] = beta
+    vcov = np.full((p_full, p_full), np.nan)
+    # No dispersion parameter: the covariance of beta is (R_X R_X')^{-1} of the
+    # factor at the converged working weights, as MixedModels.jl's vcov.
+    vcov[np.ix_(keep, keep)] = lmm.rxx_inverse()
+    stderror = np.sqrt(np.diag(vcov))
+    deviance = float(optsum.fmin)
+    usq = sum(float(np.sum(u**2)) for u in problem.u)
+    loglik = problem.conditional_loglik(problem._eta) - (usq + lmm.logdet_re()) / 2
+    dof = lmm.p + lmm.ntheta
+    ic = information_criteria(-2 * loglik, dof, problem.n)
+    return FitResult(
+        formula=formula,
+        nobs=problem.n,
+        coef=coef,
+        coef_names=tuple(coef_names),
+        stderror=stderror,
+        vcov=vcov,
+        theta=np.asarray(theta, dtype=float),
+        sigma=None,
+        varcomps=_varcomps(lmm.terms, lmm.theta_slices, theta, 1.0),
+        objective=deviance,
+        loglik=loglik,
+        aic=ic["aic"],
+        aicc=ic["aicc"],
+        bic=ic["bic"],
+        dof=dof,
+        family=problem.family.name,
+        link=problem.link.name,
+        nagq=problem.nagq,
+        deviance=deviance,
+        optsum=optsum,
+    )

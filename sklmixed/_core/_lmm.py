@@ -176,8 +176,11 @@ class LMMProblem:
                         kind = "dense"
                 self.Lkind[(i, j)] = kind
 
-    def set_weights(self, weights) -> None:
-        """(Re)compute A for prior or working weights (PIRLS calls this each step)."""
+    def set_weights(self, weights, y=None) -> None:
+        """(Re)compute A for prior or working weights, and optionally a new
+        response (PIRLS installs working weights and working response each step)."""
+        if y is not None:
+            self.y = np.asarray(y, dtype=float)
         sw = None if weights is None else np.sqrt(np.asarray(weights, dtype=float))
         self.sqrtw = sw
         terms, m = self.terms, self.m
