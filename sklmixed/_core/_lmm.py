@@ -16,6 +16,8 @@ work inside the optimizer loop) is a short sequence of vectorized operations.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
@@ -97,6 +99,8 @@ class LMMProblem:
         self.terms = order_terms(list(reterms))
         self.m = len(self.terms)
         self.weights = None if weights is None else np.asarray(weights, dtype=float)
+        # ML with prior weights: the likelihood carries -sum(log w) (lme4, MixedModels.jl)
+        self._logw_sum = 0.0 if weights is None else float(np.sum(np.log(self.weights)))
         offsets = np.cumsum([0] + [t.ntheta for t in self.terms])
         self.theta_slices = [slice(offsets[i], offsets[i + 1]) for i in range(self.m)]
         self.ntheta = int(offsets[-1])
@@ -337,7 +341,7 @@ class LMMProblem:
     def objective(self, theta: np.ndarray) -> float:
         """-2 log-likelihood (ML) or the REML criterion at ``theta``; inf if not PD."""
         if self._dense is not None:
-            parts = self._dense.logdets(np.asarray(theta, dtype=float))
+            parts = self._dense.logdets(theta)
             return np.inf if parts is None else self._assemble_objective(*parts)
         if not self.update(theta):
             return np.inf
@@ -367,11 +371,9 @@ class LMMProblem:
         if self.reml:
             d = self.n - self.p
             val += logdet_x
-        if r2 <= 0 or d <= 0:
+        if not r2 > 0 or d <= 0:
             return np.inf
-        val += d * (1.0 + np.log(2.0 * np.pi * r2 / d))
-        if self.weights is not None:
-            val -= float(np.sum(np.log(self.weights)))
+        val += d * (1.0 + math.log(2.0 * math.pi * r2 / d)) - self._logw_sum
         return float(val)
 
     # ------------------------------------------------------ after convergence
@@ -473,6 +475,19 @@ class _DenseEvaluator:
         self.col_theta = col_theta
         self.re_diag = np.arange(self.q) * (Q + 1)
         self._theta1 = np.ones(problem.ntheta + 1)
+        # With vector terms, Lambda-tilde = blockdiag(Lambda, I) as a dense Q x Q
+        # matrix whose free entries are filled from theta by one fancy assignment.
+        if not self.all_scalar:
+            pos, src = [np.arange(self.q, Q) * (Q + 1)], [np.full(Q - self.q, problem.ntheta)]
+            for t, sl, ts in zip(terms, self.slices, problem.theta_slices):
+                base = sl.start + np.arange(t.nlevels)[:, None] * t.k  # first row of each level
+                rows = (base + t.inds[:, 0]).reshape(-1)
+                cols = (base + t.inds[:, 1]).reshape(-1)
+                pos.append(rows * Q + cols)
+                src.append(np.tile(np.arange(ts.start, ts.stop), t.nlevels))
+            self._lam_pos = np.concatenate(pos)
+            self._lam_src = np.concatenate(src)
+            self._lam = np.zeros((Q, Q))
 
     def logdets(self, theta: np.ndarray):
         """(log|L_Z|^2, log|L_X|^2, r^2), or None if not positive definite."""
@@ -483,25 +498,19 @@ class _DenseEvaluator:
             M = self.A * s[:, None]
             M *= s
         else:
-            M = self.A.copy()
-            Q = M.shape[0]
-            for t, sl, ts in zip(self.terms, self.slices, self.theta_slices):
-                if t.k == 1:
-                    M[:, sl] *= theta[ts][0]
-                    M[sl, :] *= theta[ts][0]
-                    continue
-                lam = t.lambda_from_theta(theta[ts])
-                nl, k = t.nlevels, t.k
-                M[:, sl] = (M[:, sl].reshape(Q, nl, k) @ lam).reshape(Q, nl * k)
-                M[sl, :] = (lam.T @ M[sl, :].reshape(nl, k, Q)).reshape(nl * k, Q)
+            buf = self._theta1
+            buf[:-1] = theta
+            lam = self._lam
+            lam.flat[self._lam_pos] = buf[self._lam_src]
+            M = lam.T @ self.A @ lam
         M.flat[self.re_diag] += 1.0
         L, info = _potrf(M, lower=1, clean=0, overwrite_a=1)
         if info != 0:  # not positive definite (the last pivot r may be 0 only if y is fitted exactly)
             return None
-        d = np.diagonal(L)
-        logd = np.log(d[:-1])
+        logd = np.log(L.diagonal())
         q = self.q
-        return 2.0 * float(logd[:q].sum()), 2.0 * float(logd[q:].sum()), float(d[-1] ** 2)
+        r = L[-1, -1]
+        return 2.0 * logd[:q].sum(), 2.0 * (logd[q:].sum() - logd[-1]), r * r
 
 
 # ------------------------------------------------------------- block kernels
@@ -527,8 +536,17 @@ def _scaled_diag(Ajj, lam, kind):
     k = lam.shape[0]
     blk[:, np.arange(k), np.arange(k)] += 1.0
     if kind == "dense":
-        return sla.block_diag(*blk)
+        return _bdiag_dense(blk)
     return blk
+
+
+def _bdiag_dense(blk: np.ndarray) -> np.ndarray:
+    """The block-diagonal matrix of the blocks (l, k, k) as a dense (l k, l k) array."""
+    nl, k, _ = blk.shape
+    out = np.zeros((nl, k, nl, k))
+    lv = np.arange(nl)
+    out[lv, :, lv, :] = blk
+    return out.reshape(nl * k, nl * k)
 
 
 def _scaled_offdiag(Aij, lam_i, lam_j, kind):
@@ -598,7 +616,7 @@ def _to_dense(blk, kind):
     if kind == "diag":
         return np.diag(blk)
     if kind == "bdiag":
-        return sla.block_diag(*blk)
+        return _bdiag_dense(blk)
     if kind == "sparse":
         return blk.to_dense()
     return blk
