@@ -638,3 +638,85 @@ def _ltsolve(Ljj, kind, rhs):
         r = rhs.reshape(nl, k, 1)
         return np.linalg.solve(Ljj.transpose(0, 2, 1), r).reshape(-1)
     return sla.solve_triangular(Ljj, rhs, lower=True, trans="T")
+
+
+# ------------------------------------------------------ conditional variances
+
+
+def conditional_variances(problem: LMMProblem, theta: np.ndarray) -> list[np.ndarray]:
+    """Per term, the (l, k, k) blocks of Lambda (Lambda'Z'Z Lambda + I)^{-1} Lambda'.
+
+    (Multiply by sigma^2 for the conditional covariance of b given y.) Uses the
+    factor: (L L')^{-1} = L^{-T} L^{-1}, so the block of level b of term j is
+    sum over blocks i >= j of Y_i[:, b]' Y_i[:, b] with Y = L^{-1} E_j and E_j the
+    identity columns of term j; Y_j = L_jj^{-1} is (block) diagonal and only the
+    blocks below it need a forward substitution.
+    """
+    L, kinds, terms, m = problem.L, problem.Lkind, problem.terms, problem.m
+    lams = problem.lambdas(theta)
+    out = []
+    for j, tj in enumerate(terms):
+        nl, k = tj.nlevels, tj.k
+        kind = kinds[(j, j)]
+        if kind == "diag":
+            Yjj = np.diag(1.0 / L[(j, j)])
+        elif kind == "bdiag":
+            Yjj = _bdiag_dense(np.linalg.inv(L[(j, j)]))
+        else:
+            Yjj = sla.solve_triangular(L[(j, j)], np.eye(tj.nranef), lower=True)
+        Ys = {j: Yjj}
+        for i in range(j + 1, m):
+            rhs = np.zeros((terms[i].nranef, tj.nranef))
+            for kk in range(j, i):
+                blk = L[(i, kk)]
+                rhs -= (blk.to_scipy() @ Ys[kk]) if kinds[(i, kk)] == "sparse" else blk @ Ys[kk]
+            Ys[i] = _lsolve_dense(L[(i, i)], kinds[(i, i)], rhs)
+        G = np.zeros((nl, k, k))
+        for Y in Ys.values():
+            Y3 = Y.reshape(Y.shape[0], nl, k)
+            G += np.einsum("qla,qlb->lab", Y3, Y3)
+        lam = lams[j]
+        out.append(lam @ G @ lam.T)
+    return out
+
+
+def leverage(problem: LMMProblem, theta: np.ndarray, chunk: int = 2048) -> np.ndarray:
+    """Diagonal of the hat matrix: ||L^{-1} [Lambda' z_i; x_i]||^2 for each row i.
+
+    L here is the factor of the system without y (the leading q + p rows). The
+    work is dense in q + p and done in chunks of observations.
+    """
+    sizes = [t.nranef for t in problem.terms]
+    q = int(sum(sizes))
+    p = problem.p
+    Lfull = np.zeros((q + p, q + p))
+    Lfull[:q, :q] = problem.dense_lzz()
+    Lm = problem.L
+    off = np.concatenate(([0], np.cumsum(sizes)))
+    for j in range(problem.m):
+        Lfull[q:, off[j] : off[j + 1]] = Lm[(problem.m, j)][:p, :]
+    Lfull[q:, q:] = Lm[(problem.m, problem.m)][:p, :p]
+    lams = problem.lambdas(theta)
+    sw = problem.sqrtw if problem.sqrtw is not None else np.ones(problem.n)
+    out = np.empty(problem.n)
+    for start in range(0, problem.n, chunk):
+        rows = np.arange(start, min(start + chunk, problem.n))
+        rhs = np.zeros((q + p, rows.shape[0]))
+        for j, t in enumerate(problem.terms):
+            zl = (t.z[rows] @ lams[j]) * sw[rows, None]  # Lambda' z_i for the level's block
+            cols = off[j] + t.refs[rows][:, None] * t.k + np.arange(t.k)
+            rhs[cols, np.arange(rows.shape[0])[:, None]] = zl
+        rhs[q:, :] = (problem.X[rows] * sw[rows, None]).T
+        Y = sla.solve_triangular(Lfull, rhs, lower=True, check_finite=False)
+        out[rows] = np.einsum("ij,ij->j", Y, Y)
+    return out
+
+
+def _lsolve_dense(Ljj, kind, rhs):
+    """Ljj^{-1} rhs for a dense right-hand side."""
+    if kind == "diag":
+        return rhs / Ljj[:, None]
+    if kind == "bdiag":
+        nl, k, _ = Ljj.shape
+        return np.linalg.solve(Ljj, rhs.reshape(nl, k, -1)).reshape(nl * k, -1)
+    return sla.solve_triangular(Ljj, rhs, lower=True, check_finite=False)

@@ -129,3 +129,36 @@ def test_estimable_columns_drops_later_dependent_columns():
     X = np.column_stack((np.ones(30), x[:, 0], 2 * x[:, 0] + 1, x[:, 1], x[:, 1]))
     assert estimable_columns(X).tolist() == [0, 1, 3]
     assert estimable_columns(np.column_stack((np.ones(30), x))).tolist() == [0, 1, 2]
+
+
+@pytest.mark.parametrize("structure", ["scalar", "vector", "crossed", "nested", "three_crossed", "crossed_vectors"])
+def test_condvar_and_leverage_match_dense_formulas(structure):
+    from scipy.linalg import block_diag
+    from sklmixed._core._lmm import conditional_variances, leverage
+
+    rng = np.random.default_rng(7)
+    terms = _structures(np.random.default_rng(0))[structure]
+    n = terms[0].refs.shape[0]
+    X = np.column_stack((np.ones(n), rng.normal(size=n)))
+    y = X @ [1.0, 2.0] + rng.normal(size=n)
+    prob = LMMProblem(X, y, terms)
+    theta = rng.uniform(0.3, 1.5, prob.ntheta)
+    assert prob.update(theta)
+    Z = prob.dense_z()
+    Lam = prob.dense_lambda(theta)
+    ZL = Z @ Lam
+    q = ZL.shape[1]
+    full = Lam @ np.linalg.inv(ZL.T @ ZL + np.eye(q)) @ Lam.T
+    cv = conditional_variances(prob, theta)
+    off = 0
+    for t, blocks in zip(prob.terms, cv):
+        for b in range(t.nlevels):
+            sl = slice(off + b * t.k, off + (b + 1) * t.k)
+            np.testing.assert_allclose(blocks[b], full[sl, sl], rtol=1e-9, atol=1e-12)
+        off += t.nranef
+    # hat matrix of the penalized system [Z Lambda, X]
+    W = np.hstack((ZL, X))
+    P = np.zeros((q + 2, q + 2))
+    P[:q, :q] = np.eye(q)
+    H = W @ np.linalg.solve(W.T @ W + P, W.T)
+    np.testing.assert_allclose(leverage(prob, theta, chunk=37), np.diag(H), rtol=1e-9, atol=1e-12)
