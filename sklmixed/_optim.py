@@ -209,6 +209,7 @@ def fit_glmm(problem, *, fast: bool = False, optimizer: str | None = None,
 
         x0 = np.concatenate((beta, theta))
         lower = np.concatenate((np.full(p, -np.inf), lower_theta))
+        problem.reset()  # the joint stage starts PIRLS from u = 0, like the first stage
         opt2 = minimize(dev_joint, x0, lower, optimizer=optimizer or "LN_BOBYQA",
                         maxfeval=maxfeval)
         opt = OptSummary(x0, opt2.final, opt2.finitial, opt2.fmin, opt.feval + opt2.feval,

@@ -164,16 +164,25 @@ class BernoulliFamily(Family):
         return np.clip(mu, _EPS, 1.0 - _EPS)
 
     def unit_deviance(self, y, mu):
-        return -2.0 * (special.xlogy(y, mu) + special.xlog1py(1.0 - y, -mu))
+        # y is 0/1: -2 log of the probability of the observed outcome
+        return -2.0 * np.log(np.where(y > 0.5, mu, 1.0 - mu))
 
     def loglik(self, y, mu, wt):
         return wt * (special.xlogy(y, mu) + special.xlog1py(1.0 - y, -mu))
+
 
 
 class BinomialFamily(BernoulliFamily):
     """Response = proportion of successes, prior weight = number of trials."""
 
     name = "binomial"
+
+    def unit_deviance(self, y, mu):
+        # 2 [y log(y / mu) + (1 - y) log((1 - y) / (1 - mu))], with 0 log 0 = 0
+        return 2.0 * (
+            special.xlogy(y, y) - special.xlogy(y, mu)
+            + special.xlogy(1.0 - y, 1.0 - y) - special.xlog1py(1.0 - y, -mu)
+        )
 
     def loglik(self, y, mu, wt):
         k = np.rint(y * wt)

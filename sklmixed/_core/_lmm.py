@@ -114,12 +114,20 @@ class LMMProblem:
     def _build_structure(self) -> None:
         """Block patterns of A and L, decided once from the grouping factors."""
         terms, m = self.terms, self.m
-        # Z_j as a sparse n x q_j matrix (columns level-major: k columns per level).
+        # Z_j as a sparse n x q_j matrix (columns level-major: k columns per level),
+        # kept transposed (q_j x n, CSR) for the products Z_j' W [X y].
         self._Zpattern = []
+        self._Zt = []
         for t in terms:
             rows = np.repeat(np.arange(self.n), t.k)
             cols = (t.refs[:, None] * t.k + np.arange(t.k)).reshape(-1)
             self._Zpattern.append((rows, cols))
+            self._Zt.append(
+                sp.csr_matrix((t.z.reshape(-1), (cols, rows)), shape=(t.nranef, self.n))
+            )
+        self._Xy_raw = np.empty((self.n, self.p + 1))
+        self._Xy_raw[:, : self.p] = self.X
+        self._qtot = sum(t.nranef for t in terms) + self.p + 1
         # Off-diagonal random-effects blocks: which level pairs meet in the data.
         self._pairs: dict[tuple[int, int], tuple[np.ndarray, BlockSparse]] = {}
         self.Akind: dict[tuple[int, int], str] = {}
@@ -182,44 +190,48 @@ class LMMProblem:
 
     def set_weights(self, weights, y=None) -> None:
         """(Re)compute A for prior or working weights, and optionally a new
-        response (PIRLS installs working weights and working response each step)."""
+        response (PIRLS installs working weights and working response each step).
+
+        A = [Z X y]' W [Z X y] from the unweighted columns: bincounts for the
+        blocks between random-effects terms, one sparse product Z_j' (W [X y]) per
+        term, one dense product for [X y]' W [X y].
+        """
         if y is not None:
             self.y = np.asarray(y, dtype=float)
-        sw = None if weights is None else np.sqrt(np.asarray(weights, dtype=float))
-        self.sqrtw = sw
+        self._Xy_raw[:, -1] = self.y
+        w = None if weights is None else np.asarray(weights, dtype=float)
+        self.sqrtw = None if w is None else np.sqrt(w)
         terms, m = self.terms, self.m
-        zs = [t.z if sw is None else t.z * sw[:, None] for t in terms]
-        Xy = np.column_stack((self.X, self.y))
-        if sw is not None:
-            Xy = Xy * sw[:, None]
-        self.Xy = Xy
+        Xy = self._Xy_raw
+        WXy = Xy if w is None else Xy * w[:, None]
         A: dict[tuple[int, int], object] = {}
-        for j, (t, z) in enumerate(zip(terms, zs)):
-            k, nl = t.k, t.nlevels
+        for j, t in enumerate(terms):
+            k, nl, z = t.k, t.nlevels, t.z
+            zw = z if w is None else z * w[:, None]
             if k == 1:
-                A[(j, j)] = np.bincount(t.refs, z[:, 0] ** 2, minlength=nl)
+                A[(j, j)] = np.bincount(t.refs, zw[:, 0] * z[:, 0], minlength=nl)
             else:
                 blk = np.empty((nl, k, k))
                 for a in range(k):
                     for b in range(a + 1):
-                        v = np.bincount(t.refs, z[:, a] * z[:, b], minlength=nl)
+                        v = np.bincount(t.refs, zw[:, a] * z[:, b], minlength=nl)
                         blk[:, a, b] = v
                         blk[:, b, a] = v
                 A[(j, j)] = blk
-            A[(m, j)] = _zt_dense(t, z, Xy)
+            A[(m, j)] = np.asarray((self._Zt[j] @ WXy).T)
         for (i, j), (inv, pattern) in self._pairs.items():
             ti, tj = terms[i], terms[j]
             nb = pattern.nblocks
+            zwi = ti.z if w is None else ti.z * w[:, None]
             data = np.empty((nb, ti.k, tj.k))
             for a in range(ti.k):
                 for b in range(tj.k):
-                    data[:, a, b] = np.bincount(inv, zs[i][:, a] * zs[j][:, b], minlength=nb)
+                    data[:, a, b] = np.bincount(inv, zwi[:, a] * tj.z[:, b], minlength=nb)
             blocks = pattern.with_data(data)
             A[(i, j)] = blocks.to_dense() if self.Akind[(i, j)] == "dense" else blocks
-        A[(m, m)] = Xy.T @ Xy
+        A[(m, m)] = Xy.T @ WXy
         self.A = A
-        qtot = sum(t.nranef for t in terms) + self.p + 1
-        self._dense = _DenseEvaluator(self) if qtot <= DENSE_MAX else None
+        self._dense = None  # rebuilt from the new A on the next objective()
 
     # ------------------------------------------------------ theta bookkeeping
 
@@ -340,6 +352,8 @@ class LMMProblem:
 
     def objective(self, theta: np.ndarray) -> float:
         """-2 log-likelihood (ML) or the REML criterion at ``theta``; inf if not PD."""
+        if self._dense is None and self._qtot <= DENSE_MAX:
+            self._dense = _DenseEvaluator(self)
         if self._dense is not None:
             parts = self._dense.logdets(theta)
             return np.inf if parts is None else self._assemble_objective(*parts)
@@ -514,17 +528,6 @@ class _DenseEvaluator:
 
 
 # ------------------------------------------------------------- block kernels
-
-
-def _zt_dense(t: ReTerm, z: np.ndarray, M: np.ndarray) -> np.ndarray:
-    """(Z_t' M)' for a dense M (n x c): sums of rows of M within each level,
-    weighted by each column of z, arranged level-major (c x l*k)."""
-    nl, k, c = t.nlevels, t.k, M.shape[1]
-    out = np.empty((c, nl, k))
-    for a in range(k):
-        for col in range(c):
-            out[col, :, a] = np.bincount(t.refs, M[:, col] * z[:, a], minlength=nl)
-    return out.reshape(c, nl * k)
 
 
 def _scaled_diag(Ajj, lam, kind):

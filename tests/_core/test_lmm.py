@@ -94,8 +94,9 @@ def test_blocked_factor_matches_naive(structure, reml, dense_max, monkeypatch):
     y = X @ [1.0, 2.0, -1.0] + rng.normal(size=n)
     weights = rng.uniform(0.5, 2.0, n) if structure == "crossed" else None
     prob = LMMProblem(X, y, terms, weights=weights, reml=reml)
-    assert (prob._dense is not None) == (dense_max > 0)
     theta = rng.uniform(0.3, 1.5, prob.ntheta)
+    prob.objective(theta)
+    assert (prob._dense is not None) == (dense_max > 0)
     ordered = prob.terms
     expected, beta, u, s2 = _naive(X, y, ordered, theta, reml, weights)
     assert prob.objective(theta) == pytest.approx(expected, rel=1e-10, abs=1e-8)
