@@ -1,4 +1,18 @@
-"""sklmixed: linear and generalized linear mixed-effects models as scikit-learn estimators."""
+"""sklmixed: linear and generalized linear mixed-effects models as scikit-learn estimators.
+
+The statistics of MixedModels.jl and lme4 (the same models, estimates and summary)
+with the ergonomics of scikit-learn.
+"""
+
+from sklmixed.datasets import list_datasets, load_dataset
+from sklmixed.estimators import MixedGLMClassifier, MixedGLMRegressor, MixedLMRegressor
 
 __version__ = "0.1.0"
-__all__: list[str] = []
+__all__ = [
+    "MixedGLMClassifier",
+    "MixedGLMRegressor",
+    "MixedLMRegressor",
+    "__version__",
+    "list_datasets",
+    "load_dataset",
+]

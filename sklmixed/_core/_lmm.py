@@ -254,6 +254,15 @@ class LMMProblem:
         lower[self.diag_positions()] = 0.0
         return lower
 
+    def boundary_trap(self, theta: np.ndarray) -> bool:
+        """Whether some lambda has a zero diagonal with nonzero entries below it."""
+        for t, s in zip(self.terms, self.theta_slices):
+            lam = t.lambda_from_theta(np.asarray(theta)[s])
+            for c in range(t.k):
+                if lam[c, c] == 0.0 and np.any(lam[c + 1 :, c] != 0.0):
+                    return True
+        return False
+
     def flip_theta(self, theta: np.ndarray) -> np.ndarray:
         """theta with every lambda column's diagonal made non-negative."""
         out = np.array(theta, dtype=float)

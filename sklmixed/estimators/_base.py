@@ -1,0 +1,229 @@
+"""What the mixed-model estimators share: input handling, design, prediction.
+
+The estimators are thin: they turn the user's table into a design (formula layer),
+hand the matrices to the core, keep the frozen FitResult and expose it as
+scikit-learn fitted attributes.
+"""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+
+from sklmixed.exceptions import DataError, RankDeficientWarning
+from sklmixed.formula import build_design, build_design_from_columns
+
+_NEW_LEVELS = ("population", "error")
+_CONTRASTS = ("dummy", "effects", "helmert")
+
+
+def as_frame(X) -> pd.DataFrame:
+    """The user's data as a DataFrame, never modifying (or aliasing) the input.
+
+    pandas frames are used as they are (the formula layer only reads them); polars
+    and pyarrow tables convert through their ``to_pandas``; arrays get column names
+    ``x0, x1, ...`` as scikit-learn does for unnamed features.
+    """
+    if isinstance(X, pd.DataFrame):
+        return X
+    if hasattr(X, "to_pandas"):  # pyarrow.Table, polars.DataFrame
+        return X.to_pandas()
+    if isinstance(X, pd.Series):
+        return X.to_frame()
+    arr = np.asarray(X)
+    if arr.dtype == object:
+        try:
+            arr = arr.astype(float)
+        except (TypeError, ValueError) as exc:
+            raise DataError(
+                "X must be a DataFrame or a numeric array; got non-numeric values"
+            ) from exc
+    if arr.ndim == 1:
+        raise DataError(
+            "X must be 2-dimensional (a DataFrame or an array of shape (n_samples, "
+            "n_features)); reshape a single feature with X.reshape(-1, 1)"
+        )
+    if arr.ndim != 2:
+        raise DataError(f"X must be 2-dimensional; got an array with {arr.ndim} dimensions")
+    return pd.DataFrame(arr, columns=[f"x{i}" for i in range(arr.shape[1])])
+
+
+def validate_sample_weight(sample_weight, n: int):
+    """Finite, non-negative weights of the right length (None passes through)."""
+    if sample_weight is None:
+        return None
+    w = np.asarray(sample_weight, dtype=float).reshape(-1)
+    if w.shape[0] != n:
+        raise DataError(f"sample_weight has {w.shape[0]} values for {n} observations")
+    if not np.all(np.isfinite(w)):
+        raise DataError("sample_weight contains NaN or infinite values")
+    if np.any(w < 0):
+        raise DataError("sample_weight contains negative values")
+    if np.all(w == 0):
+        raise DataError("sample_weight is zero for every observation")
+    return w
+
+
+def warn_rank_deficient(problem, design) -> None:
+    """Warn, naming the columns, when the core dropped dependent fixed effects."""
+    if problem.p < problem.p_full:
+        kept = set(problem.keep.tolist())
+        dropped = [design.coef_names[i] for i in range(problem.p_full) if i not in kept]
+        warnings.warn(
+            f"fixed-effects model matrix is rank deficient: dropped {dropped} "
+            "(linearly dependent on earlier columns); their coefficients are "
+            "reported as -0.0 with NaN standard error",
+            RankDeficientWarning,
+            stacklevel=3,
+        )
+
+
+class MixedModelBase(BaseEstimator):
+    """Shared behaviour of the mixed-model estimators (not for direct use)."""
+
+    # ------------------------------------------------------------ validation
+
+    def _validate_common(self) -> None:
+        if self.formula is not None and not isinstance(self.formula, str):
+            raise TypeError(f"formula must be a string or None; got {type(self.formula).__name__}")
+        if self.formula is not None and "~" not in self.formula:
+            raise ValueError(f"formula must contain '~'; got {self.formula!r}")
+        if self.groups is not None:
+            groups = [self.groups] if isinstance(self.groups, str) else list(self.groups)
+            if not all(isinstance(g, (str, numbers.Integral)) for g in groups):
+                raise TypeError("groups must be a column name or a list of column names")
+        if self.new_levels not in _NEW_LEVELS:
+            raise ValueError(f"new_levels must be one of {_NEW_LEVELS}; got {self.new_levels!r}")
+        if self.contrasts is not None:
+            if not isinstance(self.contrasts, dict):
+                raise TypeError("contrasts must be a dict such as {'days': 'dummy'}")
+            for col, coding in self.contrasts.items():
+                if coding not in _CONTRASTS:
+                    raise ValueError(
+                        f"contrasts[{col!r}] = {coding!r}; choose one of {_CONTRASTS}"
+                    )
+
+    def _groups_list(self) -> list:
+        if self.groups is None:
+            return []
+        return [self.groups] if isinstance(self.groups, str) else list(self.groups)
+
+    # ----------------------------------------------------------------- design
+
+    def _design(self, X, y):
+        """Build the design; return it with the response (raw values) or raise."""
+        df = as_frame(X)
+        if df.shape[0] == 0:
+            raise DataError("cannot fit a model to empty data (0 rows)")
+        if y is not None:
+            y = np.asarray(y)
+            if y.ndim == 2 and y.shape[1] == 1:
+                y = y.reshape(-1)
+            if y.ndim != 1:
+                raise DataError(f"y must be 1-dimensional; got shape {y.shape}")
+            if y.shape[0] != df.shape[0]:
+                raise DataError(f"y has {y.shape[0]} values but X has {df.shape[0]} rows")
+        if self.formula is not None:
+            design = build_design(self.formula, df, self.contrasts)
+            response = y if y is not None else design.y
+            if response is None:
+                raise DataError(
+                    "the formula has no response (left of '~') and y was not given"
+                )
+        else:
+            groups = self._groups_list()
+            missing = [g for g in groups if g not in df.columns]
+            if missing:
+                raise DataError(
+                    f"groups names columns not in X: {missing}; columns are {list(df.columns)}"
+                )
+            if y is None:
+                raise DataError("y is required when formula is None")
+            fixed = [c for c in df.columns if c not in groups]
+            design = build_design_from_columns(df, fixed=fixed, groups=groups, response=y)
+            response = y
+        self.n_features_in_ = df.shape[1]
+        if isinstance(X, pd.DataFrame) and all(isinstance(c, str) for c in X.columns):
+            self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+        return design, response
+
+    # ----------------------------------------------------------- attributes
+
+    def _set_fitted(self, result, design, problem, b) -> None:
+        """Copy a FitResult and the conditional modes into fitted attributes."""
+        self.result_ = result
+        self.design_ = design
+        self.coef_ = result.coef
+        self.coef_names_ = list(result.coef_names)
+        self.theta_ = result.theta
+        self.sigma_ = result.sigma
+        self.vcov_ = result.vcov
+        self.stderror_ = result.stderror
+        self.objective_ = result.objective
+        self.loglik_ = result.loglik
+        self.aic_ = result.aic
+        self.aicc_ = result.aicc
+        self.bic_ = result.bic
+        self.dof_ = result.dof
+        self.nobs_ = result.nobs
+        self.optsum_ = result.optsum.as_dict() if result.optsum is not None else None
+        self.converged_ = result.optsum is None or result.optsum.returnvalue in (
+            "SUCCESS",
+            "FTOL_REACHED",
+            "XTOL_REACHED",
+            "STOPVAL_REACHED",
+        )
+        # Conditional modes per grouping factor, in the design's term order.
+        self._b_by_term = {}
+        self.ranef_ = {}
+        for t, bt in zip(problem.terms, b):
+            self._b_by_term[id(t)] = bt
+            if t.levels and isinstance(t.levels[0], tuple):  # interaction of factors
+                index = pd.MultiIndex.from_tuples(list(t.levels), names=t.name.split(" & "))
+            else:
+                index = pd.Index(list(t.levels), name=t.name)
+            self.ranef_[t.name] = pd.DataFrame(bt, index=index, columns=list(t.cnames))
+        self._term_order = [id(t) for t in design.reterms]
+
+    # ------------------------------------------------------------ prediction
+
+    def _linear_predictor(self, X) -> np.ndarray:
+        """X beta + Z b for new data; unseen levels follow ``new_levels``."""
+        check_is_fitted(self, "coef_")
+        df = as_frame(X)
+        Xnew, re_parts = self.design_.transform(df)
+        eta = Xnew @ np.where(np.isnan(self.stderror_), 0.0, self.coef_)
+        for term, tid, (refs, z) in zip(self.design_.reterms, self._term_order, re_parts):
+            unseen = refs < 0
+            if unseen.any() and self.new_levels == "error":
+                if term.name in df.columns:
+                    what = f"levels {sorted(map(str, pd.unique(df[term.name][unseen])))[:10]}"
+                else:
+                    what = f"{int(unseen.sum())} rows with level combinations"
+                raise DataError(
+                    f"grouping factor {term.name!r}: {what} not seen in fit; use "
+                    "new_levels='population' to predict them from the fixed effects alone"
+                )
+            bt = self._b_by_term[tid]
+            contrib = np.einsum("nk,nk->n", z, bt[np.where(unseen, 0, refs)])
+            eta = eta + np.where(unseen, 0.0, contrib)
+        return eta
+
+    # ---------------------------------------------------------------- report
+
+    def summary(self):
+        """The MixedModels.jl model summary (``str`` text, HTML in notebooks)."""
+        from sklmixed.report import Summary
+
+        check_is_fitted(self, "result_")
+        return Summary(self.result_)
+
+    def coeftable(self, level: float = 0.95) -> pd.DataFrame:
+        """Coefficients, standard errors, z, p and confidence limits."""
+        check_is_fitted(self, "result_")
+        return self.result_.coeftable(level)

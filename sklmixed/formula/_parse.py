@@ -1,0 +1,255 @@
+"""Parsing ``y ~ fixed + (expr | g)`` into a data-free description.
+
+The fixed part is left as text for formulaic; random-effects terms are recognised
+here at the top level of the right-hand side: ``(expr | g)``, ``(expr || g)``,
+``zerocorr(expr | g)``, with grouping ``g``, ``a/b`` (nesting), ``a & b`` or
+``a:b`` (interaction of grouping factors). The left side of a random term is a
+``+``-separated list of items: ``1``, ``0``, ``-1``, column names, ``fulldummy(x)``,
+interactions ``a & b`` / ``a:b``, or any formulaic expression (``I(x**2)``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sklmixed.exceptions import FormulaError
+
+_NAME = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$|^`[^`]+`$")
+
+
+@dataclass(frozen=True)
+class ReItem:
+    """One item of a random term's left side.
+
+    kind: "intercept", "column" (a name), "fulldummy" (a name), "interaction"
+    (names in ``parts``), or "expr" (formulaic text in ``text``).
+    """
+
+    kind: str
+    text: str
+    parts: tuple = ()
+
+
+@dataclass(frozen=True)
+class RandomTermSpec:
+    """``(items | group)``; ``groups`` lists the grouping factors after nesting is
+    expanded, each a tuple of column names (an interaction when longer than one)."""
+
+    items: tuple
+    intercept: bool
+    explicit_zero: bool
+    group: tuple  # the grouping factor: tuple of column names
+    zerocorr: bool
+
+    @property
+    def group_name(self) -> str:
+        return " & ".join(self.group)
+
+    def display(self) -> str:
+        parts = ["1"] if self.intercept else (["0"] if self.explicit_zero else [])
+        for item in self.items:
+            if item.kind == "fulldummy":
+                parts.append(item.parts[0])
+            elif item.kind == "interaction":
+                parts.append(" & ".join(item.parts))
+            else:
+                parts.append(item.text)
+        inner = f"{' + '.join(parts)} | {self.group_name}"
+        return f"zerocorr({inner})" if self.zerocorr else f"({inner})"
+
+
+@dataclass(frozen=True)
+class ParsedFormula:
+    """A formula split into response, fixed part (formulaic text) and random terms."""
+
+    text: str
+    response: str | None
+    fixed: str
+    random: tuple  # of RandomTermSpec, nesting expanded, in formula order
+
+
+def _error(formula: str, pos: int, message: str) -> FormulaError:
+    caret = " " * (pos + 2) + "^"
+    return FormulaError(f"{message}\n  {formula}\n{caret}")
+
+
+def _check_parentheses(formula: str) -> None:
+    depth = 0
+    for i, ch in enumerate(formula):
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+            if depth < 0:
+                raise _error(formula, i, "unbalanced parentheses: ')' without '('")
+    if depth > 0:
+        pos = formula.rfind("(")
+        raise _error(formula, pos, "unbalanced parentheses: '(' is never closed")
+
+
+def split_top(text: str, sep: str) -> list[tuple[int, str]]:
+    """Split at ``sep`` outside parentheses and backticks; keep start offsets."""
+    out, depth, start, i, tick = [], 0, 0, 0, False
+    while i < len(text):
+        ch = text[i]
+        if ch == "`":
+            tick = not tick
+        elif not tick and ch == "(":
+            depth += 1
+        elif not tick and ch == ")":
+            depth -= 1
+        elif not tick and depth == 0 and text.startswith(sep, i):
+            if sep == "|" and text.startswith("||", i):  # '||' is not a split at '|'
+                i += 2
+                continue
+            out.append((start, text[start:i]))
+            start = i + len(sep)
+            i += len(sep)
+            continue
+        i += 1
+    out.append((start, text[start:]))
+    return out
+
+
+def _strip_name(name: str) -> str:
+    name = name.strip()
+    return name[1:-1] if name.startswith("`") and name.endswith("`") else name
+
+
+def _parse_group(formula: str, offset: int, text: str) -> list[tuple]:
+    """``g`` -> [(g,)]; ``a/b/c`` -> [(a,), (a, b), (a, b, c)]; ``a & b`` -> [(a, b)]."""
+    if not text.strip():
+        raise _error(formula, offset, "empty grouping factor after '|'")
+    nested = [part for _, part in split_top(text, "/")]
+    levels: list[tuple] = []
+    prefix: tuple = ()
+    for part in nested:
+        names = re.split(r"\s*[&:]\s*", part.strip())
+        for name in names:
+            if not _NAME.match(name.strip()):
+                raise _error(
+                    formula, offset, f"grouping factor {part.strip()!r} must be column names "
+                    "joined by '&', ':' or '/'"
+                )
+        prefix = prefix + tuple(_strip_name(n) for n in names)
+        levels.append(prefix)
+    return levels
+
+
+def _minus_as_plus(text: str) -> str:
+    """'a - 1' -> 'a + -1' at the top level only (not inside I(x - 1))."""
+    out, depth = [], 0
+    for ch in text:
+        depth += ch == "("
+        depth -= ch == ")"
+        out.append("+-" if ch == "-" and depth == 0 else ch)
+    return "".join(out)
+
+
+def _parse_items(formula: str, offset: int, text: str):
+    """Left side of a random term -> (items, intercept, explicit_zero)."""
+    items: list[ReItem] = []
+    intercept, zero = False, False
+    if not text.strip():
+        raise _error(formula, offset, "empty random-effects term before '|'")
+    pieces = [p.strip() for _, p in split_top(_minus_as_plus(text), "+")]
+    for piece in pieces:
+        piece = re.sub(r"^-\s*", "-", piece)
+        if piece == "":
+            continue
+        if piece == "1":
+            intercept = True
+        elif piece in ("0", "-1"):
+            zero = True
+        elif piece.startswith("-"):
+            raise _error(formula, offset, f"cannot remove {piece[1:]!r} in a random term")
+        elif piece.startswith("fulldummy(") and piece.endswith(")"):
+            name = piece[len("fulldummy(") : -1].strip()
+            if not _NAME.match(name):
+                raise _error(formula, offset, f"fulldummy() takes a column name; got {name!r}")
+            items.append(ReItem("fulldummy", piece, (_strip_name(name),)))
+        elif _NAME.match(piece):
+            items.append(ReItem("column", _strip_name(piece), (_strip_name(piece),)))
+        else:
+            names = re.split(r"\s*[&:]\s*", piece)
+            if len(names) > 1 and all(_NAME.match(n) for n in names):
+                items.append(ReItem("interaction", piece, tuple(_strip_name(n) for n in names)))
+            else:
+                items.append(ReItem("expr", piece))
+    if zero:  # '0' or '-1' removes the intercept wherever it is written
+        intercept = False
+    if not intercept and not items:
+        raise _error(formula, offset, "a random term needs at least one column or '1'")
+    return tuple(items), intercept, zero
+
+
+def _random_term(formula: str, offset: int, inner: str, zerocorr: bool) -> list[RandomTermSpec]:
+    bars = split_top(inner, "||")
+    if len(bars) == 2:
+        zerocorr = True
+    else:
+        bars = split_top(inner, "|")
+    if len(bars) != 2:
+        raise _error(formula, offset, "a random-effects term needs exactly one '|' or '||'")
+    (lo, lhs), (go, rhs) = bars
+    items, intercept, zero = _parse_items(formula, offset + lo, lhs)
+    return [
+        RandomTermSpec(items, intercept, zero, group, zerocorr)
+        for group in _parse_group(formula, offset + go, rhs)
+    ]
+
+
+def _is_wrapped(piece: str) -> bool:
+    """Whether the whole piece is one parenthesized group ``( ... )``."""
+    if not (piece.startswith("(") and piece.endswith(")")):
+        return False
+    depth = 0
+    for i, ch in enumerate(piece):
+        depth += ch == "("
+        depth -= ch == ")"
+        if depth == 0 and i < len(piece) - 1:
+            return False
+    return True
+
+
+def parse_formula(formula: str) -> ParsedFormula:
+    """Split a mixed-model formula into response, fixed part and random terms.
+
+    Examples
+    --------
+    >>> f = parse_formula("y ~ 1 + x + (1 + x | g)")
+    >>> f.response, f.fixed, f.random[0].display()
+    ('y', '1 + x', '(1 + x | g)')
+    """
+    if not isinstance(formula, str):
+        raise FormulaError(f"formula must be a string; got {type(formula).__name__}")
+    _check_parentheses(formula)
+    sides = split_top(formula, "~")
+    if len(sides) != 2:
+        raise _error(formula, 0, "a formula needs exactly one '~' (response ~ terms)")
+    (_, lhs), (rhs_off, rhs) = sides
+    response = lhs.strip() or None
+    if not rhs.strip():
+        raise _error(formula, rhs_off, "nothing to the right of '~'")
+    fixed: list[str] = []
+    random: list[RandomTermSpec] = []
+    for off, raw in split_top(rhs, "+"):
+        piece = raw.strip()
+        pos = rhs_off + off + (len(raw) - len(raw.lstrip()))
+        if not piece:
+            raise _error(formula, pos, "empty term (two '+' in a row, or a trailing '+')")
+        if piece.startswith("zerocorr(") and piece.endswith(")"):
+            inner = piece[len("zerocorr(") : -1]
+            random.extend(_random_term(formula, pos + len("zerocorr("), inner, True))
+        elif _is_wrapped(piece) and len(split_top(piece[1:-1], "|")) > 1 or (
+            _is_wrapped(piece) and len(split_top(piece[1:-1], "||")) > 1
+        ):
+            random.extend(_random_term(formula, pos + 1, piece[1:-1], False))
+        elif "|" in piece and "(" not in piece:
+            raise _error(formula, pos, "a random-effects term must be in parentheses: (expr | g)")
+        else:
+            fixed.append(piece)
+    fixed_text = " + ".join(fixed) if fixed else "1"
+    return ParsedFormula(formula, _strip_name(response) if response else None, fixed_text,
+                         tuple(random))
