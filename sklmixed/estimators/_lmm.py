@@ -83,7 +83,7 @@ class MixedLMRegressor(RegressorMixin, MixedModelBase):
     >>> m.coef_names_
     ['(Intercept)', 'days']
     >>> m.predict(df.head(2)).round(2).tolist()
-    [252.92, 272.05]
+    [254.22, 273.76]
     """
 
     def __init__(

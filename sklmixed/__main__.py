@@ -1,0 +1,7 @@
+"""``python -m sklmixed``: the command line."""
+
+import sys
+
+from sklmixed._cli import main
+
+sys.exit(main())
