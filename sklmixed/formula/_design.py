@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -37,14 +38,24 @@ def _is_categorical(series: pd.Series) -> bool:
 def _levels(series: pd.Series) -> list:
     """Levels in MixedModels.jl order: a Categorical's categories (those present),
     otherwise the sorted distinct values."""
+    return _levels_and_codes(series)[0]
+
+
+def _levels_and_codes(series: pd.Series) -> tuple[list, np.ndarray]:
+    """(levels, code of each value); codes are -1 for missing values."""
     if isinstance(series.dtype, pd.CategoricalDtype):
-        present = set(series.dropna().unique().tolist())
-        return [c for c in series.cat.categories.tolist() if c in present]
-    values = pd.unique(series.dropna())
+        codes = series.cat.codes.to_numpy()
+        present = np.unique(codes[codes >= 0])
+        remap = np.full(len(series.cat.categories) + 1, -1)
+        remap[present] = np.arange(present.shape[0])
+        return [series.cat.categories[i] for i in present], remap[codes]
+    values = series.to_numpy()
     try:
-        return sorted(values.tolist())
+        levels, codes = np.unique(values, return_inverse=True)
+        return levels.tolist(), codes.reshape(-1)
     except TypeError:  # mixed types: sort by their text
-        return sorted(values.tolist(), key=str)
+        levels = sorted(pd.unique(values).tolist(), key=str)
+        return levels, pd.Index(levels).get_indexer(values)
 
 
 def level_label(level) -> str:
@@ -339,9 +350,7 @@ class _Grouping:
 
     def fit(self, df: pd.DataFrame) -> np.ndarray:
         if len(self.columns) == 1:
-            series = df[self.columns[0]]
-            self.levels = _levels(series)
-            refs = pd.Index(self.levels).get_indexer(series)
+            self.levels, refs = _levels_and_codes(df[self.columns[0]])
         else:
             keys = self._keys(df)
             self.levels = sorted(set(keys.tolist()), key=lambda t: tuple(map(_sort_key, t)))
@@ -442,16 +451,34 @@ def _check_columns(df: pd.DataFrame, columns) -> None:
 def _check_finite(df: pd.DataFrame, columns) -> None:
     for col in columns:
         s = df[col]
-        if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
-            values = s.to_numpy(dtype=float, na_value=np.nan)
-            bad = int(np.sum(~np.isfinite(values)))
+        values = s.to_numpy()
+        if values.dtype.kind == "f":
+            bad = int(values.shape[0] - np.count_nonzero(np.isfinite(values)))
+        elif values.dtype.kind in "iub":
+            bad = 0
         else:
-            bad = int(s.isna().sum())
+            bad = int(pd.isna(values).sum())
         if bad:
             raise DataError(
                 f"column {col!r} has {bad} missing (NaN/None) or infinite value"
                 f"{'s' if bad > 1 else ''}; remove or impute those rows before fitting"
             )
+
+
+@lru_cache(maxsize=256)
+def _required_variables(text: str) -> tuple:
+    """Data columns a formulaic expression reads (parsing is cached: it is slow)."""
+    pieces = [p.strip() for p in text.split("+")]
+    if all(_PLAIN.match(p) for p in pieces):  # plain names and 0/1: no parser needed
+        return tuple(sorted({p for p in pieces if p not in ("0", "1", "-1")}))
+    try:
+        required = Formula(text).required_variables
+    except Exception as exc:  # formulaic's parser errors are many classes
+        raise FormulaError(f"cannot parse the fixed-effects part {text!r}: {exc}") from exc
+    return tuple(sorted(map(str, required)))
+
+
+_PLAIN = re.compile(r"^(?:-?[01]|[A-Za-z_][A-Za-z0-9_]*)$")
 
 
 def _formula_columns(parsed: ParsedFormula, df: pd.DataFrame, contrasts: dict) -> list:
@@ -464,16 +491,12 @@ def _formula_columns(parsed: ParsedFormula, df: pd.DataFrame, contrasts: dict) -
 
     if parsed.response is not None:
         add(parsed.response)
-    try:
-        required = Formula(parsed.fixed).required_variables
-    except Exception as exc:
-        raise FormulaError(f"cannot parse the fixed-effects part {parsed.fixed!r}: {exc}") from exc
-    for name in sorted(map(str, required)):
+    for name in _required_variables(parsed.fixed):
         add(name)
     for term in parsed.random:
         for item in term.items:
             if item.kind == "expr":
-                for name in sorted(map(str, Formula("0 + " + item.text).required_variables)):
+                for name in _required_variables("0 + " + item.text):
                     add(name)
             else:
                 for name in item.parts:

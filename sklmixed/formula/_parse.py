@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from sklmixed.exceptions import FormulaError
 
@@ -224,6 +225,11 @@ def parse_formula(formula: str) -> ParsedFormula:
     """
     if not isinstance(formula, str):
         raise FormulaError(f"formula must be a string; got {type(formula).__name__}")
+    return _parse_cached(formula)
+
+
+@lru_cache(maxsize=256)  # estimators refit the same formula (cross-validation, grids)
+def _parse_cached(formula: str) -> ParsedFormula:
     _check_parentheses(formula)
     sides = split_top(formula, "~")
     if len(sides) != 2:
