@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import RegressorMixin
 
-from sklmixed._core._lmm import LMMProblem
+from sklearn.utils.validation import check_is_fitted
+
+from sklmixed._core._lmm import LMMProblem, conditional_variances, leverage
 from sklmixed._optim import OPTIMIZERS, fit_lmm
 from sklmixed._results import lmm_result
 from sklmixed.estimators._base import (
@@ -150,6 +152,29 @@ class MixedLMRegressor(RegressorMixin, MixedModelBase):
         """Predicted mean response: fixed effects plus the conditional modes of
         the levels seen in fit (unseen levels follow ``new_levels``)."""
         return self._linear_predictor(X)
+
+    def leverage(self) -> np.ndarray:
+        """Diagonal of the hat matrix; its sum is the effective degrees of freedom.
+
+        Examples
+        --------
+        >>> from sklmixed import MixedLMRegressor, load_dataset
+        >>> m = MixedLMRegressor(formula="yield ~ 1 + (1|batch)").fit(load_dataset("dyestuff"))
+        >>> round(float(m.leverage().sum()), 6)
+        4.69516
+        """
+        check_is_fitted(self, "problem_")
+        self.problem_.update(self.theta_)
+        return leverage(self.problem_, self.theta_)
+
+    def condvar(self) -> dict:
+        """Conditional covariance of the random effects given the data, per
+        grouping factor an array (levels, k, k): sigma^2 Lambda (Lambda'Z'Z Lambda
+        + I)^{-1} Lambda', the diagonal blocks (MixedModels.jl's ``condVar``)."""
+        check_is_fitted(self, "problem_")
+        self.problem_.update(self.theta_)
+        blocks = conditional_variances(self.problem_, self.theta_)
+        return {t.name: self.sigma_**2 * b for t, b in zip(self.problem_.terms, blocks)}
 
 
 def _numeric_response(response) -> np.ndarray:
