@@ -225,7 +225,9 @@ def main(argv=None) -> int:
         results[model] = {}
         for peer in args.peers:
             try:
-                median, objective = PEERS[peer](model, repeats)
+                with warnings.catch_warnings():  # peers re-enable their own warnings
+                    warnings.simplefilter("ignore")
+                    median, objective = PEERS[peer](model, repeats)
                 results[model][peer] = {"median": median, "objective": objective}
             except Exception as exc:  # noqa: BLE001 - report and carry on
                 reason = str(exc).splitlines()[0][:80] if str(exc) else type(exc).__name__

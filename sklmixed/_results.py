@@ -178,11 +178,11 @@ def lmm_result(problem, theta, optsum, formula: str, coef_names) -> FitResult:
     stderror = np.sqrt(np.diag(vcov))
     objective = problem._objective_from_L()
     dof = problem.p + problem.ntheta + 1
-    ic = information_criteria(objective, dof, problem.n)
+    ic = information_criteria(objective, dof, problem.nobs)
     sigma = float(np.sqrt(sigma2))
     return FitResult(
         formula=formula,
-        nobs=problem.n,
+        nobs=problem.nobs,
         coef=coef,
         coef_names=tuple(coef_names),
         stderror=stderror,

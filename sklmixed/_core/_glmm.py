@@ -60,7 +60,7 @@ class GLMMProblem:
         self.pw = np.ones(n) if weights is None else np.asarray(weights, dtype=float)
         self.family, self.link = family, link
         self.nagq = int(nagq)
-        self.lmm = LMMProblem(X, self.y, reterms, weights=np.ones(n))
+        self.lmm = LMMProblem(X, self.y, reterms, weights=self.pw)
         self.n = n
         self.p = self.lmm.p
         self.X = self.lmm.X  # estimable columns only

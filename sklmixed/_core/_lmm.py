@@ -91,7 +91,10 @@ class LMMProblem:
         y = np.asarray(y, dtype=float).reshape(-1)
         self.n = int(y.shape[0])
         self.p_full = int(X.shape[1])
-        self.keep = estimable_columns(X)
+        # Estimability is judged on the weighted rows: a zero weight removes a row.
+        self.keep = estimable_columns(
+            X if weights is None else X * np.sqrt(np.asarray(weights, dtype=float))[:, None]
+        )
         self.X = X[:, self.keep]
         self.p = int(self.keep.shape[0])
         self.y = y
@@ -100,7 +103,13 @@ class LMMProblem:
         self.m = len(self.terms)
         self.weights = None if weights is None else np.asarray(weights, dtype=float)
         # ML with prior weights: the likelihood carries -sum(log w) (lme4, MixedModels.jl)
-        self._logw_sum = 0.0 if weights is None else float(np.sum(np.log(self.weights)))
+        # Zero weights remove an observation: it counts neither in n nor in the sum.
+        self._logw_sum = 0.0
+        self.nobs = self.n
+        if weights is not None:
+            positive = self.weights > 0
+            self._logw_sum = float(np.sum(np.log(self.weights[positive])))
+            self.nobs = int(positive.sum())
         offsets = np.cumsum([0] + [t.ntheta for t in self.terms])
         self.theta_slices = [slice(offsets[i], offsets[i + 1]) for i in range(self.m)]
         self.ntheta = int(offsets[-1])
@@ -301,7 +310,7 @@ class LMMProblem:
                     Ljj = A[(m, m)].copy()
                     for i in range(m):
                         Ljj -= L[(m, i)] @ L[(m, i)].T
-                    Ljj = _factor(Ljj, "dense")
+                    Ljj = _factor_xy(Ljj)
                 L[(j, j)] = Ljj
                 # Blocks below it: scale, subtract earlier columns, divide by Ljj'.
                 for i in range(j + 1, m + 1):
@@ -390,12 +399,14 @@ class LMMProblem:
     def _assemble_objective(self, logdet_z: float, logdet_x: float, r2: float) -> float:
         """objective = log|L_Z|^2 [+ log|L_X|^2] + d (1 + log(2 pi r^2 / d))."""
         val = logdet_z
-        d = self.n
+        d = self.nobs
         if self.reml:
-            d = self.n - self.p
+            d = self.nobs - self.p
             val += logdet_x
-        if not r2 > 0 or d <= 0:
+        if d <= 0 or not r2 >= 0:
             return np.inf
+        if r2 == 0:  # y in the span of X with no random effects: a perfect fit
+            return -np.inf
         val += d * (1.0 + math.log(2.0 * math.pi * r2 / d)) - self._logw_sum
         return float(val)
 
@@ -429,7 +440,7 @@ class LMMProblem:
         return [u @ lam.T for u, lam in zip(us, self.lambdas(theta))]
 
     def sigma2(self) -> float:
-        d = self.n - self.p if self.reml else self.n
+        d = self.nobs - self.p if self.reml else self.nobs
         return self.pwrss() / d
 
     def rxx_inverse(self) -> np.ndarray:
@@ -595,6 +606,25 @@ def _factor(M, kind):
     if kind == "bdiag":
         return np.linalg.cholesky(M)
     return sla.cholesky(M, lower=True, check_finite=False)
+
+
+def _factor_xy(M):
+    """Cholesky of the [X y] block; an exact fit (y in the span of X, possible
+    only without random effects) gives r = 0 instead of a failure."""
+    try:
+        return sla.cholesky(M, lower=True, check_finite=False)
+    except np.linalg.LinAlgError:
+        p = M.shape[0] - 1
+        R = sla.cholesky(M[:p, :p], lower=True, check_finite=False)  # X itself must be fine
+        c = sla.solve_triangular(R, M[:p, p], lower=True, check_finite=False)
+        L = np.zeros_like(M)
+        L[:p, :p] = R
+        L[p, :p] = c
+        r2 = M[p, p] - c @ c
+        if r2 < -1e-8 * max(M[p, p], 1.0):
+            raise
+        L[p, p] = np.sqrt(max(r2, 0.0))
+        return L
 
 
 def _rdiv(Lij, kind_ij, Ljj, kind_jj, inv_blocks):

@@ -12,14 +12,24 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator
-from sklearn.utils.validation import check_is_fitted
+from sklearn.base import BaseEstimator, is_classifier
+from sklearn.utils.validation import (
+    _check_feature_names,
+    _check_n_features,
+    check_is_fitted,
+    column_or_1d,
+    validate_data,
+)
 
 from sklmixed.exceptions import DataError, RankDeficientWarning
 from sklmixed.formula import build_design, build_design_from_columns
 
 _NEW_LEVELS = ("population", "error")
 _CONTRASTS = ("dummy", "effects", "helmert")
+
+
+def _is_table(X) -> bool:
+    return isinstance(X, (pd.DataFrame, pd.Series)) or hasattr(X, "to_pandas")
 
 
 def as_frame(X) -> pd.DataFrame:
@@ -65,7 +75,8 @@ def validate_sample_weight(sample_weight, n: int):
     if np.any(w < 0):
         raise DataError("sample_weight contains negative values")
     if np.all(w == 0):
-        raise DataError("sample_weight is zero for every observation")
+        raise DataError("sample_weight is zero for every observation: Sample weights must "
+                        "contain at least one non-zero number")
     return w
 
 
@@ -116,18 +127,35 @@ class MixedModelBase(BaseEstimator):
     # ----------------------------------------------------------------- design
 
     def _design(self, X, y):
-        """Build the design; return it with the response (raw values) or raise."""
-        df = as_frame(X)
+        """Build the design; return it with the response (raw values) or raise.
+
+        DataFrames (and tables with ``to_pandas``) go to the formula layer as they
+        are; arrays are validated the scikit-learn way (numeric, 2-D, dense, at
+        least two samples) and get column names ``x0, x1, ...``.
+        """
+        if _is_table(X):
+            df = as_frame(X)
+            _check_n_features(self, df, reset=True)
+            _check_feature_names(self, df, reset=True)
+            if y is not None:
+                y = column_or_1d(y, warn=True)
+                if y.shape[0] != df.shape[0]:
+                    raise DataError(f"y has {y.shape[0]} values but X has {df.shape[0]} rows")
+        else:
+            if self.formula is not None:
+                raise TypeError(
+                    "a formula needs X as a DataFrame whose columns it names; got "
+                    f"{type(X).__name__}"
+                )
+            if y is None:
+                raise ValueError(
+                    f"{type(self).__name__} requires y to be passed, but the target y is None"
+                )
+            X, y = validate_data(self, X, y, reset=True, ensure_min_samples=2,
+                                 y_numeric=not is_classifier(self))
+            df = pd.DataFrame(X, columns=[f"x{i}" for i in range(X.shape[1])])
         if df.shape[0] == 0:
             raise DataError("cannot fit a model to empty data (0 rows)")
-        if y is not None:
-            y = np.asarray(y)
-            if y.ndim == 2 and y.shape[1] == 1:
-                y = y.reshape(-1)
-            if y.ndim != 1:
-                raise DataError(f"y must be 1-dimensional; got shape {y.shape}")
-            if y.shape[0] != df.shape[0]:
-                raise DataError(f"y has {y.shape[0]} values but X has {df.shape[0]} rows")
         if self.formula is not None:
             design = build_design(self.formula, df, self.contrasts)
             response = y if y is not None else design.y
@@ -143,14 +171,20 @@ class MixedModelBase(BaseEstimator):
                     f"groups names columns not in X: {missing}; columns are {list(df.columns)}"
                 )
             if y is None:
-                raise DataError("y is required when formula is None")
+                raise ValueError(
+                    f"{type(self).__name__} requires y to be passed, but the target y is None"
+                )
             fixed = [c for c in df.columns if c not in groups]
             design = build_design_from_columns(df, fixed=fixed, groups=groups, response=y)
             response = y
-        self.n_features_in_ = df.shape[1]
-        if isinstance(X, pd.DataFrame) and all(isinstance(c, str) for c in X.columns):
-            self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         return design, response
+
+    def _new_frame(self, X) -> pd.DataFrame:
+        """New data for prediction: tables as they are, arrays validated against fit."""
+        if _is_table(X):
+            return as_frame(X)
+        X = validate_data(self, X, reset=False)
+        return pd.DataFrame(X, columns=[f"x{i}" for i in range(X.shape[1])])
 
     # ----------------------------------------------------------- attributes
 
@@ -195,7 +229,7 @@ class MixedModelBase(BaseEstimator):
     def _linear_predictor(self, X) -> np.ndarray:
         """X beta + Z b for new data; unseen levels follow ``new_levels``."""
         check_is_fitted(self, "coef_")
-        df = as_frame(X)
+        df = self._new_frame(X)
         Xnew, re_parts = self.design_.transform(df)
         eta = Xnew @ np.where(np.isnan(self.stderror_), 0.0, self.coef_)
         for term, tid, (refs, z) in zip(self.design_.reterms, self._term_order, re_parts):

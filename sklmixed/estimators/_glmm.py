@@ -7,6 +7,7 @@ import warnings
 
 import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin
+from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted
 
 from sklmixed._core._families import FAMILIES, LINKS, get_family, get_link
@@ -98,7 +99,8 @@ class _GLMMBase(MixedModelBase):
         return self
 
     def _mean(self, X) -> np.ndarray:
-        return self.link_.inverse(self._linear_predictor(X))
+        eta = self._linear_predictor(X)  # checks that the model is fitted
+        return self.link_.inverse(eta)
 
 
 class MixedGLMClassifier(ClassifierMixin, _GLMMBase):
@@ -182,12 +184,19 @@ class MixedGLMClassifier(ClassifierMixin, _GLMMBase):
         labels = np.asarray(response)
         if labels.dtype.kind == "f" and not np.all(np.isfinite(labels)):
             raise DataError("the response has NaN or infinite values")
-        classes = np.unique(labels)
-        if classes.shape[0] != 2:
-            raise DataError(
-                f"MixedGLMClassifier needs exactly two classes in the response; found "
-                f"{classes.shape[0]}: {classes[:10].tolist()}"
+        weights = validate_sample_weight(sample_weight, labels.shape[0])
+        present = labels if weights is None else labels[weights > 0]
+        y_type = type_of_target(present, input_name="y")
+        if y_type not in ("binary", "unknown") or np.unique(present).shape[0] != 2:
+            if y_type == "continuous":
+                raise ValueError(f"Unknown label type: {y_type}; the response must be two labels")
+            found = np.unique(present)
+            raise ValueError(
+                "Only binary classification is supported: MixedGLMClassifier needs "
+                f"exactly two classes in the response; found {found.shape[0]} class"
+                f"{'es' if found.shape[0] != 1 else ''}: {found[:10].tolist()}"
             )
+        classes = np.unique(labels)
         self.classes_ = classes
         y01 = (labels == classes[1]).astype(float)
         return self._fit_glmm(design, y01, sample_weight)
@@ -276,6 +285,11 @@ class MixedGLMRegressor(RegressorMixin, _GLMMBase):
         """Mean response (rate, probability or proportion) for new data."""
         return self._mean(X)
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.positive_only = True  # counts and proportions
+        return tags
+
     def score(self, X, y, sample_weight=None) -> float:
         """D^2: fraction of the deviance explained, ``1 - D(y, mu) / D(y, mean(y))``."""
         mu = self.family_.clamp(self.predict(X))
@@ -315,10 +329,11 @@ def _validate_glm_response(response, family: str, sample_weight) -> np.ndarray:
                 "counts as proportions with the numbers of trials as sample_weight)"
             )
     elif family == "poisson":
-        if np.any(y < 0) or np.any(y != np.round(y)):
-            bad = (y < 0) | (y != np.round(y))
+        # Counts; non-integer non-negative values are accepted (the Poisson
+        # deviance is defined for them: a quasi-likelihood fit of rates).
+        if np.any(y < 0):
             raise DataError(
-                "the poisson response must be non-negative integer counts; found "
-                f"{np.unique(y[bad])[:5].tolist()}"
+                "the poisson response must be non-negative counts; found "
+                f"{np.unique(y[y < 0])[:5].tolist()}"
             )
     return y
