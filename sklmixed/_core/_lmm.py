@@ -22,6 +22,7 @@ import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
 from scipy.linalg.lapack import dpotrf as _potrf
+from scipy.linalg.lapack import dtrtrs as _trtrs
 
 from sklmixed._core._blocks import BlockSparse, PatternProduct
 from sklmixed._core._reterm import ReTerm
@@ -417,7 +418,7 @@ class LMMProblem:
         Lxx = self.L[(self.m, self.m)]
         R = Lxx[: self.p, : self.p]
         c = Lxx[self.p, : self.p]
-        return sla.solve_triangular(R, c, lower=True, trans="T") if self.p else np.zeros(0)
+        return _trsolve(R, c, trans=True) if self.p else np.zeros(0)
 
     def u(self, beta: np.ndarray | None = None) -> list[np.ndarray]:
         """Spherical random effects per term, each (l, k): back-substitution."""
@@ -446,7 +447,7 @@ class LMMProblem:
     def rxx_inverse(self) -> np.ndarray:
         """(R_X R_X')^{-1}, the unscaled covariance of beta (p x p)."""
         R = self.L[(self.m, self.m)][: self.p, : self.p]
-        Rinv = sla.solve_triangular(R, np.eye(self.p), lower=True)
+        Rinv = _trsolve(R, np.eye(self.p))
         return Rinv.T @ Rinv
 
     def dense_lzz(self) -> np.ndarray:
@@ -605,18 +606,35 @@ def _factor(M, kind):
         return np.sqrt(M)
     if kind == "bdiag":
         return np.linalg.cholesky(M)
-    return sla.cholesky(M, lower=True, check_finite=False)
+    return _chol(M)
+
+
+def _chol(M: np.ndarray) -> np.ndarray:
+    """Lower Cholesky factor by LAPACK directly (scipy's wrapper costs more than
+    the factorization for the small blocks of most models)."""
+    L, info = _potrf(M, lower=1, clean=1)
+    if info != 0:
+        raise np.linalg.LinAlgError("not positive definite")
+    return L
+
+
+def _trsolve(L: np.ndarray, B: np.ndarray, trans: bool = False) -> np.ndarray:
+    """L^{-1} B (or L^{-T} B) for lower-triangular L, by LAPACK's trtrs."""
+    x, info = _trtrs(L, B, lower=1, trans=1 if trans else 0)
+    if info != 0:
+        raise np.linalg.LinAlgError("singular triangular factor")
+    return x
 
 
 def _factor_xy(M):
     """Cholesky of the [X y] block; an exact fit (y in the span of X, possible
     only without random effects) gives r = 0 instead of a failure."""
     try:
-        return sla.cholesky(M, lower=True, check_finite=False)
+        return _chol(M)
     except np.linalg.LinAlgError:
         p = M.shape[0] - 1
-        R = sla.cholesky(M[:p, :p], lower=True, check_finite=False)  # X itself must be fine
-        c = sla.solve_triangular(R, M[:p, p], lower=True, check_finite=False)
+        R = _chol(M[:p, :p])  # X itself must be fine
+        c = _trsolve(R, M[:p, p])
         L = np.zeros_like(M)
         L[:p, :p] = R
         L[p, :p] = c
@@ -642,7 +660,7 @@ def _rdiv(Lij, kind_ij, Ljj, kind_jj, inv_blocks):
             return np.einsum("rlk,lmk->rlm", M3, inv_blocks).reshape(rows, nl * k)
         Lij.data = np.matmul(Lij.data, inv_blocks[Lij.bcol].transpose(0, 2, 1))
         return Lij
-    return sla.solve_triangular(Ljj, Lij.T, lower=True, check_finite=False).T
+    return _trsolve(Ljj, Lij.T).T
 
 
 def _diagonal(Ljj, kind):
@@ -679,7 +697,7 @@ def _ltsolve(Ljj, kind, rhs):
         nl, k, _ = Ljj.shape
         r = rhs.reshape(nl, k, 1)
         return np.linalg.solve(Ljj.transpose(0, 2, 1), r).reshape(-1)
-    return sla.solve_triangular(Ljj, rhs, lower=True, trans="T")
+    return _trsolve(Ljj, rhs, trans=True)
 
 
 # ------------------------------------------------------ conditional variances

@@ -13,13 +13,7 @@ import warnings
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, is_classifier
-from sklearn.utils.validation import (
-    _check_feature_names,
-    _check_n_features,
-    check_is_fitted,
-    column_or_1d,
-    validate_data,
-)
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from sklmixed.exceptions import DataError, RankDeficientWarning
 from sklmixed.formula import build_design, build_design_from_columns
@@ -135,8 +129,13 @@ class MixedModelBase(BaseEstimator):
         """
         if _is_table(X):
             df = as_frame(X)
-            _check_n_features(self, df, reset=True)
-            _check_feature_names(self, df, reset=True)
+            # What sklearn's validation records, without its dataframe round trip
+            # (which costs more than fitting a small model).
+            self.n_features_in_ = df.shape[1]
+            if all(isinstance(c, str) for c in df.columns):
+                self.feature_names_in_ = np.asarray(df.columns, dtype=object)
+            elif hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
             if y is not None:
                 y = column_or_1d(y, warn=True)
                 if y.shape[0] != df.shape[0]:
