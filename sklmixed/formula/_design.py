@@ -51,8 +51,9 @@ def _levels_and_codes(series: pd.Series) -> tuple[list, np.ndarray]:
         return [series.cat.categories[i] for i in present], remap[codes]
     values = series.to_numpy()
     try:
-        levels, codes = np.unique(values, return_inverse=True)
-        return levels.tolist(), codes.reshape(-1)
+        # hashing, then sorting only the distinct values (np.unique sorts all n)
+        codes, levels = pd.factorize(values, sort=True)
+        return list(levels), np.asarray(codes, dtype=np.int64)
     except TypeError:  # mixed types: sort by their text
         levels = sorted(pd.unique(values).tolist(), key=str)
         return levels, pd.Index(levels).get_indexer(values)
