@@ -15,7 +15,12 @@ import pandas as pd
 from sklearn.base import BaseEstimator, is_classifier
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
-from sklmixed.exceptions import DataError, RankDeficientWarning
+from sklmixed.exceptions import (
+    ConvergenceWarning,
+    DataError,
+    RankDeficientWarning,
+    SingularFitWarning,
+)
 from sklmixed.formula import build_design, build_design_from_columns
 
 _NEW_LEVELS = ("population", "error")
@@ -187,9 +192,13 @@ class MixedModelBase(BaseEstimator):
 
     # ----------------------------------------------------------- attributes
 
-    def _set_fitted(self, result, design, problem, b) -> None:
+    def _set_fitted(self, result, design, problem, b, u, y) -> None:
         """Copy a FitResult and the conditional modes into fitted attributes."""
         self.result_ = result
+        self._y_fit = np.asarray(y, dtype=float)
+        estimable = ~np.isnan(result.stderror)
+        self.fixef_ = result.coef[estimable]
+        self.fixef_names_ = [n for n, e in zip(result.coef_names, estimable) if e]
         self.design_ = design
         self.coef_ = result.coef
         self.coef_names_ = list(result.coef_names)
@@ -213,15 +222,45 @@ class MixedModelBase(BaseEstimator):
         )
         # Conditional modes per grouping factor, in the design's term order.
         self._b_by_term = {}
+        self._u_by_name = {}
         self.ranef_ = {}
-        for t, bt in zip(problem.terms, b):
+        for t, bt, ut in zip(problem.terms, b, u):
             self._b_by_term[id(t)] = bt
+            self._u_by_name[t.name] = ut
             if t.levels and isinstance(t.levels[0], tuple):  # interaction of factors
                 index = pd.MultiIndex.from_tuples(list(t.levels), names=t.name.split(" & "))
             else:
                 index = pd.Index(list(t.levels), name=t.name)
             self.ranef_[t.name] = pd.DataFrame(bt, index=index, columns=list(t.cnames))
         self._term_order = [id(t) for t in design.reterms]
+        # Singular (boundary) fit: a diagonal element of some lambda at zero, i.e. a
+        # zero variance or a degenerate (|correlation| = 1) covariance, as lme4's
+        # isSingular (tolerance 1e-4 on theta).
+        diag = problem.diag_positions()
+        small = [i for i in diag if abs(result.theta[i]) < 1e-4]
+        self.is_singular_ = bool(small)
+        if small:
+            names = []
+            for t, sl in zip(problem.terms, problem.theta_slices):
+                for i in small:
+                    if sl.start <= i < sl.stop:
+                        row = int(t.inds[i - sl.start, 0])
+                        names.append(f"{t.name}: {t.cnames[row]}")
+            warnings.warn(
+                f"boundary (singular) fit: {', '.join(names)} "
+                f"{'has' if len(names) == 1 else 'have'} zero variance (or a degenerate "
+                "covariance); consider removing those random effects",
+                SingularFitWarning,
+                stacklevel=4,
+            )
+        if not self.converged_:
+            warnings.warn(
+                f"the optimizer stopped with {result.optsum.returnvalue} after "
+                f"{result.optsum.feval} evaluations: the estimates may not be at the "
+                "optimum (raise maxfeval, or simplify the random effects)",
+                ConvergenceWarning,
+                stacklevel=4,
+            )
 
     # ------------------------------------------------------------ prediction
 
@@ -257,6 +296,55 @@ class MixedModelBase(BaseEstimator):
         return Summary(self.result_)
 
     def coeftable(self, level: float = 0.95) -> pd.DataFrame:
-        """Coefficients, standard errors, z, p and confidence limits."""
+        """Coefficients, standard errors, z, p and confidence limits at ``level``.
+
+        Examples
+        --------
+        >>> from sklmixed import MixedLMRegressor, load_dataset
+        >>> m = MixedLMRegressor(formula="yield ~ 1 + (1|batch)").fit(load_dataset("dyestuff"))
+        >>> m.coeftable().columns.tolist()
+        ['Coef.', 'Std. Error', 'z', 'Pr(>|z|)', 'Lower 95%', 'Upper 95%']
+        """
         check_is_fitted(self, "result_")
         return self.result_.coeftable(level)
+
+    def varcorr(self):
+        """The variance components: prints as MixedModels.jl's ``VarCorr``; its
+        ``table`` is a DataFrame of variances, SDs and correlations."""
+        from sklmixed.report import VarCorr
+
+        check_is_fitted(self, "result_")
+        return VarCorr(self.result_)
+
+    def ranef(self, uscale: bool = False) -> dict:
+        """Conditional modes per grouping factor; ``uscale=True`` gives them on the
+        spherical (u) scale, where their prior is N(0, sigma^2 I)."""
+        check_is_fitted(self, "ranef_")
+        if not uscale:
+            return self.ranef_
+        return {
+            name: pd.DataFrame(self._u_by_name[name], index=df.index, columns=df.columns)
+            for name, df in self.ranef_.items()
+        }
+
+    def raneftables(self) -> dict:
+        """Per grouping factor, a DataFrame with the level column(s) and the modes."""
+        check_is_fitted(self, "ranef_")
+        return {name: df.reset_index() for name, df in self.ranef_.items()}
+
+    def _fitted_eta(self) -> np.ndarray:
+        X, parts = self.design_.X, [(t.refs, t.z) for t in self.design_.reterms]
+        eta = X @ np.where(np.isnan(self.stderror_), 0.0, self.coef_)
+        for tid, (refs, z) in zip(self._term_order, parts):
+            eta = eta + np.einsum("nk,nk->n", z, self._b_by_term[tid][refs])
+        return eta
+
+    def fitted_values(self) -> np.ndarray:
+        """Fitted values of the training data (the mean response for a GLMM)."""
+        check_is_fitted(self, "result_")
+        eta = self._fitted_eta()
+        return self.link_.inverse(eta) if hasattr(self, "link_") else eta
+
+    def residuals(self) -> np.ndarray:
+        """Response residuals of the training data, y - fitted."""
+        return self._y_fit - self.fitted_values()

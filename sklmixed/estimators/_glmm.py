@@ -19,7 +19,7 @@ from sklmixed.estimators._base import (
     validate_sample_weight,
     warn_rank_deficient,
 )
-from sklmixed.exceptions import ConvergenceWarning, DataError
+from sklmixed.exceptions import DataError
 
 
 class _GLMMBase(MixedModelBase):
@@ -84,18 +84,11 @@ class _GLMMBase(MixedModelBase):
         result = glmm_result(problem, beta, theta, optsum, design.formula_text,
                              design.coef_names, bool(self.fast))
         b = problem.lmm.b(problem.u, theta)
-        self._set_fitted(result, design, problem.lmm, b)
+        self._set_fitted(result, design, problem.lmm, b, problem.u, y)
         self.problem_ = problem
         self.deviance_ = result.deviance
         self.family_ = family
         self.link_ = link
-        if not self.converged_:
-            warnings.warn(
-                f"the optimizer stopped with {optsum.returnvalue} after {optsum.feval} "
-                "evaluations; results may not be at the optimum (raise maxfeval)",
-                ConvergenceWarning,
-                stacklevel=3,
-            )
         return self
 
     def _mean(self, X) -> np.ndarray:

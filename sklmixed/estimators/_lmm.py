@@ -143,8 +143,8 @@ class MixedLMRegressor(RegressorMixin, MixedModelBase):
         warn_rank_deficient(problem, design)
         theta, optsum = fit_lmm(problem, optimizer=self.optimizer, maxfeval=self.maxfeval)
         result = lmm_result(problem, theta, optsum, design.formula_text, design.coef_names)
-        b = problem.b(problem.u(), theta)
-        self._set_fitted(result, design, problem, b)
+        u = problem.u()
+        self._set_fitted(result, design, problem, problem.b(u, theta), u, yv)
         self.problem_ = problem
         return self
 

@@ -10,6 +10,7 @@ from sklmixed.report._text import render_coeftable, render_text, render_varcorr
 
 __all__ = [
     "Summary",
+    "VarCorr",
     "render_coeftable",
     "render_html",
     "render_markdown",
@@ -47,3 +48,38 @@ class Summary:
 
     def to_markdown(self) -> str:
         return render_markdown(self.result)
+
+
+class VarCorr:
+    """Variance components of a fit: ``str`` is MixedModels.jl's ``VarCorr`` block;
+    ``table`` has one row per random-effect column (and the residual)."""
+
+    def __init__(self, result):
+        self.result = result
+
+    def __str__(self) -> str:
+        return render_varcorr(self.result)
+
+    __repr__ = __str__
+
+    @property
+    def table(self):
+        import pandas as pd
+
+        rows = []
+        for vc in self.result.varcomps:
+            for j, col in enumerate(vc.columns):
+                rows.append({"group": vc.group, "column": col, "variance": vc.sd[j] ** 2,
+                             "sd": vc.sd[j]})
+        if self.result.sigma is not None:
+            s = self.result.sigma
+            rows.append({"group": "Residual", "column": "", "variance": s * s, "sd": s})
+        return pd.DataFrame(rows)
+
+    @property
+    def correlations(self) -> dict:
+        """Per grouping factor, the correlation matrix of its random effects."""
+        import pandas as pd
+
+        return {vc.group: pd.DataFrame(vc.corr, index=vc.columns, columns=vc.columns)
+                for vc in self.result.varcomps}

@@ -262,3 +262,44 @@ def test_contra_deviances(key, options):
     m = MixedGLMClassifier(formula=ref["formula"], family=ref["family"], **options).fit(df)
     # the page prints two decimals
     assert round(m.deviance_, 2) == ref["deviance"][key]
+
+
+@pytest.mark.parametrize("name", ["fm1", "fm2", "fm3singular", "fm4", "fm4r"])
+def test_leverage_sums(name):
+    # printed by the page in full; our optimum differs from MixedModels.jl's in
+    # the 7th digit on these flat surfaces, hence 1e-6 relative (fm3singular: the
+    # exact lower bound p = 1)
+    assert fit_case(name).leverage().sum() == pytest.approx(
+        FIGURES[name]["leverage_sum"], rel=1e-6
+    )
+
+
+def test_fm1_condvar():
+    blocks = fit_case("fm1").condvar()["batch"]
+    assert blocks.shape == (6, 1, 1)
+    np.testing.assert_allclose(blocks[:, 0, 0], FIGURES["fm1"]["condvar_batch"], rtol=1e-6)
+
+
+def test_singular_fit_is_flagged_and_warns():
+    from sklmixed.exceptions import SingularFitWarning
+
+    with pytest.warns(SingularFitWarning, match="batch: \\(Intercept\\) has zero variance"):
+        m = MixedLMRegressor(formula="yield ~ 1 + (1|batch)").fit(load_dataset("dyestuff2"))
+    assert m.is_singular_ and not fit_case("fm1").is_singular_
+
+
+def test_extractors_agree_with_each_other():
+    m = fit_case("fm2")
+    np.testing.assert_allclose(m.residuals(), load_dataset("sleepstudy")["reaction"]
+                               - m.fitted_values())
+    np.testing.assert_allclose(m.fitted_values(), m.predict(load_dataset("sleepstudy")))
+    assert m.fixef_names_ == m.coef_names_ and np.array_equal(m.fixef_, m.coef_)
+    u = m.ranef(uscale=True)["subj"].to_numpy()
+    lam = np.array([[m.theta_[0], 0], [m.theta_[1], m.theta_[2]]])
+    np.testing.assert_allclose(u @ lam.T, m.ranef_["subj"].to_numpy())
+    table = m.raneftables()["subj"]
+    assert table.columns.tolist() == ["subj", "(Intercept)", "days"]
+    vc = m.varcorr()
+    assert str(vc) == "\n".join(CASES["fm2"]["summary"].splitlines()[5:10])
+    assert vc.table["variance"].iloc[-1] == pytest.approx(m.sigma_**2)
+    assert vc.correlations["subj"].loc["days", "(Intercept)"] == pytest.approx(0.08, abs=0.005)
