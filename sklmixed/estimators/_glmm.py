@@ -272,6 +272,8 @@ class MixedGLMRegressor(RegressorMixin, _GLMMBase):
         self._validate_params_glmm()
         design, response = self._design(X, y)
         yv = _validate_glm_response(response, self.family, sample_weight)
+        if yv.shape[0] > 1 and np.all(yv == yv[0]):
+            raise DataError(f"the response is constant ({yv[0]:g}); there is nothing to model")
         return self._fit_glmm(design, yv, sample_weight)
 
     def predict(self, X) -> np.ndarray:
@@ -322,11 +324,10 @@ def _validate_glm_response(response, family: str, sample_weight) -> np.ndarray:
                 "counts as proportions with the numbers of trials as sample_weight)"
             )
     elif family == "poisson":
-        # Counts; non-integer non-negative values are accepted (the Poisson
-        # deviance is defined for them: a quasi-likelihood fit of rates).
-        if np.any(y < 0):
+        bad = (y < 0) | (y != np.round(y))
+        if bad.any():
             raise DataError(
-                "the poisson response must be non-negative counts; found "
-                f"{np.unique(y[y < 0])[:5].tolist()}"
+                "the poisson response must be non-negative integer counts; found "
+                f"{np.unique(y[bad])[:5].tolist()}"
             )
     return y

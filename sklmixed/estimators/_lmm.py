@@ -138,6 +138,14 @@ class MixedLMRegressor(RegressorMixin, MixedModelBase):
         self._validate_params_lmm()
         design, response = self._design(X, y)
         yv = _numeric_response(response)
+        if yv.shape[0] > 1 and np.all(yv == yv[0]):
+            raise DataError(f"the response is constant ({yv[0]:g}); there is nothing to model")
+        for term in design.reterms:
+            if term.nlevels >= yv.shape[0]:
+                raise DataError(
+                    f"grouping factor {term.name!r} has as many levels ({term.nlevels}) as "
+                    "observations: its variance cannot be told apart from the residual's"
+                )
         w = validate_sample_weight(sample_weight, yv.shape[0])
         problem = LMMProblem(design.X, yv, design.reterms, weights=w, reml=self.reml)
         warn_rank_deficient(problem, design)

@@ -24,10 +24,27 @@ SLEEP = "reaction ~ 1 + days + (1 + days|subj)"
 # classes separate completely; an unpenalized logistic maximum likelihood estimate
 # does not exist there (coefficients diverge), so weighted and repeated fits stop
 # at different points of a direction to infinity.
+#
+# MixedGLMRegressor's default family is Poisson, whose response is counts; these
+# checks fit it to continuous (non-integer) targets, which it rejects with a clear
+# error, as a count model must (the other checks get integer-valued targets).
+_COUNTS = "Poisson response must be integer counts; the check uses continuous targets"
 EXPECTED_FAILURES = {
     "MixedGLMClassifier": {
         "check_sample_weight_equivalence_on_dense_data":
             "complete separation: the unpenalized MLE does not exist",
+    },
+    "MixedGLMRegressor": {
+        name: _COUNTS
+        for name in [
+            "check_fit_check_is_fitted",
+            "check_fit_idempotent",
+            "check_n_features_in",
+            "check_n_features_in_after_fitting",
+            "check_regressor_data_not_an_array",
+            "check_regressors_no_decision_function",
+            "check_regressors_train",
+        ]
     },
 }
 
@@ -139,3 +156,15 @@ def test_fit_does_not_modify_data():
     before = df.copy()
     MixedGLMClassifier(formula="r2 ~ 1 + anger + (1|item)", fast=True).fit(df)
     pd.testing.assert_frame_equal(df, before)
+
+
+def test_regressor_on_counts_in_the_sklearn_way():
+    """What the expected failures above skip, on counts: fit, predict, score."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(200, 2))
+    y = rng.poisson(np.exp(0.3 + 0.5 * X[:, 0]))
+    m = MixedGLMRegressor().fit(X, y)
+    assert m.n_features_in_ == 2 and m.predict(X).shape == (200,)
+    assert abs(m.coef_[1] - 0.5) < 0.2 and 0 < m.score(X, y) < 1
+    with pytest.raises(ValueError, match="X has 3 features"):
+        m.predict(rng.normal(size=(5, 3)))
