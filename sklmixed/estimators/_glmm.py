@@ -19,7 +19,7 @@ from sklmixed.estimators._base import (
     validate_sample_weight,
     warn_rank_deficient,
 )
-from sklmixed.exceptions import DataError
+from sklmixed.exceptions import ConvergenceWarning, DataError
 
 
 class _GLMMBase(MixedModelBase):
@@ -89,6 +89,19 @@ class _GLMMBase(MixedModelBase):
         self.deviance_ = result.deviance
         self.family_ = family
         self.link_ = link
+        if family.name in ("bernoulli", "binomial"):
+            mu = link.inverse(problem._eta)
+            extreme = int(np.sum((mu < 1e-10) | (mu > 1 - 1e-10)))
+            if extreme:
+                worst = self.coef_names_[int(np.nanargmax(np.abs(self.coef_ / self.stderror_)))]
+                warnings.warn(
+                    f"fitted probabilities numerically 0 or 1 for {extreme} observations: "
+                    "the response looks (quasi-)completely separated (the largest "
+                    f"|coefficient / SE| is {worst!r}); estimates and standard errors of "
+                    "the separating effects are not meaningful",
+                    ConvergenceWarning,
+                    stacklevel=3,
+                )
         return self
 
     def _mean(self, X) -> np.ndarray:

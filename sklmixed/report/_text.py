@@ -126,10 +126,10 @@ def render_varcorr(result) -> str:
     if has_resid:
         sds.append(float(result.sigma))
         names = names + ["Residual"]
-    nmwd = max(len(s) for s in names) + 1
-    cnmwd = max(len(s) for s in cnames) + 1
+    nmwd = max((len(s) for s in names), default=0) + 1
+    cnmwd = max((len(s) for s in cnames), default=0) + 1
     ncorr = max((len(vc.columns) * (len(vc.columns) - 1) // 2 for vc in comps), default=0)
-    digits = max(alignment(compact(s))[1] for s in sds) - 1
+    digits = max((alignment(compact(s))[1] for s in sds), default=1) - 1
     show_sd = [fixed(s, digits) for s in sds]
     show_var = [fixed(s * s, digits) for s in sds]
     varwd = max(len(s) for s in show_var) + 1

@@ -1,0 +1,80 @@
+"""Hard but valid models: fit, warn precisely, never crash; determinism."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from joblib import Parallel, delayed
+
+from sklmixed import MixedGLMClassifier, MixedLMRegressor, load_dataset
+from sklmixed.exceptions import ConvergenceWarning, RankDeficientWarning
+
+SLEEP = "reaction ~ 1 + days + (1 + days|subj)"
+
+
+def test_rank_deficient_columns_are_named_and_reported_as_mixedmodels_does():
+    df = load_dataset("sleepstudy").assign(days2=lambda d: 2 * d["days"] + 1)
+    with pytest.warns(RankDeficientWarning, match=r"dropped \['days2'\]"):
+        m = MixedLMRegressor(formula="reaction ~ 1 + days + days2 + (1|subj)").fit(df)
+    ref = MixedLMRegressor(formula="reaction ~ 1 + days + (1|subj)").fit(df)
+    assert m.coef_[2] == 0 and np.signbit(m.coef_[2]) and np.isnan(m.stderror_[2])
+    assert np.isnan(m.vcov_[2]).all() and m.fixef_names_ == ["(Intercept)", "days"]
+    assert m.objective_ == pytest.approx(ref.objective_, abs=1e-8)
+    assert "days2" in str(m.summary()) and "NaN" in str(m.summary())
+
+
+def test_non_convergence_warns_and_results_stay_inspectable():
+    with pytest.warns(ConvergenceWarning, match="MAXEVAL_REACHED after 5 evaluations"):
+        m = MixedLMRegressor(formula=SLEEP, maxfeval=5).fit(load_dataset("sleepstudy"))
+    assert not m.converged_ and np.isfinite(m.objective_)
+    assert "Linear mixed model" in str(m.summary())
+
+
+def test_complete_separation_warns():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=300)
+    df = pd.DataFrame({"x": x, "g": rng.integers(0, 10, 300).astype(str),
+                       "y": (x > 0).astype(int)})
+    with pytest.warns(ConvergenceWarning, match="separated.*'x'"):
+        MixedGLMClassifier(formula="y ~ 1 + x + (1|g)").fit(df)
+
+
+def test_badly_scaled_covariates_reach_the_same_optimum():
+    rng = np.random.default_rng(1)
+    df = load_dataset("sleepstudy")
+    df["big"] = 1e6 * df["days"] + rng.normal(size=180) * 1e5
+    df["tiny"] = 1e-3 * rng.normal(size=180)
+    scaled = df.assign(big=df["big"] / 1e6, tiny=df["tiny"] * 1e3)
+    formula = "reaction ~ 1 + big + tiny + (1|subj)"
+    m = MixedLMRegressor(formula=formula).fit(df)
+    ref = MixedLMRegressor(formula=formula).fit(scaled)
+    assert m.objective_ == pytest.approx(ref.objective_, abs=1e-6)
+    np.testing.assert_allclose(m.coef_ * [1, 1e6, 1e-3], ref.coef_, rtol=1e-6)
+
+
+def test_the_same_fit_twice_is_bit_identical():
+    df = load_dataset("penicillin")
+    fits = [MixedLMRegressor(formula="diameter ~ 1 + (1|plate) + (1|sample)").fit(df)
+            for _ in range(2)]
+    assert fits[0].theta_.tobytes() == fits[1].theta_.tobytes()
+    assert fits[0].coef_.tobytes() == fits[1].coef_.tobytes()
+    gl = [MixedGLMClassifier(formula="use ~ 1 + age + (1|dist)").fit(load_dataset("contra"))
+          for _ in range(2)]
+    assert gl[0].coef_.tobytes() == gl[1].coef_.tobytes()
+
+
+def test_threads_give_the_sequential_results():
+    df = load_dataset("sleepstudy")
+    formulas = [SLEEP, "reaction ~ 1 + days + (1|subj)", "reaction ~ 1 + (1 + days|subj)"] * 2
+
+    def fit(f):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return MixedLMRegressor(formula=f).fit(df).objective_
+
+    sequential = [fit(f) for f in formulas]
+    threaded = Parallel(n_jobs=2, backend="threading")(delayed(fit)(f) for f in formulas)
+    assert threaded == sequential
