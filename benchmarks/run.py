@@ -42,17 +42,40 @@ CONTRA = "use ~ 1 + age + I(age**2) + livch + urban + (1|dist)"
 # name: dataset, sklmixed formula, lme4 formula, kind, options, default repeats
 MODELS = {
     "dyestuff2": ("dyestuff2", "yield ~ 1 + (1|batch)", "yield ~ 1 + (1|batch)", "lmm", {}, 50),
-    "sleepstudy": ("sleepstudy", "reaction ~ 1 + days + (1 + days|subj)",
-                   "reaction ~ 1 + days + (1 + days|subj)", "lmm", {}, 30),
-    "penicillin": ("penicillin", "diameter ~ 1 + (1|plate) + (1|sample)",
-                   "diameter ~ 1 + (1|plate) + (1|sample)", "lmm", {}, 30),
-    "insteval": ("insteval", "y ~ 1 + service*dept + (1|s) + (1|d)",
-                 "y ~ 1 + service*dept + (1|s) + (1|d)", "lmm", {}, 3),
+    "sleepstudy": (
+        "sleepstudy",
+        "reaction ~ 1 + days + (1 + days|subj)",
+        "reaction ~ 1 + days + (1 + days|subj)",
+        "lmm",
+        {},
+        30,
+    ),
+    "penicillin": (
+        "penicillin",
+        "diameter ~ 1 + (1|plate) + (1|sample)",
+        "diameter ~ 1 + (1|plate) + (1|sample)",
+        "lmm",
+        {},
+        30,
+    ),
+    "insteval": (
+        "insteval",
+        "y ~ 1 + service*dept + (1|s) + (1|d)",
+        "y ~ 1 + service*dept + (1|s) + (1|d)",
+        "lmm",
+        {},
+        3,
+    ),
     "verbagg": ("verbagg", VERBAGG, VERBAGG.replace("r2 ~", "r2n ~"), "glmm", {}, 3),
-    "verbagg_fast": ("verbagg", VERBAGG, VERBAGG.replace("r2 ~", "r2n ~"), "glmm",
-                     {"fast": True}, 5),
-    "contra_nagq9": ("contra", CONTRA, CONTRA.replace("use ~", "usen ~"), "glmm",
-                     {"nagq": 9}, 5),
+    "verbagg_fast": (
+        "verbagg",
+        VERBAGG,
+        VERBAGG.replace("r2 ~", "r2n ~"),
+        "glmm",
+        {"fast": True},
+        5,
+    ),
+    "contra_nagq9": ("contra", CONTRA, CONTRA.replace("use ~", "usen ~"), "glmm", {"nagq": 9}, 5),
 }
 
 
@@ -84,11 +107,14 @@ def run_sklmixed(model, repeats):
     dataset, formula, _, kind, options, _ = MODELS[model]
     df = _data(dataset)
     if kind == "lmm":
+
         def fit():
             return MixedLMRegressor(formula=formula).fit(df)
     else:
+
         def fit():
             return MixedGLMClassifier(formula=formula, **options).fit(df)
+
     median, m = _time(fit, repeats)
     return median, m.objective_
 
@@ -99,6 +125,7 @@ def run_mixedlm(model, repeats):
     dataset, _, formula, kind, options, _ = MODELS[model]
     df = _data(dataset)
     if kind == "lmm":
+
         def fit():
             return mixedlm.lmer(formula, df, REML=False)
     else:
@@ -106,6 +133,7 @@ def run_mixedlm(model, repeats):
 
         def fit():
             return mixedlm.glmer(formula, df, family=mixedlm.families.Binomial(), nAGQ=nagq)
+
     median, m = _time(fit, repeats)
     return median, float(m.deviance)
 
@@ -123,13 +151,19 @@ def run_statsmodels(model, repeats):
         df = df.assign(one=1)
 
         def fit():
-            return smf.mixedlm("diameter ~ 1", df, groups="one", re_formula="0",
-                               vc_formula={"plate": "0 + C(plate)", "sample": "0 + C(sample)"}
-                               ).fit(reml=False)
+            return smf.mixedlm(
+                "diameter ~ 1",
+                df,
+                groups="one",
+                re_formula="0",
+                vc_formula={"plate": "0 + C(plate)", "sample": "0 + C(sample)"},
+            ).fit(reml=False)
     elif model == "sleepstudy":
+
         def fit():
-            return smf.mixedlm("reaction ~ days", df, groups="subj", re_formula="~days"
-                               ).fit(reml=False)
+            return smf.mixedlm("reaction ~ days", df, groups="subj", re_formula="~days").fit(
+                reml=False
+            )
     else:  # 'yield' is a Python keyword, which patsy cannot parse: rename it
         df = df.rename(columns={"yield": "yld"})
 
@@ -137,6 +171,7 @@ def run_statsmodels(model, repeats):
             # statsmodels re-enables its convergence warnings inside fit: mute its stderr
             with contextlib.redirect_stderr(io.StringIO()):
                 return smf.mixedlm("yld ~ 1", df, groups="batch").fit(reml=False)
+
     median, m = _time(fit, repeats)
     return median, -2 * float(m.llf)
 
@@ -152,7 +187,9 @@ fit <- function() {
 }
 m <- fit()
 times <- numeric(n)
-for (i in seq_len(n)) { t0 <- Sys.time(); m <- fit(); times[i] <- as.numeric(Sys.time() - t0, units = "secs") }
+for (i in seq_len(n)) {
+  t0 <- Sys.time(); m <- fit(); times[i] <- as.numeric(Sys.time() - t0, units = "secs")
+}
 # -2 log L for nAGQ <= 1 (lme4's deviance() of a GLMM omits the penalty and log
 # determinant); for nAGQ > 1 lme4's logLik is already minus half the AGQ deviance
 obj <- if (kind == "lmm") deviance(m) else -2 * as.numeric(logLik(m))
@@ -174,7 +211,9 @@ def run_lme4(model, repeats):
         script.write_text(_R_SCRIPT)
         out = subprocess.run(
             ["Rscript", str(script), str(csv), formula, kind, str(nagq), str(repeats)],
-            capture_output=True, text=True, check=False,
+            capture_output=True,
+            text=True,
+            check=False,
         )
     if out.returncode != 0:
         raise RuntimeError(out.stderr.strip().splitlines()[-1] if out.stderr else "Rscript failed")
@@ -204,8 +243,12 @@ def _versions() -> dict:
     except Exception:  # noqa: BLE001
         pass
     if shutil.which("Rscript"):
-        r = subprocess.run(["Rscript", "-e", "cat(as.character(packageVersion('lme4')))"],
-                           capture_output=True, text=True, check=False)
+        r = subprocess.run(
+            ["Rscript", "-e", "cat(as.character(packageVersion('lme4')))"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         out["lme4"] = r.stdout.strip() or None
     return out
 

@@ -53,8 +53,14 @@ def _fit(args) -> str:
         model = MixedLMRegressor(formula=args.formula, reml=args.reml, contrasts=contrasts)
     else:
         cls = MixedGLMClassifier if args.family == "bernoulli" else MixedGLMRegressor
-        model = cls(formula=args.formula, family=args.family, link=args.link, nagq=args.nagq,
-                    fast=args.fast, contrasts=contrasts)
+        model = cls(
+            formula=args.formula,
+            family=args.family,
+            link=args.link,
+            nagq=args.nagq,
+            fast=args.fast,
+            contrasts=contrasts,
+        )
     model.fit(df)
     return str(model.summary())
 
@@ -68,13 +74,19 @@ def main(argv: list[str] | None = None) -> int:
     fit.add_argument("data", help="bundled data set name or a .csv/.parquet/.arrow file")
     fit.add_argument("formula", help='e.g. "reaction ~ 1 + days + (1 + days|subj)"')
     fit.add_argument("--reml", action="store_true", help="fit an LMM by REML")
-    fit.add_argument("--family", choices=["bernoulli", "binomial", "poisson"],
-                     help="fit a GLMM of this family")
+    fit.add_argument(
+        "--family", choices=["bernoulli", "binomial", "poisson"], help="fit a GLMM of this family"
+    )
     fit.add_argument("--link", help="link function (default: the family's canonical link)")
     fit.add_argument("--nagq", type=int, default=1, help="adaptive Gauss-Hermite points")
     fit.add_argument("--fast", action="store_true", help="GLMM: beta from PIRLS (faster)")
-    fit.add_argument("--contrasts", nargs="*", default=[], metavar="COL=CODING",
-                     help="mark columns categorical: dummy, effects or helmert")
+    fit.add_argument(
+        "--contrasts",
+        nargs="*",
+        default=[],
+        metavar="COL=CODING",
+        help="mark columns categorical: dummy, effects or helmert",
+    )
     sub.add_parser("datasets", help="list the bundled data sets")
     args = parser.parse_args(argv)
     try:

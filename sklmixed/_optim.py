@@ -80,8 +80,20 @@ def minimize(
     finitial = float(fun(x0))
     fitlog.append((x0.copy(), finitial))
     if n == 0:
-        return OptSummary(x0, x0, finitial, finitial, 1, name, "SUCCESS", FTOL_REL,
-                          FTOL_ABS, XTOL_ABS, maxfeval, fitlog)
+        return OptSummary(
+            x0,
+            x0,
+            finitial,
+            finitial,
+            1,
+            name,
+            "SUCCESS",
+            FTOL_REL,
+            FTOL_ABS,
+            XTOL_ABS,
+            maxfeval,
+            fitlog,
+        )
     if not np.isfinite(finitial):
         raise FloatingPointError("the objective is not finite at the starting values")
 
@@ -159,35 +171,63 @@ def fit_lmm(problem, *, optimizer: str | None = None, maxfeval: int = -1):
     flipped and snapped values).
     """
     x0 = problem.initial_theta()
-    opt = minimize(problem.objective, x0, problem.lower_bounds(), optimizer=optimizer,
-                   maxfeval=maxfeval)
+    opt = minimize(
+        problem.objective, x0, problem.lower_bounds(), optimizer=optimizer, maxfeval=maxfeval
+    )
     if optimizer is None and problem.boundary_trap(opt.final):
         # A diagonal element of a correlated lambda stuck at its bound of zero while
         # the rest of its column is not: bounded BOBYQA cannot move the column
         # through zero (its sign is free) and stops at a non-optimal point
         # (sleepstudy with dummy-coded days, (1|subj) + (days|subj): 1655.55
         # instead of 1631.80). Snap, then continue without bounds from there.
-        start, _ = finalize_theta(opt.final, opt.fmin, problem.objective,
-                                  problem.diag_positions(), problem.flip_theta)
-        polish = minimize(problem.objective, start, problem.lower_bounds(),
-                          optimizer="LN_NEWUOA", maxfeval=maxfeval)
+        start, _ = finalize_theta(
+            opt.final, opt.fmin, problem.objective, problem.diag_positions(), problem.flip_theta
+        )
+        polish = minimize(
+            problem.objective,
+            start,
+            problem.lower_bounds(),
+            optimizer="LN_NEWUOA",
+            maxfeval=maxfeval,
+        )
         if polish.fmin < opt.fmin:
-            opt = OptSummary(x0, polish.final, opt.finitial, polish.fmin,
-                             opt.feval + polish.feval, "LN_BOBYQA+LN_NEWUOA",
-                             polish.returnvalue, opt.ftol_rel, opt.ftol_abs, opt.xtol_abs,
-                             maxfeval, opt.fitlog + polish.fitlog[1:])
-    theta, fmin = finalize_theta(opt.final, opt.fmin, problem.objective,
-                                 problem.diag_positions(), problem.flip_theta)
+            opt = OptSummary(
+                x0,
+                polish.final,
+                opt.finitial,
+                polish.fmin,
+                opt.feval + polish.feval,
+                "LN_BOBYQA+LN_NEWUOA",
+                polish.returnvalue,
+                opt.ftol_rel,
+                opt.ftol_abs,
+                opt.xtol_abs,
+                maxfeval,
+                opt.fitlog + polish.fitlog[1:],
+            )
+    theta, fmin = finalize_theta(
+        opt.final, opt.fmin, problem.objective, problem.diag_positions(), problem.flip_theta
+    )
     if not problem.update(theta):  # pragma: no cover - theta came from a finite evaluation
         raise FloatingPointError("the factor is not positive definite at the optimum")
-    opt = OptSummary(opt.initial, theta, opt.finitial, fmin, opt.feval, opt.optimizer,
-                     opt.returnvalue, opt.ftol_rel, opt.ftol_abs, opt.xtol_abs,
-                     opt.maxfeval, opt.fitlog)
+    opt = OptSummary(
+        opt.initial,
+        theta,
+        opt.finitial,
+        fmin,
+        opt.feval,
+        opt.optimizer,
+        opt.returnvalue,
+        opt.ftol_rel,
+        opt.ftol_abs,
+        opt.xtol_abs,
+        opt.maxfeval,
+        opt.fitlog,
+    )
     return theta, opt
 
 
-def fit_glmm(problem, *, fast: bool = False, optimizer: str | None = None,
-             maxfeval: int = -1):
+def fit_glmm(problem, *, fast: bool = False, optimizer: str | None = None, maxfeval: int = -1):
     """Optimize a :class:`~sklmixed._core._glmm.GLMMProblem`.
 
     Stage 1 (always): theta only, beta from PIRLS (MixedModels.jl's ``fast=true``,
@@ -208,8 +248,13 @@ def fit_glmm(problem, *, fast: bool = False, optimizer: str | None = None,
         except (RuntimeError, FloatingPointError):  # PIRLS failure: infeasible point
             return np.inf
 
-    opt = minimize(dev_theta, problem.lmm.initial_theta(), lower_theta,
-                   optimizer=optimizer or "LN_BOBYQA", maxfeval=maxfeval)
+    opt = minimize(
+        dev_theta,
+        problem.lmm.initial_theta(),
+        lower_theta,
+        optimizer=optimizer or "LN_BOBYQA",
+        maxfeval=maxfeval,
+    )
     theta = problem.lmm.flip_theta(opt.final)
     problem.deviance(theta)
     beta = problem._beta.copy()
@@ -225,25 +270,47 @@ def fit_glmm(problem, *, fast: bool = False, optimizer: str | None = None,
         x0 = np.concatenate((beta, theta))
         lower = np.concatenate((np.full(p, -np.inf), lower_theta))
         problem.reset()  # the joint stage starts PIRLS from u = 0, like the first stage
-        opt2 = minimize(dev_joint, x0, lower, optimizer=optimizer or "LN_BOBYQA",
-                        maxfeval=maxfeval)
-        opt = OptSummary(x0, opt2.final, opt2.finitial, opt2.fmin, opt.feval + opt2.feval,
-                         opt2.optimizer, opt2.returnvalue, opt2.ftol_rel, opt2.ftol_abs,
-                         opt2.xtol_abs, maxfeval, opt.fitlog + opt2.fitlog)
+        opt2 = minimize(dev_joint, x0, lower, optimizer=optimizer or "LN_BOBYQA", maxfeval=maxfeval)
+        opt = OptSummary(
+            x0,
+            opt2.final,
+            opt2.finitial,
+            opt2.fmin,
+            opt.feval + opt2.feval,
+            opt2.optimizer,
+            opt2.returnvalue,
+            opt2.ftol_rel,
+            opt2.ftol_abs,
+            opt2.xtol_abs,
+            maxfeval,
+            opt.fitlog + opt2.fitlog,
+        )
         beta = opt2.final[:p].copy()
         theta = problem.lmm.flip_theta(opt2.final[p:])
 
     def dev_at(th):
         return dev_theta(th) if fast else problem.deviance(th, beta)
 
-    theta, fmin = finalize_theta(theta, opt.fmin, lambda th: _safe(dev_at, th),
-                                 problem.lmm.diag_positions(), lambda th: th)
+    theta, fmin = finalize_theta(
+        theta, opt.fmin, lambda th: _safe(dev_at, th), problem.lmm.diag_positions(), lambda th: th
+    )
     fmin = problem.deviance(theta) if fast else problem.deviance(theta, beta)
     if fast:
         beta = problem._beta.copy()
-    opt = OptSummary(opt.initial, np.concatenate((beta, theta)) if not fast else theta,
-                     opt.finitial, fmin, opt.feval, opt.optimizer, opt.returnvalue,
-                     opt.ftol_rel, opt.ftol_abs, opt.xtol_abs, opt.maxfeval, opt.fitlog)
+    opt = OptSummary(
+        opt.initial,
+        np.concatenate((beta, theta)) if not fast else theta,
+        opt.finitial,
+        fmin,
+        opt.feval,
+        opt.optimizer,
+        opt.returnvalue,
+        opt.ftol_rel,
+        opt.ftol_abs,
+        opt.xtol_abs,
+        opt.maxfeval,
+        opt.fitlog,
+    )
     return beta, theta, opt
 
 

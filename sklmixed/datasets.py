@@ -36,8 +36,9 @@ def list_datasets() -> list[str]:
     >>> list_datasets()[:3]
     ['contra', 'dyestuff', 'dyestuff2']
     """
-    return sorted(p.name[: -len(".arrow")] for p in _data_dir().iterdir()
-                  if p.name.endswith(".arrow"))
+    return sorted(
+        p.name[: -len(".arrow")] for p in _data_dir().iterdir() if p.name.endswith(".arrow")
+    )
 
 
 def load_dataset(name: str) -> pd.DataFrame:

@@ -25,8 +25,7 @@ def test_fit_reml_from_a_csv_file(tmp_path, capsys):
 
 
 def test_glmm(capsys):
-    args = ["fit", "contra", "use ~ 1 + age + urban + (1|dist)", "--family", "bernoulli",
-            "--fast"]
+    args = ["fit", "contra", "use ~ 1 + age + urban + (1|dist)", "--family", "bernoulli", "--fast"]
     assert main(args) == 0
     assert "Distribution: Bernoulli{Float64}" in capsys.readouterr().out
 

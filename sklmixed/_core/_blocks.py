@@ -64,9 +64,7 @@ class BlockSparse:
     def to_scipy(self):
         """The same matrix as a scipy sparse matrix (CSR for 1x1 blocks, else BSR)."""
         if self.ki == 1 and self.kj == 1:
-            return sp.csr_matrix(
-                (self.data.reshape(-1), self.bcol, self._indptr), shape=self.shape
-            )
+            return sp.csr_matrix((self.data.reshape(-1), self.bcol, self._indptr), shape=self.shape)
         return sp.bsr_matrix(
             (self.data, self.bcol, self._indptr),
             shape=self.shape,

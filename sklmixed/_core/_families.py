@@ -171,7 +171,6 @@ class BernoulliFamily(Family):
         return wt * (special.xlogy(y, mu) + special.xlog1py(1.0 - y, -mu))
 
 
-
 class BinomialFamily(BernoulliFamily):
     """Response = proportion of successes, prior weight = number of trials."""
 
@@ -180,14 +179,19 @@ class BinomialFamily(BernoulliFamily):
     def unit_deviance(self, y, mu):
         # 2 [y log(y / mu) + (1 - y) log((1 - y) / (1 - mu))], with 0 log 0 = 0
         return 2.0 * (
-            special.xlogy(y, y) - special.xlogy(y, mu)
-            + special.xlogy(1.0 - y, 1.0 - y) - special.xlog1py(1.0 - y, -mu)
+            special.xlogy(y, y)
+            - special.xlogy(y, mu)
+            + special.xlogy(1.0 - y, 1.0 - y)
+            - special.xlog1py(1.0 - y, -mu)
         )
 
     def loglik(self, y, mu, wt):
         k = np.rint(y * wt)
-        return special.gammaln(wt + 1) - special.gammaln(k + 1) - special.gammaln(wt - k + 1) + (
-            special.xlogy(k, mu) + special.xlog1py(wt - k, -mu)
+        return (
+            special.gammaln(wt + 1)
+            - special.gammaln(k + 1)
+            - special.gammaln(wt - k + 1)
+            + (special.xlogy(k, mu) + special.xlog1py(wt - k, -mu))
         )
 
 

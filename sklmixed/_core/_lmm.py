@@ -365,9 +365,7 @@ class LMMProblem:
             if kind_ij == "dense":
                 pp.subtract_from_dense(Lij, S, T)
             else:
-                Lij.data[self._pp_idx[(i, j, kk)]] -= pp.values(S, T).reshape(
-                    -1, S.ki, T.ki
-                )
+                Lij.data[self._pp_idx[(i, j, kk)]] -= pp.values(S, T).reshape(-1, S.ki, T.ki)
 
     def objective(self, theta: np.ndarray) -> float:
         """-2 log-likelihood (ML) or the REML criterion at ``theta``; inf if not PD."""
@@ -540,7 +538,9 @@ class _DenseEvaluator:
             M = lam.T @ self.A @ lam
         M.flat[self.re_diag] += 1.0
         L, info = _potrf(M, lower=1, clean=0, overwrite_a=1)
-        if info != 0:  # not positive definite (the last pivot r may be 0 only if y is fitted exactly)
+        if (
+            info != 0
+        ):  # not positive definite (the last pivot r may be 0 only if y is fitted exactly)
             return None
         logd = np.log(L.diagonal())
         q = self.q

@@ -74,8 +74,10 @@ def validate_sample_weight(sample_weight, n: int):
     if np.any(w < 0):
         raise DataError("sample_weight contains negative values")
     if np.all(w == 0):
-        raise DataError("sample_weight is zero for every observation: Sample weights must "
-                        "contain at least one non-zero number")
+        raise DataError(
+            "sample_weight is zero for every observation: Sample weights must "
+            "contain at least one non-zero number"
+        )
     return w
 
 
@@ -114,9 +116,7 @@ class MixedModelBase(BaseEstimator):
                 raise TypeError("contrasts must be a dict such as {'days': 'dummy'}")
             for col, coding in self.contrasts.items():
                 if coding not in _CONTRASTS:
-                    raise ValueError(
-                        f"contrasts[{col!r}] = {coding!r}; choose one of {_CONTRASTS}"
-                    )
+                    raise ValueError(f"contrasts[{col!r}] = {coding!r}; choose one of {_CONTRASTS}")
 
     def _groups_list(self) -> list:
         if self.groups is None:
@@ -155,8 +155,9 @@ class MixedModelBase(BaseEstimator):
                 raise ValueError(
                     f"{type(self).__name__} requires y to be passed, but the target y is None"
                 )
-            X, y = validate_data(self, X, y, reset=True, ensure_min_samples=2,
-                                 y_numeric=not is_classifier(self))
+            X, y = validate_data(
+                self, X, y, reset=True, ensure_min_samples=2, y_numeric=not is_classifier(self)
+            )
             df = pd.DataFrame(X, columns=[f"x{i}" for i in range(X.shape[1])])
         if df.shape[0] == 0:
             raise DataError("cannot fit a model to empty data (0 rows)")
@@ -164,9 +165,7 @@ class MixedModelBase(BaseEstimator):
             design = build_design(self.formula, df, self.contrasts)
             response = y if y is not None else design.y
             if response is None:
-                raise DataError(
-                    "the formula has no response (left of '~') and y was not given"
-                )
+                raise DataError("the formula has no response (left of '~') and y was not given")
         else:
             groups = self._groups_list()
             missing = [g for g in groups if g not in df.columns]

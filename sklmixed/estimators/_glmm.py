@@ -70,19 +70,20 @@ class _GLMMBase(MixedModelBase):
                     + ", ".join(f"{t.name} ({t.k} columns)" for t in terms)
                     + "; use nagq=1 (Laplace)"
                 )
-        problem = GLMMProblem(design.X, y, design.reterms, family, link, weights=w,
-                              nagq=self.nagq)
+        problem = GLMMProblem(design.X, y, design.reterms, family, link, weights=w, nagq=self.nagq)
         warn_rank_deficient(problem.lmm, design)
         try:
-            beta, theta, optsum = fit_glmm(problem, fast=bool(self.fast),
-                                           optimizer=self.optimizer, maxfeval=self.maxfeval)
+            beta, theta, optsum = fit_glmm(
+                problem, fast=bool(self.fast), optimizer=self.optimizer, maxfeval=self.maxfeval
+            )
         except RuntimeError as exc:
             raise RuntimeError(
                 f"{exc}. Try fast=True, a simpler random-effects structure, or check "
                 "the response for complete separation"
             ) from exc
-        result = glmm_result(problem, beta, theta, optsum, design.formula_text,
-                             design.coef_names, bool(self.fast))
+        result = glmm_result(
+            problem, beta, theta, optsum, design.formula_text, design.coef_names, bool(self.fast)
+        )
         b = problem.lmm.b(problem.u, theta)
         self._set_fitted(result, design, problem.lmm, b, problem.u, y)
         self.problem_ = problem

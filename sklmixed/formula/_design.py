@@ -23,7 +23,11 @@ from sklmixed.exceptions import DataError, FormulaError, MissingColumnError
 from sklmixed.formula._parse import ParsedFormula, RandomTermSpec, ReItem, parse_formula
 
 CODINGS = ("dummy", "effects", "helmert")
-_FORMULAIC_CONTRAST = {"dummy": "contr.treatment", "effects": "contr.sum", "helmert": "contr.helmert"}
+_FORMULAIC_CONTRAST = {
+    "dummy": "contr.treatment",
+    "effects": "contr.sum",
+    "helmert": "contr.helmert",
+}
 
 
 # ----------------------------------------------------------------- columns
@@ -107,9 +111,7 @@ class _CatColumn:
         idx = pd.Index(self.levels).get_indexer(series)
         if np.any(idx < 0):
             unseen = sorted(map(str, pd.unique(series[idx < 0])))
-            raise DataError(
-                f"column {self.name!r} has levels not seen in fit: {unseen[:10]}"
-            )
+            raise DataError(f"column {self.name!r} has levels not seen in fit: {unseen[:10]}")
         return idx
 
     def matrix(self, series: pd.Series) -> np.ndarray:
@@ -158,7 +160,9 @@ def _with_categories(df: pd.DataFrame, categories: dict) -> pd.DataFrame:
     return out
 
 
-_FACTOR = re.compile(r"^(?:C\((?P<cname>[^,()]+)(?:,[^)]*)?\)|(?P<name>.+?))\[(?:[A-Z]+\.)?(?P<level>.*)\]$")
+_FACTOR = re.compile(
+    r"^(?:C\((?P<cname>[^,()]+)(?:,[^)]*)?\)|(?P<name>.+?))\[(?:[A-Z]+\.)?(?P<level>.*)\]$"
+)
 
 
 def _split_interaction(name: str) -> list[str]:
@@ -562,8 +566,14 @@ def build_design(formula: str, data: pd.DataFrame, contrasts: dict | None = None
                 f"({builder.grouping.levels[0]!r}); a random effect needs at least two levels"
             )
         reterms.append(
-            ReTerm(builder.grouping.name, refs, tuple(builder.grouping.levels), z,
-                   tuple(cnames), builder.inds())
+            ReTerm(
+                builder.grouping.name,
+                refs,
+                tuple(builder.grouping.levels),
+                z,
+                tuple(cnames),
+                builder.inds(),
+            )
         )
     random_display = " + ".join(spec.display() for spec in parsed.random)
     rhs = fixed.display + (" + " + random_display if random_display else "")
@@ -574,8 +584,9 @@ def build_design(formula: str, data: pd.DataFrame, contrasts: dict | None = None
     return Design(parsed.response, y, X, list(fixed.names), reterms, text, used, fixed, builders)
 
 
-def build_design_from_columns(data: pd.DataFrame, *, fixed: list, groups: list,
-                              response=None) -> Design:
+def build_design_from_columns(
+    data: pd.DataFrame, *, fixed: list, groups: list, response=None
+) -> Design:
     """Design for ``formula=None``: intercept, the ``fixed`` columns (numeric as
     they are, others dummy-coded) and a random intercept for each ``groups`` column.
     """
@@ -604,12 +615,16 @@ def build_design_from_columns(data: pd.DataFrame, *, fixed: list, groups: list,
         if len(builder.grouping.levels) < 2:
             raise DataError(f"grouping factor {g!r} has a single level")
         builders.append(builder)
-        reterms.append(ReTerm(str(g), refs, tuple(builder.grouping.levels), z,
-                              tuple(piece.names), builder.inds()))
+        reterms.append(
+            ReTerm(
+                str(g), refs, tuple(builder.grouping.levels), z, tuple(piece.names), builder.inds()
+            )
+        )
     rhs = " + ".join(["1"] + [str(c) for c in fixed] + [f"(1 | {g})" for g in groups])
     y = None if response is None else np.asarray(response)
-    return Design("y", y, X, names, reterms, f"y ~ {rhs}", list(fixed) + list(groups), part,
-                  builders)
+    return Design(
+        "y", y, X, names, reterms, f"y ~ {rhs}", list(fixed) + list(groups), part, builders
+    )
 
 
 @dataclass

@@ -130,8 +130,10 @@ def _parse_group(formula: str, offset: int, text: str) -> list[tuple]:
         for name in names:
             if not _NAME.match(name.strip()):
                 raise _error(
-                    formula, offset, f"grouping factor {part.strip()!r} must be column names "
-                    "joined by '&', ':' or '/'"
+                    formula,
+                    offset,
+                    f"grouping factor {part.strip()!r} must be column names "
+                    "joined by '&', ':' or '/'",
                 )
         prefix = prefix + tuple(_strip_name(n) for n in names)
         levels.append(prefix)
@@ -248,8 +250,10 @@ def _parse_cached(formula: str) -> ParsedFormula:
         if piece.startswith("zerocorr(") and piece.endswith(")"):
             inner = piece[len("zerocorr(") : -1]
             random.extend(_random_term(formula, pos + len("zerocorr("), inner, True))
-        elif _is_wrapped(piece) and len(split_top(piece[1:-1], "|")) > 1 or (
-            _is_wrapped(piece) and len(split_top(piece[1:-1], "||")) > 1
+        elif (
+            _is_wrapped(piece)
+            and len(split_top(piece[1:-1], "|")) > 1
+            or (_is_wrapped(piece) and len(split_top(piece[1:-1], "||")) > 1)
         ):
             random.extend(_random_term(formula, pos + 1, piece[1:-1], False))
         elif "|" in piece and "(" not in piece:
@@ -257,5 +261,6 @@ def _parse_cached(formula: str) -> ParsedFormula:
         else:
             fixed.append(piece)
     fixed_text = " + ".join(fixed) if fixed else "1"
-    return ParsedFormula(formula, _strip_name(response) if response else None, fixed_text,
-                         tuple(random))
+    return ParsedFormula(
+        formula, _strip_name(response) if response else None, fixed_text, tuple(random)
+    )

@@ -69,8 +69,9 @@ class VarCorr:
         rows = []
         for vc in self.result.varcomps:
             for j, col in enumerate(vc.columns):
-                rows.append({"group": vc.group, "column": col, "variance": vc.sd[j] ** 2,
-                             "sd": vc.sd[j]})
+                rows.append(
+                    {"group": vc.group, "column": col, "variance": vc.sd[j] ** 2, "sd": vc.sd[j]}
+                )
         if self.result.sigma is not None:
             s = self.result.sigma
             rows.append({"group": "Residual", "column": "", "variance": s * s, "sd": s})
@@ -81,5 +82,7 @@ class VarCorr:
         """Per grouping factor, the correlation matrix of its random effects."""
         import pandas as pd
 
-        return {vc.group: pd.DataFrame(vc.corr, index=vc.columns, columns=vc.columns)
-                for vc in self.result.varcomps}
+        return {
+            vc.group: pd.DataFrame(vc.corr, index=vc.columns, columns=vc.columns)
+            for vc in self.result.varcomps
+        }

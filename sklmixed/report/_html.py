@@ -50,10 +50,19 @@ def _varcomp_rows(result) -> tuple[list[str], list[list[str]]]:
                 "." if vc.structural_zero[j, c] else fixed(float(vc.corr[j, c]), 2, plus=True)
                 for c in range(j)
             ]
-            rows.append([vc.group if j == 0 else "", col, fixed(vc.sd[j] ** 2, digits),
-                         fixed(vc.sd[j], digits), " ".join(corr)])
+            rows.append(
+                [
+                    vc.group if j == 0 else "",
+                    col,
+                    fixed(vc.sd[j] ** 2, digits),
+                    fixed(vc.sd[j], digits),
+                    " ".join(corr),
+                ]
+            )
     if result.sigma is not None:
-        rows.append(["Residual", "", fixed(result.sigma**2, digits), fixed(result.sigma, digits), ""])
+        rows.append(
+            ["Residual", "", fixed(result.sigma**2, digits), fixed(result.sigma, digits), ""]
+        )
     return ["Group", "Column", "Variance", "Std.Dev.", "Corr."], rows
 
 
@@ -78,13 +87,18 @@ def _html_table(header, rows, caption) -> str:
     e = html.escape
     head = "".join(f"<th>{e(h)}</th>" for h in header)
     body = "".join(
-        "<tr>" + "".join(
+        "<tr>"
+        + "".join(
             f'<td style="text-align:{"left" if i < 2 else "right"}">{e(c)}</td>'
             for i, c in enumerate(r)
-        ) + "</tr>"
+        )
+        + "</tr>"
         for r in rows
     )
-    return f"<table><caption>{e(caption)}</caption><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return (
+        f"<table><caption>{e(caption)}</caption><thead><tr>{head}</tr></thead>"
+        f"<tbody>{body}</tbody></table>"
+    )
 
 
 def render_html(result) -> str:
@@ -119,7 +133,17 @@ def render_markdown(result) -> str:
     labels, values = _statistics(result)
     out = [f"**{title[0]}**", "", f"`{title[1]}`", ""]
     out += [t + "  " for t in title[2:]]
-    out += [_md_table(labels, [values]), "", "Variance components:", "",
-            _md_table(*_varcomp_rows(result)), "", _nobs(result), "",
-            "Fixed-effects parameters:", "", _md_table(*_coef_rows(result))]
+    out += [
+        _md_table(labels, [values]),
+        "",
+        "Variance components:",
+        "",
+        _md_table(*_varcomp_rows(result)),
+        "",
+        _nobs(result),
+        "",
+        "Fixed-effects parameters:",
+        "",
+        _md_table(*_coef_rows(result)),
+    ]
     return "\n".join(out)

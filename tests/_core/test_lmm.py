@@ -25,8 +25,14 @@ def _term(rng, n, nlevels, k, name, refs=None, zerocorr=False):
     inds = None
     if zerocorr:
         inds = np.column_stack((np.arange(k), np.arange(k)))
-    return ReTerm(name, refs.astype(np.int64), tuple(range(nlevels)), z,
-                  tuple(f"c{i}" for i in range(k)), inds)
+    return ReTerm(
+        name,
+        refs.astype(np.int64),
+        tuple(range(nlevels)),
+        z,
+        tuple(f"c{i}" for i in range(k)),
+        inds,
+    )
 
 
 def _naive(X, y, terms, theta, reml, weights=None):
@@ -41,11 +47,12 @@ def _naive(X, y, terms, theta, reml, weights=None):
         for a in range(t.k):
             Z[np.arange(n), t.refs * t.k + a] = t.z[:, a]
         Zs.append(Z)
-        lam = t.lambda_from_theta(theta[off: off + t.ntheta])
+        lam = t.lambda_from_theta(theta[off : off + t.ntheta])
         off += t.ntheta
         Ls.append(np.kron(np.eye(t.nlevels), lam))
     Z = np.hstack(Zs)
     from scipy.linalg import block_diag
+
     Lam = block_diag(*Ls)
     ZL = (Z @ Lam) * sw[:, None]
     Xw, yw = X * sw[:, None], y * sw
@@ -75,8 +82,15 @@ def _structures(rng, n=240):
         "vector": [_term(rng, n, 15, 2, "g")],
         "vector3_zerocorr": [_term(rng, n, 10, 3, "g", zerocorr=True)],
         "crossed": [_term(rng, n, 30, 1, "g"), _term(rng, n, 8, 1, "h")],
-        "nested": [_term(rng, n, 36, 1, "b", refs=nested_b), _term(rng, n, 12, 1, "a", refs=a_of_b)],
-        "three_crossed": [_term(rng, n, 40, 1, "g"), _term(rng, n, 20, 1, "h"), _term(rng, n, 6, 1, "k")],
+        "nested": [
+            _term(rng, n, 36, 1, "b", refs=nested_b),
+            _term(rng, n, 12, 1, "a", refs=a_of_b),
+        ],
+        "three_crossed": [
+            _term(rng, n, 40, 1, "g"),
+            _term(rng, n, 20, 1, "h"),
+            _term(rng, n, 6, 1, "k"),
+        ],
         "crossed_vectors": [_term(rng, n, 25, 2, "g"), _term(rng, n, 7, 2, "h")],
         "vector_and_scalar": [_term(rng, n, 20, 2, "g"), _term(rng, n, 9, 1, "h")],
     }
@@ -103,8 +117,9 @@ def test_blocked_factor_matches_naive(structure, reml, dense_max, monkeypatch):
     assert prob.update(theta)
     assert prob._objective_from_L() == pytest.approx(expected, rel=1e-10, abs=1e-8)
     np.testing.assert_allclose(prob.beta(), beta, rtol=1e-8, atol=1e-10)
-    np.testing.assert_allclose(np.concatenate([x.reshape(-1) for x in prob.u()]), u,
-                               rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(
+        np.concatenate([x.reshape(-1) for x in prob.u()]), u, rtol=1e-7, atol=1e-9
+    )
     assert prob.sigma2() == pytest.approx(s2, rel=1e-9)
 
 
@@ -132,9 +147,10 @@ def test_estimable_columns_drops_later_dependent_columns():
     assert estimable_columns(np.column_stack((np.ones(30), x))).tolist() == [0, 1, 2]
 
 
-@pytest.mark.parametrize("structure", ["scalar", "vector", "crossed", "nested", "three_crossed", "crossed_vectors"])
+@pytest.mark.parametrize(
+    "structure", ["scalar", "vector", "crossed", "nested", "three_crossed", "crossed_vectors"]
+)
 def test_condvar_and_leverage_match_dense_formulas(structure):
-    from scipy.linalg import block_diag
     from sklmixed._core._lmm import conditional_variances, leverage
 
     rng = np.random.default_rng(7)

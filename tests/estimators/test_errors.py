@@ -20,53 +20,137 @@ def sleep():
 @pytest.mark.parametrize(
     "estimator, data, error, message",
     [
-        (MixedLMRegressor(formula="reaction ~ 1 + dayz + (1|subj)"), sleep,
-         MissingColumnError, "'dayz' not found"),
+        (
+            MixedLMRegressor(formula="reaction ~ 1 + dayz + (1|subj)"),
+            sleep,
+            MissingColumnError,
+            "'dayz' not found",
+        ),
         (MixedLMRegressor(formula="reaction ~ 1 + (1|"), sleep, FormulaError, "never closed"),
         (MixedLMRegressor(formula="reaction ~ 1 + (1|)"), sleep, FormulaError, "empty grouping"),
         (MixedLMRegressor(formula="reaction ~ 1 + ((1|subj)"), sleep, FormulaError, "unbalanced"),
-        (MixedLMRegressor(formula=SLEEP), lambda: sleep().assign(days=np.r_[np.nan, range(179)]),
-         DataError, "'days' has 1 missing"),
-        (MixedLMRegressor(formula=SLEEP), lambda: sleep().assign(reaction=np.r_[np.inf, range(179)]),
-         DataError, "'reaction' has 1 missing .* or infinite"),
-        (MixedLMRegressor(formula="reaction ~ 1 + (1|one)"), lambda: sleep().assign(one="a"),
-         DataError, "'one' has a single level"),
-        (MixedLMRegressor(formula="reaction ~ 1 + (1|row)"),
-         lambda: sleep().assign(row=range(180)), DataError, "as many levels"),
-        (MixedLMRegressor(formula=SLEEP), lambda: sleep().assign(reaction=1.0),
-         DataError, "response is constant"),
+        (
+            MixedLMRegressor(formula=SLEEP),
+            lambda: sleep().assign(days=np.r_[np.nan, range(179)]),
+            DataError,
+            "'days' has 1 missing",
+        ),
+        (
+            MixedLMRegressor(formula=SLEEP),
+            lambda: sleep().assign(reaction=np.r_[np.inf, range(179)]),
+            DataError,
+            "'reaction' has 1 missing .* or infinite",
+        ),
+        (
+            MixedLMRegressor(formula="reaction ~ 1 + (1|one)"),
+            lambda: sleep().assign(one="a"),
+            DataError,
+            "'one' has a single level",
+        ),
+        (
+            MixedLMRegressor(formula="reaction ~ 1 + (1|row)"),
+            lambda: sleep().assign(row=range(180)),
+            DataError,
+            "as many levels",
+        ),
+        (
+            MixedLMRegressor(formula=SLEEP),
+            lambda: sleep().assign(reaction=1.0),
+            DataError,
+            "response is constant",
+        ),
         (MixedLMRegressor(formula=SLEEP), lambda: sleep().head(0), DataError, "empty data"),
-        (MixedLMRegressor(formula="subj ~ 1 + days + (1|subj)"), sleep, DataError,
-         "must be numeric"),
-        (MixedGLMClassifier(formula="btype ~ 1 + (1|subj)"), lambda: load_dataset("verbagg"),
-         ValueError, "Only binary classification.*found 3 classes"),
-        (MixedGLMRegressor(formula="y ~ 1 + (1|subj)", family="bernoulli"),
-         lambda: sleep().assign(y=np.arange(180) % 3), DataError, "must be 0/1.*found \\[2.0\\]"),
-        (MixedGLMRegressor(formula="y ~ 1 + (1|subj)"),
-         lambda: sleep().assign(y=np.arange(180) - 1), DataError, "non-negative integer.*-1"),
-        (MixedGLMRegressor(formula="y ~ 1 + (1|subj)"),
-         lambda: sleep().assign(y=np.arange(180) + 0.5), DataError, "integer counts.*0.5"),
-        (MixedGLMRegressor(formula="y ~ 1 + (1|subj)", family="binomial"),
-         lambda: sleep().assign(y=np.linspace(0, 2, 180)), DataError, "proportion.*\\[0, 1\\]"),
+        (
+            MixedLMRegressor(formula="subj ~ 1 + days + (1|subj)"),
+            sleep,
+            DataError,
+            "must be numeric",
+        ),
+        (
+            MixedGLMClassifier(formula="btype ~ 1 + (1|subj)"),
+            lambda: load_dataset("verbagg"),
+            ValueError,
+            "Only binary classification.*found 3 classes",
+        ),
+        (
+            MixedGLMRegressor(formula="y ~ 1 + (1|subj)", family="bernoulli"),
+            lambda: sleep().assign(y=np.arange(180) % 3),
+            DataError,
+            "must be 0/1.*found \\[2.0\\]",
+        ),
+        (
+            MixedGLMRegressor(formula="y ~ 1 + (1|subj)"),
+            lambda: sleep().assign(y=np.arange(180) - 1),
+            DataError,
+            "non-negative integer.*-1",
+        ),
+        (
+            MixedGLMRegressor(formula="y ~ 1 + (1|subj)"),
+            lambda: sleep().assign(y=np.arange(180) + 0.5),
+            DataError,
+            "integer counts.*0.5",
+        ),
+        (
+            MixedGLMRegressor(formula="y ~ 1 + (1|subj)", family="binomial"),
+            lambda: sleep().assign(y=np.linspace(0, 2, 180)),
+            DataError,
+            "proportion.*\\[0, 1\\]",
+        ),
         (MixedLMRegressor(formula=SLEEP, reml="yes"), sleep, TypeError, "reml must be"),
-        (MixedGLMClassifier(formula="r2 ~ 1 + (1|subj)", family="gaussian"),
-         lambda: load_dataset("verbagg"), ValueError, "unknown family 'gaussian'"),
-        (MixedGLMClassifier(formula="r2 ~ 1 + (1|subj)", link="log"),
-         lambda: load_dataset("verbagg"), ValueError, "link 'log' is not available"),
-        (MixedGLMClassifier(formula="r2 ~ 1 + (1|subj)", link="nope"),
-         lambda: load_dataset("verbagg"), ValueError, "unknown link 'nope'"),
-        (MixedLMRegressor(formula=SLEEP, optimizer="LN_MAGIC"), sleep, ValueError,
-         "unknown optimizer 'LN_MAGIC'"),
-        (MixedGLMClassifier(formula="r2 ~ 1 + (1|subj) + (1|item)", nagq=5),
-         lambda: load_dataset("verbagg"), ValueError, "single scalar random-effects term"),
-        (MixedGLMClassifier(formula="use ~ 1 + (1 + urban|dist)", nagq=5),
-         lambda: load_dataset("contra"), ValueError, "single scalar random-effects term"),
-        (MixedGLMClassifier(formula="use ~ 1 + (1|dist)", nagq=0),
-         lambda: load_dataset("contra"), ValueError, "nagq must be a positive integer"),
-        (MixedLMRegressor(formula=SLEEP, new_levels="ignore"), sleep, ValueError,
-         "new_levels must be one of"),
-        (MixedLMRegressor(formula=SLEEP, contrasts={"days": "poly"}), sleep, ValueError,
-         "contrasts\\['days'\\] = 'poly'"),
+        (
+            MixedGLMClassifier(formula="r2 ~ 1 + (1|subj)", family="gaussian"),
+            lambda: load_dataset("verbagg"),
+            ValueError,
+            "unknown family 'gaussian'",
+        ),
+        (
+            MixedGLMClassifier(formula="r2 ~ 1 + (1|subj)", link="log"),
+            lambda: load_dataset("verbagg"),
+            ValueError,
+            "link 'log' is not available",
+        ),
+        (
+            MixedGLMClassifier(formula="r2 ~ 1 + (1|subj)", link="nope"),
+            lambda: load_dataset("verbagg"),
+            ValueError,
+            "unknown link 'nope'",
+        ),
+        (
+            MixedLMRegressor(formula=SLEEP, optimizer="LN_MAGIC"),
+            sleep,
+            ValueError,
+            "unknown optimizer 'LN_MAGIC'",
+        ),
+        (
+            MixedGLMClassifier(formula="r2 ~ 1 + (1|subj) + (1|item)", nagq=5),
+            lambda: load_dataset("verbagg"),
+            ValueError,
+            "single scalar random-effects term",
+        ),
+        (
+            MixedGLMClassifier(formula="use ~ 1 + (1 + urban|dist)", nagq=5),
+            lambda: load_dataset("contra"),
+            ValueError,
+            "single scalar random-effects term",
+        ),
+        (
+            MixedGLMClassifier(formula="use ~ 1 + (1|dist)", nagq=0),
+            lambda: load_dataset("contra"),
+            ValueError,
+            "nagq must be a positive integer",
+        ),
+        (
+            MixedLMRegressor(formula=SLEEP, new_levels="ignore"),
+            sleep,
+            ValueError,
+            "new_levels must be one of",
+        ),
+        (
+            MixedLMRegressor(formula=SLEEP, contrasts={"days": "poly"}),
+            sleep,
+            ValueError,
+            "contrasts\\['days'\\] = 'poly'",
+        ),
     ],
 )
 def test_clear_errors(estimator, data, error, message):
@@ -76,8 +160,12 @@ def test_clear_errors(estimator, data, error, message):
 
 @pytest.mark.parametrize(
     "weights, message",
-    [(np.r_[-1.0, np.ones(179)], "negative"), (np.r_[np.nan, np.ones(179)], "NaN"),
-     (np.ones(10), "10 values for 180"), (np.zeros(180), "at least one non-zero")],
+    [
+        (np.r_[-1.0, np.ones(179)], "negative"),
+        (np.r_[np.nan, np.ones(179)], "NaN"),
+        (np.ones(10), "10 values for 180"),
+        (np.zeros(180), "at least one non-zero"),
+    ],
 )
 def test_bad_sample_weight(weights, message):
     with pytest.raises(DataError, match=message):
@@ -96,7 +184,8 @@ def test_predict_with_a_missing_column_or_unseen_fixed_level():
     with pytest.raises(MissingColumnError, match="'days' not found"):
         m.predict(sleep().drop(columns="days"))
     clf = MixedGLMClassifier(formula="r2 ~ 1 + btype + (1|item)", fast=True).fit(
-        load_dataset("verbagg"))
+        load_dataset("verbagg")
+    )
     new = load_dataset("verbagg").head(3).assign(btype="whisper")
     with pytest.raises(DataError, match="'btype' has levels not seen in fit: \\['whisper'\\]"):
         clf.predict(new)
@@ -104,8 +193,14 @@ def test_predict_with_a_missing_column_or_unseen_fixed_level():
 
 def test_errors_are_never_internal_exceptions():
     # a handful of malformed inputs: every one must be a ValueError/TypeError/KeyError
-    bad = ["reaction ~", "~", "reaction ~ 1 + (1 | subj | days)", "reaction ~ 1 + (days)(1|subj)",
-           "reaction ~ 1 + I(days ** ) + (1|subj)", "reaction ~ 1 + (1 + nope|subj)"]
+    bad = [
+        "reaction ~",
+        "~",
+        "reaction ~ 1 + (1 | subj | days)",
+        "reaction ~ 1 + (days)(1|subj)",
+        "reaction ~ 1 + I(days ** ) + (1|subj)",
+        "reaction ~ 1 + (1 + nope|subj)",
+    ]
     for formula in bad:
         with pytest.raises((ValueError, TypeError, KeyError)):
             MixedLMRegressor(formula=formula).fit(sleep())

@@ -164,7 +164,9 @@ def test_predictions_glmm_seen_and_unseen_levels():
     train, test = _frame(ref)
     assert not set(test["district"]) <= set(train["district"])
     model = fitted("predict_glmm")
-    np.testing.assert_allclose(model.decision_function(test), ref["predictions_link"],
-                               rtol=1e-3, atol=1e-3)
-    np.testing.assert_allclose(model.predict_proba(test)[:, 1], ref["predictions_response"],
-                               rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(
+        model.decision_function(test), ref["predictions_link"], rtol=1e-3, atol=1e-3
+    )
+    np.testing.assert_allclose(
+        model.predict_proba(test)[:, 1], ref["predictions_response"], rtol=1e-3, atol=1e-4
+    )

@@ -36,8 +36,7 @@ def test_non_convergence_warns_and_results_stay_inspectable():
 def test_complete_separation_warns():
     rng = np.random.default_rng(0)
     x = rng.normal(size=300)
-    df = pd.DataFrame({"x": x, "g": rng.integers(0, 10, 300).astype(str),
-                       "y": (x > 0).astype(int)})
+    df = pd.DataFrame({"x": x, "g": rng.integers(0, 10, 300).astype(str), "y": (x > 0).astype(int)})
     with pytest.warns(ConvergenceWarning, match="separated.*'x'"):
         MixedGLMClassifier(formula="y ~ 1 + x + (1|g)").fit(df)
 
@@ -57,12 +56,15 @@ def test_badly_scaled_covariates_reach_the_same_optimum():
 
 def test_the_same_fit_twice_is_bit_identical():
     df = load_dataset("penicillin")
-    fits = [MixedLMRegressor(formula="diameter ~ 1 + (1|plate) + (1|sample)").fit(df)
-            for _ in range(2)]
+    fits = [
+        MixedLMRegressor(formula="diameter ~ 1 + (1|plate) + (1|sample)").fit(df) for _ in range(2)
+    ]
     assert fits[0].theta_.tobytes() == fits[1].theta_.tobytes()
     assert fits[0].coef_.tobytes() == fits[1].coef_.tobytes()
-    gl = [MixedGLMClassifier(formula="use ~ 1 + age + (1|dist)").fit(load_dataset("contra"))
-          for _ in range(2)]
+    gl = [
+        MixedGLMClassifier(formula="use ~ 1 + age + (1|dist)").fit(load_dataset("contra"))
+        for _ in range(2)
+    ]
     assert gl[0].coef_.tobytes() == gl[1].coef_.tobytes()
 
 

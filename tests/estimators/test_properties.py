@@ -12,8 +12,20 @@ from hypothesis import strategies as st
 from sklmixed import MixedLMRegressor
 
 FIXED = ["x1", "x2", "c", "x1*c", "x1:x2", "I(x1**2)", "0"]
-RANDOM = ["(1|g)", "(1 + x1|g)", "(0 + x1|g)", "zerocorr(1 + x1|g)", "(1|h)", "(1|g/h)",
-          "(1|g & h)", "(x2||h)", "(1 + c|g)", "(1 + fulldummy(c)|h)", "(1|nope)", "(1|"]
+RANDOM = [
+    "(1|g)",
+    "(1 + x1|g)",
+    "(0 + x1|g)",
+    "zerocorr(1 + x1|g)",
+    "(1|h)",
+    "(1|g/h)",
+    "(1|g & h)",
+    "(x2||h)",
+    "(1 + c|g)",
+    "(1 + fulldummy(c)|h)",
+    "(1|nope)",
+    "(1|",
+]
 
 
 @st.composite
@@ -21,13 +33,15 @@ def frames(draw):
     n = draw(st.integers(min_value=8, max_value=60))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     ng, nh = draw(st.integers(1, 8)), draw(st.integers(1, 5))
-    df = pd.DataFrame({
-        "x1": rng.normal(size=n),
-        "x2": rng.normal(scale=draw(st.sampled_from([1e-3, 1.0, 1e4])), size=n),
-        "c": rng.choice(list("abcd")[: draw(st.integers(1, 4))], size=n),
-        "g": rng.integers(0, ng, n).astype(str),
-        "h": rng.integers(0, nh, n).astype(str),
-    })
+    df = pd.DataFrame(
+        {
+            "x1": rng.normal(size=n),
+            "x2": rng.normal(scale=draw(st.sampled_from([1e-3, 1.0, 1e4])), size=n),
+            "c": rng.choice(list("abcd")[: draw(st.integers(1, 4))], size=n),
+            "g": rng.integers(0, ng, n).astype(str),
+            "h": rng.integers(0, nh, n).astype(str),
+        }
+    )
     df["y"] = df["x1"] + rng.normal(size=n) + df["g"].map(hash).mod(7) / 3
     if draw(st.booleans()):
         df.loc[df.index[: draw(st.integers(0, 2))], "x1"] = np.nan
@@ -58,11 +72,14 @@ def test_random_formulas_fit_or_raise_a_clear_error(df, fixed, random, reml):
 @settings(max_examples=15, deadline=None)
 @given(
     seed=st.integers(0, 2**32 - 1),
-    sd_int=st.floats(0.0, 3.0), sd_slope=st.floats(0.0, 1.5), rho=st.floats(-0.9, 0.9),
+    sd_int=st.floats(0.0, 3.0),
+    sd_slope=st.floats(0.0, 1.5),
+    rho=st.floats(-0.9, 0.9),
     reml=st.booleans(),
 )
-def test_objective_at_the_estimate_is_no_higher_than_at_the_truth(seed, sd_int, sd_slope,
-                                                                 rho, reml):
+def test_objective_at_the_estimate_is_no_higher_than_at_the_truth(
+    seed, sd_int, sd_slope, rho, reml
+):
     rng = np.random.default_rng(seed)
     ng, per = 15, 8
     g = np.repeat(np.arange(ng), per)

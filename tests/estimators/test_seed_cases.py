@@ -81,8 +81,10 @@ def compare_summary(actual: str, expected: str, objective: float, tolerance=None
     assert len(a_lines) == len(e_lines), f"line counts differ:\n{actual}\n---\n{expected}"
     differs = False
     for i, (a, e) in enumerate(zip(a_lines, e_lines)):
-        assert NUMBER.sub("#", a) == NUMBER.sub("#", e) or a.split() == e.split() or (
-            [NUMBER.sub("#", t) for t in a.split()] == [NUMBER.sub("#", t) for t in e.split()]
+        assert (
+            NUMBER.sub("#", a) == NUMBER.sub("#", e)
+            or a.split() == e.split()
+            or ([NUMBER.sub("#", t) for t in a.split()] == [NUMBER.sub("#", t) for t in e.split()])
         ), f"line {i} differs in more than numbers:\n{a!r}\n{e!r}"
         if "REML criterion at convergence:" in e:
             # the criterion is printed in full (17 digits); issue #2: equal to 1e-6
@@ -130,9 +132,7 @@ UNCONVERGED_ON_PAGE = (
     "fm2dummyzerocorrsplit",
     "fm2fulldummyzerocorr",
 )
-LMM_CASES = [
-    n for n, c in CASES.items() if not c.get("family") and n not in UNCONVERGED_ON_PAGE
-]
+LMM_CASES = [n for n, c in CASES.items() if not c.get("family") and n not in UNCONVERGED_ON_PAGE]
 
 
 @pytest.mark.parametrize("name", LMM_CASES)
@@ -180,8 +180,9 @@ def test_gm1_summary_at_the_reference_point():
     deviance = problem.deviance(theta, beta)
     assert deviance == pytest.approx(FIGURES["gm1"]["deviance"], abs=1e-4)
     opt = OptSummary(theta, theta, deviance, deviance, 1, "fixed", "SUCCESS", 0, 0, 0, -1)
-    result = glmm_result(problem, beta, theta, opt, model.design_.formula_text,
-                         model.coef_names_, False)
+    result = glmm_result(
+        problem, beta, theta, opt, model.design_.formula_text, model.coef_names_, False
+    )
     from sklmixed.report import render_text
 
     compare_summary(render_text(result), expected, deviance)
@@ -253,8 +254,12 @@ def test_gm1_fast_deviance_is_higher_by_the_page_amount():
 
 @pytest.mark.parametrize(
     "key, options",
-    [("default", {}), ("fast", {"fast": True}), ("nagq9", {"nagq": 9}),
-     ("nagq9_fast", {"nagq": 9, "fast": True})],
+    [
+        ("default", {}),
+        ("fast", {"fast": True}),
+        ("nagq9", {"nagq": 9}),
+        ("nagq9_fast", {"nagq": 9, "fast": True}),
+    ],
 )
 def test_contra_deviances(key, options):
     ref = FIGURES["contra"]
@@ -269,9 +274,7 @@ def test_leverage_sums(name):
     # printed by the page in full; our optimum differs from MixedModels.jl's in
     # the 7th digit on these flat surfaces, hence 1e-6 relative (fm3singular: the
     # exact lower bound p = 1)
-    assert fit_case(name).leverage().sum() == pytest.approx(
-        FIGURES[name]["leverage_sum"], rel=1e-6
-    )
+    assert fit_case(name).leverage().sum() == pytest.approx(FIGURES[name]["leverage_sum"], rel=1e-6)
 
 
 def test_fm1_condvar():
@@ -290,8 +293,9 @@ def test_singular_fit_is_flagged_and_warns():
 
 def test_extractors_agree_with_each_other():
     m = fit_case("fm2")
-    np.testing.assert_allclose(m.residuals(), load_dataset("sleepstudy")["reaction"]
-                               - m.fitted_values())
+    np.testing.assert_allclose(
+        m.residuals(), load_dataset("sleepstudy")["reaction"] - m.fitted_values()
+    )
     np.testing.assert_allclose(m.fitted_values(), m.predict(load_dataset("sleepstudy")))
     assert m.fixef_names_ == m.coef_names_ and np.array_equal(m.fixef_, m.coef_)
     u = m.ranef(uscale=True)["subj"].to_numpy()

@@ -31,8 +31,9 @@ SLEEP = "reaction ~ 1 + days + (1 + days|subj)"
 _COUNTS = "Poisson response must be integer counts; the check uses continuous targets"
 EXPECTED_FAILURES = {
     "MixedGLMClassifier": {
-        "check_sample_weight_equivalence_on_dense_data":
-            "complete separation: the unpenalized MLE does not exist",
+        "check_sample_weight_equivalence_on_dense_data": (
+            "complete separation: the unpenalized MLE does not exist"
+        ),
     },
     "MixedGLMRegressor": {
         name: _COUNTS
@@ -57,8 +58,9 @@ EXPECTED_FAILURES = {
 def test_check_estimator(estimator):
     expected = EXPECTED_FAILURES.get(type(estimator).__name__, {})
     results = check_estimator(estimator, on_fail=None, expected_failed_checks=expected)
-    failed = [(r["check_name"], str(r["exception"])[:200]) for r in results
-              if r["status"] == "failed"]
+    failed = [
+        (r["check_name"], str(r["exception"])[:200]) for r in results if r["status"] == "failed"
+    ]
     assert failed == []
     xfailed = {r["check_name"] for r in results if r["status"] == "xfail"}
     assert xfailed == set(expected)
@@ -100,8 +102,13 @@ def test_cross_val_score_within_subjects_uses_random_effects():
         train, test = df[folds != k], df[folds == k]
         m = MixedLMRegressor(formula=SLEEP).fit(train)
         scores_mixed.append(m.score(test, test["reaction"]))
-    scores = cross_val_score(MixedLMRegressor(formula="reaction ~ 1 + days + (1|subj)"), df,
-                             df["reaction"], cv=GroupKFold(n_splits=3), groups=df["subj"])
+    scores = cross_val_score(
+        MixedLMRegressor(formula="reaction ~ 1 + days + (1|subj)"),
+        df,
+        df["reaction"],
+        cv=GroupKFold(n_splits=3),
+        groups=df["subj"],
+    )
     # held-out subjects get population predictions: a lower R^2 than within-subject
     assert np.mean(scores_mixed) > np.mean(scores)
 
@@ -109,7 +116,8 @@ def test_cross_val_score_within_subjects_uses_random_effects():
 def test_pipeline_after_column_transformer():
     df = load_dataset("sleepstudy")
     pre = ColumnTransformer(
-        [("scale", StandardScaler(), ["days"])], remainder="passthrough",
+        [("scale", StandardScaler(), ["days"])],
+        remainder="passthrough",
         verbose_feature_names_out=False,
     ).set_output(transform="pandas")
     pipe = Pipeline([("pre", pre), ("model", MixedLMRegressor(formula=SLEEP))])

@@ -63,8 +63,9 @@ ERRORS = [
 
 @pytest.mark.parametrize("formula, message", ERRORS)
 def test_malformed_formulas_say_what_and_where(formula, message):
-    with pytest.raises(FormulaError, match=message.replace("(", r"\(").replace(")", r"\)")
-                       .replace("|", r"\|")) as info:
+    with pytest.raises(
+        FormulaError, match=message.replace("(", r"\(").replace(")", r"\)").replace("|", r"\|")
+    ) as info:
         parse_formula(formula)
     assert "^" in str(info.value) or "'~'" in str(info.value)
 

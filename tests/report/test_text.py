@@ -6,15 +6,24 @@ import numpy as np
 import pytest
 
 from sklmixed._results import FitResult, VarComp
-from sklmixed.report import Summary, render_coeftable, render_markdown, render_varcorr
+from sklmixed.report import Summary, render_coeftable, render_varcorr
 from sklmixed.report._text import alignment, compact, fixed, julia_repr, pvalue
 
 
 @pytest.mark.parametrize(
     "x, text",
-    [(1527.4999999999989, "1527.5"), (17.694568, "17.6946"), (0.0116044, "0.0116044"),
-     (0.09983800001, "0.099838"), (3.0, "3.0"), (0.0, "0.0"), (-0.0, "-0.0"),
-     (1.234567e-5, "1.23457e-5"), (2.5e7, "2.5e7"), (float("nan"), "NaN")],
+    [
+        (1527.4999999999989, "1527.5"),
+        (17.694568, "17.6946"),
+        (0.0116044, "0.0116044"),
+        (0.09983800001, "0.099838"),
+        (3.0, "3.0"),
+        (0.0, "0.0"),
+        (-0.0, "-0.0"),
+        (1.234567e-5, "1.23457e-5"),
+        (2.5e7, "2.5e7"),
+        (float("nan"), "NaN"),
+    ],
 )
 def test_compact(x, text):
     assert compact(x) == text
@@ -29,8 +38,16 @@ def test_alignment_splits_at_the_point():
 
 @pytest.mark.parametrize(
     "p, text",
-    [(0.8682, "0.8682"), (1e-4, "0.0001"), (7.8e-5, "<1e-04"), (4.2e-6, "<1e-05"),
-     (3.2e-12, "<1e-11"), (0.0, "<1e-99"), (1e-300, "<1e-99"), (float("nan"), "NaN")],
+    [
+        (0.8682, "0.8682"),
+        (1e-4, "0.0001"),
+        (7.8e-5, "<1e-04"),
+        (4.2e-6, "<1e-05"),
+        (3.2e-12, "<1e-11"),
+        (0.0, "<1e-99"),
+        (1e-300, "<1e-99"),
+        (float("nan"), "NaN"),
+    ],
 )
 def test_pvalue(p, text):
     assert pvalue(p) == text
@@ -45,14 +62,30 @@ def test_fixed_and_julia_repr():
 
 def _result(sigma=25.59182, corr=0.0813, structural=False):
     sz = np.array([[False, structural], [structural, False]])
-    vc = VarComp("subj", ("(Intercept)", "days"), np.array([23.78047, 5.71683]),
-                 np.array([[1, corr], [corr, 1]]), sz, 18)
+    vc = VarComp(
+        "subj",
+        ("(Intercept)", "days"),
+        np.array([23.78047, 5.71683]),
+        np.array([[1, corr], [corr, 1]]),
+        sz,
+        18,
+    )
     return FitResult(
-        formula="reaction ~ 1 + days + (1 + days | subj)", nobs=180,
-        coef=np.array([251.405, 10.4673]), coef_names=("(Intercept)", "days"),
-        stderror=np.array([6.63226, 1.50224]), vcov=np.eye(2), theta=np.ones(3),
-        sigma=sigma, varcomps=(vc,), objective=1751.9393, loglik=-875.96965,
-        aic=1763.9393, aicc=1764.4249, bic=1783.0971, dof=6,
+        formula="reaction ~ 1 + days + (1 + days | subj)",
+        nobs=180,
+        coef=np.array([251.405, 10.4673]),
+        coef_names=("(Intercept)", "days"),
+        stderror=np.array([6.63226, 1.50224]),
+        vcov=np.eye(2),
+        theta=np.ones(3),
+        sigma=sigma,
+        varcomps=(vc,),
+        objective=1751.9393,
+        loglik=-875.96965,
+        aic=1763.9393,
+        aicc=1764.4249,
+        bic=1783.0971,
+        dof=6,
     )
 
 
