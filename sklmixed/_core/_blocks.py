@@ -19,6 +19,8 @@ lands, so that each evaluation is one batched multiply and one ``bincount``.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -32,7 +34,15 @@ class BlockSparse:
 
     __slots__ = ("shape_blocks", "ki", "kj", "brow", "bcol", "data", "_indptr")
 
-    def __init__(self, shape_blocks, ki, kj, brow, bcol, data):
+    def __init__(
+        self,
+        shape_blocks: tuple[int, int],
+        ki: int,
+        kj: int,
+        brow: np.ndarray,
+        bcol: np.ndarray,
+        data: np.ndarray,
+    ) -> None:
         self.shape_blocks = shape_blocks  # (number of block rows, number of block cols)
         self.ki = ki
         self.kj = kj
@@ -61,7 +71,7 @@ class BlockSparse:
         new.data = data
         return new
 
-    def to_scipy(self):
+    def to_scipy(self) -> sp.spmatrix:
         """The same matrix as a scipy sparse matrix (CSR for 1x1 blocks, else BSR)."""
         if self.ki == 1 and self.kj == 1:
             return sp.csr_matrix((self.data.reshape(-1), self.bcol, self._indptr), shape=self.shape)
@@ -107,8 +117,8 @@ class PatternProduct:
         self.nout = int(uniq.shape[0])
         self.urow = uniq // nbj  # block row of each distinct output block
         self.ucol = uniq % nbj  # block column of each distinct output block
-        self._colweighted = None
-        self._flat = None
+        self._colweighted: tuple[BlockSparse, Any] | None = None
+        self._flat: tuple[int, np.ndarray] | None = None
 
     def is_block_diagonal(self) -> bool:
         return bool(np.all(self.urow == self.ucol))
@@ -156,7 +166,9 @@ class PatternProduct:
             self._colweighted = (A, P)
         return self._colweighted[1] @ w
 
-    def subtract_from_dense(self, dense, S, T, vals=None):
+    def subtract_from_dense(
+        self, dense: np.ndarray, S: BlockSparse, T: BlockSparse, vals: np.ndarray | None = None
+    ) -> None:
         """``dense -= S T'`` on the product's pattern (dense is ri*ki x rj*kj)."""
         if vals is None:
             vals = self.values(S, T)
@@ -172,7 +184,9 @@ class PatternProduct:
         dense[r, c] -= vals
 
 
-def _pairs_in_same_column(S: BlockSparse, T: BlockSparse, symmetric: bool):
+def _pairs_in_same_column(
+    S: BlockSparse, T: BlockSparse, symmetric: bool
+) -> tuple[np.ndarray, np.ndarray]:
     """All (a, b): block a of S and block b of T in the same block column.
 
     With ``symmetric``, S is T and only pairs with row(a) >= row(b) are kept.

@@ -9,7 +9,10 @@ Models, 2nd ed., tables 2.1 and 2.2), written to stay finite in the tails.
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import NDArray
 from scipy import special, stats
+
+Array = NDArray[np.float64]
 
 # mu is kept this far inside (0, 1) for the binary families so that the working
 # weights mu_eta^2 / V(mu) stay positive and finite (as GLM.jl clamps mu).
@@ -19,26 +22,26 @@ _EPS = np.finfo(float).eps
 class Link:
     name = ""
 
-    def link(self, mu):  # pragma: no cover - abstract
+    def link(self, mu: Array) -> Array:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def inverse(self, eta):  # pragma: no cover - abstract
+    def inverse(self, eta: Array) -> Array:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def mu_eta(self, eta):  # pragma: no cover - abstract
+    def mu_eta(self, eta: Array) -> Array:  # pragma: no cover - abstract
         raise NotImplementedError
 
 
 class LogitLink(Link):
     name = "logit"
 
-    def link(self, mu):
+    def link(self, mu: Array) -> Array:
         return special.logit(mu)
 
-    def inverse(self, eta):
+    def inverse(self, eta: Array) -> Array:
         return special.expit(eta)
 
-    def mu_eta(self, eta):
+    def mu_eta(self, eta: Array) -> Array:
         e = np.exp(-np.abs(eta))
         return np.maximum(e / (1.0 + e) ** 2, _EPS)
 
@@ -46,26 +49,26 @@ class LogitLink(Link):
 class ProbitLink(Link):
     name = "probit"
 
-    def link(self, mu):
+    def link(self, mu: Array) -> Array:
         return special.ndtri(mu)
 
-    def inverse(self, eta):
+    def inverse(self, eta: Array) -> Array:
         return special.ndtr(eta)
 
-    def mu_eta(self, eta):
+    def mu_eta(self, eta: Array) -> Array:
         return np.maximum(stats.norm.pdf(eta), _EPS)
 
 
 class CloglogLink(Link):
     name = "cloglog"
 
-    def link(self, mu):
+    def link(self, mu: Array) -> Array:
         return np.log(-np.log1p(-mu))
 
-    def inverse(self, eta):
+    def inverse(self, eta: Array) -> Array:
         return -np.expm1(-np.exp(np.minimum(eta, 700.0)))
 
-    def mu_eta(self, eta):
+    def mu_eta(self, eta: Array) -> Array:
         eta = np.minimum(eta, 700.0)
         return np.maximum(np.exp(eta - np.exp(eta)), _EPS)
 
@@ -73,52 +76,52 @@ class CloglogLink(Link):
 class CauchitLink(Link):
     name = "cauchit"
 
-    def link(self, mu):
+    def link(self, mu: Array) -> Array:
         return np.tan(np.pi * (mu - 0.5))
 
-    def inverse(self, eta):
+    def inverse(self, eta: Array) -> Array:
         return 0.5 + np.arctan(eta) / np.pi
 
-    def mu_eta(self, eta):
+    def mu_eta(self, eta: Array) -> Array:
         return np.maximum(1.0 / (np.pi * (1.0 + eta**2)), _EPS)
 
 
 class LogLink(Link):
     name = "log"
 
-    def link(self, mu):
+    def link(self, mu: Array) -> Array:
         return np.log(mu)
 
-    def inverse(self, eta):
+    def inverse(self, eta: Array) -> Array:
         return np.exp(np.minimum(eta, 700.0))
 
-    def mu_eta(self, eta):
+    def mu_eta(self, eta: Array) -> Array:
         return np.maximum(np.exp(np.minimum(eta, 700.0)), _EPS)
 
 
 class IdentityLink(Link):
     name = "identity"
 
-    def link(self, mu):
+    def link(self, mu: Array) -> Array:
         return np.asarray(mu, dtype=float)
 
-    def inverse(self, eta):
+    def inverse(self, eta: Array) -> Array:
         return np.asarray(eta, dtype=float)
 
-    def mu_eta(self, eta):
+    def mu_eta(self, eta: Array) -> Array:
         return np.ones_like(eta)
 
 
 class SqrtLink(Link):
     name = "sqrt"
 
-    def link(self, mu):
+    def link(self, mu: Array) -> Array:
         return np.sqrt(mu)
 
-    def inverse(self, eta):
+    def inverse(self, eta: Array) -> Array:
         return eta**2
 
-    def mu_eta(self, eta):
+    def mu_eta(self, eta: Array) -> Array:
         return np.maximum(2.0 * eta, _EPS)
 
 
@@ -136,19 +139,19 @@ class Family:
     links: tuple[str, ...] = ()
     has_dispersion = False
 
-    def variance(self, mu):  # pragma: no cover - abstract
+    def variance(self, mu: Array) -> Array:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def unit_deviance(self, y, mu):  # pragma: no cover - abstract
+    def unit_deviance(self, y: Array, mu: Array) -> Array:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def loglik(self, y, mu, wt):  # pragma: no cover - abstract
+    def loglik(self, y: Array, mu: Array, wt: Array) -> Array:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def saturated_loglik(self, y, wt):
+    def saturated_loglik(self, y: Array, wt: Array) -> Array:
         return self.loglik(y, y, wt)
 
-    def clamp(self, mu):
+    def clamp(self, mu: Array) -> Array:
         return mu
 
 
@@ -157,17 +160,17 @@ class BernoulliFamily(Family):
     default_link = "logit"
     links = ("logit", "probit", "cloglog", "cauchit")
 
-    def variance(self, mu):
+    def variance(self, mu: Array) -> Array:
         return mu * (1.0 - mu)
 
-    def clamp(self, mu):
+    def clamp(self, mu: Array) -> Array:
         return np.clip(mu, _EPS, 1.0 - _EPS)
 
-    def unit_deviance(self, y, mu):
+    def unit_deviance(self, y: Array, mu: Array) -> Array:
         # y is 0/1: -2 log of the probability of the observed outcome
         return -2.0 * np.log(np.where(y > 0.5, mu, 1.0 - mu))
 
-    def loglik(self, y, mu, wt):
+    def loglik(self, y: Array, mu: Array, wt: Array) -> Array:
         return wt * (special.xlogy(y, mu) + special.xlog1py(1.0 - y, -mu))
 
 
@@ -176,7 +179,7 @@ class BinomialFamily(BernoulliFamily):
 
     name = "binomial"
 
-    def unit_deviance(self, y, mu):
+    def unit_deviance(self, y: Array, mu: Array) -> Array:
         # 2 [y log(y / mu) + (1 - y) log((1 - y) / (1 - mu))], with 0 log 0 = 0
         return 2.0 * (
             special.xlogy(y, y)
@@ -185,7 +188,7 @@ class BinomialFamily(BernoulliFamily):
             - special.xlog1py(1.0 - y, -mu)
         )
 
-    def loglik(self, y, mu, wt):
+    def loglik(self, y: Array, mu: Array, wt: Array) -> Array:
         k = np.rint(y * wt)
         return (
             special.gammaln(wt + 1)
@@ -200,16 +203,16 @@ class PoissonFamily(Family):
     default_link = "log"
     links = ("log", "identity", "sqrt")
 
-    def variance(self, mu):
+    def variance(self, mu: Array) -> Array:
         return mu
 
-    def clamp(self, mu):
+    def clamp(self, mu: Array) -> Array:
         return np.maximum(mu, _EPS)
 
-    def unit_deviance(self, y, mu):
+    def unit_deviance(self, y: Array, mu: Array) -> Array:
         return 2.0 * (special.xlogy(y, y / mu) - (y - mu))
 
-    def loglik(self, y, mu, wt):
+    def loglik(self, y: Array, mu: Array, wt: Array) -> Array:
         return wt * (special.xlogy(y, mu) - mu - special.gammaln(y + 1))
 
 

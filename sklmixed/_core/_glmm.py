@@ -18,9 +18,11 @@ the mode with scale 1 / L_ii, as MixedModels.jl does.
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from sklmixed._core._families import Family, Link
 from sklmixed._core._lmm import LMMProblem
+from sklmixed._core._reterm import ReTerm
 
 # PIRLS convergence: stop when the penalized deviance changes by less than this
 # relative amount; step halving gives up after this many halvings.
@@ -54,7 +56,16 @@ class GLMMProblem:
         Number of adaptive Gauss-Hermite quadrature points (1: Laplace).
     """
 
-    def __init__(self, X, y, reterms, family: Family, link: Link, weights=None, nagq=1):
+    def __init__(
+        self,
+        X: ArrayLike,
+        y: ArrayLike,
+        reterms: list[ReTerm],
+        family: Family,
+        link: Link,
+        weights: ArrayLike | None = None,
+        nagq: int = 1,
+    ) -> None:
         self.y = np.asarray(y, dtype=float)
         n = self.y.shape[0]
         self.pw = np.ones(n) if weights is None else np.asarray(weights, dtype=float)
@@ -66,6 +77,8 @@ class GLMMProblem:
         self.X = self.lmm.X  # estimable columns only
         self.terms = self.lmm.terms
         self.ntheta = self.lmm.ntheta
+        self._beta: np.ndarray | None = None  # PIRLS's beta, kept as the next warm start
+        self._eta = np.zeros(n)
         self.reset()
         if self.nagq > 1:
             self.gh = gauss_hermite_normal(self.nagq)
@@ -76,17 +89,17 @@ class GLMMProblem:
 
     # ------------------------------------------------------------- pieces
 
-    def eta(self, beta, theta, us) -> np.ndarray:
+    def eta(self, beta: np.ndarray, theta: np.ndarray, us: list[np.ndarray]) -> np.ndarray:
         eta = self.X @ beta
         for t, b in zip(self.terms, self.lmm.b(us, theta)):
             eta = eta + np.einsum("nk,nk->n", t.z, b[t.refs])
         return eta
 
-    def devresid(self, eta) -> np.ndarray:
+    def devresid(self, eta: np.ndarray) -> np.ndarray:
         mu = self.family.clamp(self.link.inverse(eta))
         return self.pw * self.family.unit_deviance(self.y, mu)
 
-    def _reweight(self, eta, theta) -> None:
+    def _reweight(self, eta: np.ndarray, theta: np.ndarray) -> None:
         """Install working weights and response at eta, and factor at theta."""
         mu = self.family.clamp(self.link.inverse(eta))
         dmu = self.link.mu_eta(eta)
@@ -98,7 +111,9 @@ class GLMMProblem:
 
     # --------------------------------------------------------------- PIRLS
 
-    def pirls(self, theta, beta=None):
+    def pirls(
+        self, theta: np.ndarray, beta: np.ndarray | None = None
+    ) -> tuple[np.ndarray, list[np.ndarray], float]:
         """Conditional modes at theta (and beta from PIRLS when beta is None).
 
         Returns (beta, u list, penalized deviance). On return the factor of
@@ -107,8 +122,8 @@ class GLMMProblem:
         theta = np.asarray(theta, dtype=float)
         vary_beta = beta is None
         us = [u.copy() for u in self.u]
-        if vary_beta:
-            beta = self._beta if hasattr(self, "_beta") else np.zeros(self.p)
+        if beta is None:
+            beta = self._beta if self._beta is not None else np.zeros(self.p)
         eta = self.eta(beta, theta, us)
         obj0 = self.devresid(eta).sum() + sum(float(np.sum(u**2)) for u in us)
         for _ in range(PIRLS_MAXITER):
@@ -142,18 +157,18 @@ class GLMMProblem:
         if vary_beta:
             self._beta = beta
         self._eta = eta
-        return beta, us, obj0
+        return beta, us, float(obj0)
 
     # ----------------------------------------------------------- deviance
 
-    def deviance(self, theta, beta=None) -> float:
+    def deviance(self, theta: np.ndarray, beta: np.ndarray | None = None) -> float:
         """Laplace (nagq = 1) or adaptive GHQ deviance after PIRLS at theta."""
         beta, us, pdev = self.pirls(theta, beta)
         if self.nagq <= 1:
             return float(pdev + self.lmm.logdet_re())
         return self._agq_deviance(theta, beta, us)
 
-    def _agq_deviance(self, theta, beta, us) -> float:
+    def _agq_deviance(self, theta: np.ndarray, beta: np.ndarray, us: list[np.ndarray]) -> float:
         term = self.terms[0]
         refs, nl = term.refs, term.nlevels
         u0 = us[0][:, 0]
@@ -177,6 +192,6 @@ class GLMMProblem:
     def saturated_loglik(self) -> float:
         return float(np.sum(self.family.saturated_loglik(self.y, self.pw)))
 
-    def conditional_loglik(self, eta) -> float:
+    def conditional_loglik(self, eta: np.ndarray) -> float:
         mu = self.family.clamp(self.link.inverse(eta))
         return float(np.sum(self.family.loglik(self.y, mu, self.pw)))

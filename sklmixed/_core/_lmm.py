@@ -17,10 +17,12 @@ work inside the optimizer loop) is a short sequence of vectorized operations.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
+from numpy.typing import ArrayLike
 from scipy.linalg.lapack import dpotrf as _potrf
 from scipy.linalg.lapack import dtrtrs as _trtrs
 
@@ -87,7 +89,14 @@ class LMMProblem:
         Whether :meth:`objective` is the REML criterion.
     """
 
-    def __init__(self, X, y, reterms, weights=None, reml=False):
+    def __init__(
+        self,
+        X: ArrayLike,
+        y: ArrayLike,
+        reterms: list[ReTerm],
+        weights: ArrayLike | None = None,
+        reml: bool = False,
+    ) -> None:
         X = np.asarray(X, dtype=float)
         y = np.asarray(y, dtype=float).reshape(-1)
         self.n = int(y.shape[0])
@@ -107,7 +116,7 @@ class LMMProblem:
         # Zero weights remove an observation: it counts neither in n nor in the sum.
         self._logw_sum = 0.0
         self.nobs = self.n
-        if weights is not None:
+        if self.weights is not None:
             positive = self.weights > 0
             self._logw_sum = float(np.sum(np.log(self.weights[positive])))
             self.nobs = int(positive.sum())
@@ -115,7 +124,7 @@ class LMMProblem:
         self.theta_slices = [slice(offsets[i], offsets[i + 1]) for i in range(self.m)]
         self.ntheta = int(offsets[-1])
         self._build_structure()
-        self.L: dict | None = None
+        self.L: dict[tuple[int, int], Any] = {}
         self._dense: _DenseEvaluator | None = None
         self.set_weights(self.weights)
 
@@ -198,7 +207,7 @@ class LMMProblem:
                         kind = "dense"
                 self.Lkind[(i, j)] = kind
 
-    def set_weights(self, weights, y=None) -> None:
+    def set_weights(self, weights: ArrayLike | None, y: ArrayLike | None = None) -> None:
         """(Re)compute A for prior or working weights, and optionally a new
         response (PIRLS installs working weights and working response each step).
 
@@ -214,7 +223,7 @@ class LMMProblem:
         terms, m = self.terms, self.m
         Xy = self._Xy_raw
         WXy = Xy if w is None else Xy * w[:, None]
-        A: dict[tuple[int, int], object] = {}
+        A: dict[tuple[int, int], Any] = {}
         for j, t in enumerate(terms):
             k, nl, z = t.k, t.nlevels, t.z
             zw = z if w is None else z * w[:, None]
@@ -293,7 +302,7 @@ class LMMProblem:
         """Form L for ``theta``; False if a diagonal block is not positive definite."""
         m, A, kinds = self.m, self.A, self.Lkind
         lams = self.lambdas(np.asarray(theta, dtype=float))
-        L: dict[tuple[int, int], object] = {}
+        L: dict[tuple[int, int], Any] = {}
         inv_blocks: dict[int, np.ndarray] = {}
         try:
             for j in range(m + 1):
@@ -322,12 +331,21 @@ class LMMProblem:
                         self._sub_product(Lij, kind, L, i, j, kk)
                     L[(i, j)] = _rdiv(Lij, kind, Ljj, kinds[(j, j)], inv_blocks.get(j))
         except np.linalg.LinAlgError:
-            self.L = None
+            self.L = {}
             return False
         self.L = L
         return True
 
-    def _rank_update(self, Ljj, kind_jj, Lji, kind_ji, key, lams, L) -> None:
+    def _rank_update(
+        self,
+        Ljj: Any,
+        kind_jj: str,
+        Lji: Any,
+        kind_ji: str,
+        key: tuple[int, int, int],
+        lams: list[np.ndarray],
+        L: dict[tuple[int, int], Any],
+    ) -> None:
         """Ljj -= Lji Lji' (lower triangle suffices for the dense case)."""
         if kind_ji == "dense":
             Ljj -= Lji @ Lji.T
@@ -344,7 +362,9 @@ class LMMProblem:
         else:  # diag or bdiag: the product is block diagonal by construction
             Ljj[pp.urow] -= pp.values(Lji, Lji)
 
-    def _sub_product(self, Lij, kind_ij, L, i, j, kk) -> None:
+    def _sub_product(
+        self, Lij: Any, kind_ij: str, L: dict[tuple[int, int], Any], i: int, j: int, kk: int
+    ) -> None:
         """Lij -= L[i, kk] L[j, kk]'."""
         m, kinds = self.m, self.Lkind
         S, T = L[(i, kk)], L[(j, kk)]
@@ -428,7 +448,9 @@ class LMMProblem:
             Lmj = L[(m, j)]
             rhs = Lmj[p, :] - Lmj[:p, :].T @ beta
             for i in range(j + 1, m):
-                rhs = rhs - _tmul(L[(i, j)], self.Lkind[(i, j)], us[i].reshape(-1))
+                ui = us[i]
+                assert ui is not None  # filled in reverse order
+                rhs = rhs - _tmul(L[(i, j)], self.Lkind[(i, j)], ui.reshape(-1))
             us[j] = _ltsolve(L[(j, j)], self.Lkind[(j, j)], rhs).reshape(
                 self.terms[j].nlevels, self.terms[j].k
             )
@@ -458,7 +480,7 @@ class LMMProblem:
             out[off[i] : off[i + 1], off[j] : off[j + 1]] = _to_dense(blk, kind)
         return out
 
-    def dense_lambda(self, theta) -> np.ndarray:
+    def dense_lambda(self, theta: np.ndarray) -> np.ndarray:
         mats = [np.kron(np.eye(t.nlevels), lam) for t, lam in zip(self.terms, self.lambdas(theta))]
         return sla.block_diag(*mats) if mats else np.zeros((0, 0))
 
@@ -522,7 +544,7 @@ class _DenseEvaluator:
             self._lam_src = np.concatenate(src)
             self._lam = np.zeros((Q, Q))
 
-    def logdets(self, theta: np.ndarray):
+    def logdets(self, theta: np.ndarray) -> tuple[float, float, float] | None:
         """(log|L_Z|^2, log|L_X|^2, r^2), or None if not positive definite."""
         if self.all_scalar:
             buf = self._theta1
@@ -551,7 +573,7 @@ class _DenseEvaluator:
 # ------------------------------------------------------------- block kernels
 
 
-def _scaled_diag(Ajj, lam, kind):
+def _scaled_diag(Ajj: np.ndarray, lam: np.ndarray, kind: str) -> np.ndarray:
     """Lambda' A_jj Lambda + I in the storage of L_jj."""
     if Ajj.ndim == 1:  # scalar term
         d = Ajj * lam[0, 0] ** 2 + 1.0
@@ -573,14 +595,14 @@ def _bdiag_dense(blk: np.ndarray) -> np.ndarray:
     return out.reshape(nl * k, nl * k)
 
 
-def _scaled_offdiag(Aij, lam_i, lam_j, kind):
+def _scaled_offdiag(Aij: Any, lam_i: np.ndarray | None, lam_j: np.ndarray, kind: str) -> Any:
     """Lambda_i' A_ij Lambda_j (Lambda_i = I for the X/y rows) in L_ij's storage."""
     kj = lam_j.shape[0]
     if isinstance(Aij, BlockSparse):
         if Aij.ki == 1 and kj == 1:
-            data = Aij.data * (lam_i[0, 0] * lam_j[0, 0])
+            data = Aij.data * (lam_i[0, 0] * lam_j[0, 0])  # type: ignore[index]
         else:
-            data = np.matmul(np.matmul(lam_i.T, Aij.data), lam_j)
+            data = np.matmul(np.matmul(lam_i.T, Aij.data), lam_j)  # type: ignore[union-attr]
         out = Aij.with_data(data)
         return out.to_dense() if kind == "dense" else out
     # dense
@@ -599,7 +621,7 @@ def _scaled_offdiag(Aij, lam_i, lam_j, kind):
     return out
 
 
-def _factor(M, kind):
+def _factor(M: np.ndarray, kind: str) -> np.ndarray:
     if kind == "diag":
         if np.any(M <= 0):
             raise np.linalg.LinAlgError("not positive definite")
@@ -626,7 +648,7 @@ def _trsolve(L: np.ndarray, B: np.ndarray, trans: bool = False) -> np.ndarray:
     return x
 
 
-def _factor_xy(M):
+def _factor_xy(M: np.ndarray) -> np.ndarray:
     """Cholesky of the [X y] block; an exact fit (y in the span of X, possible
     only without random effects) gives r = 0 instead of a failure."""
     try:
@@ -645,7 +667,9 @@ def _factor_xy(M):
         return L
 
 
-def _rdiv(Lij, kind_ij, Ljj, kind_jj, inv_blocks):
+def _rdiv(
+    Lij: Any, kind_ij: str, Ljj: np.ndarray, kind_jj: str, inv_blocks: np.ndarray | None
+) -> Any:
     """Lij Ljj^{-T}."""
     if kind_jj == "diag":
         if kind_ij == "dense":
@@ -653,6 +677,7 @@ def _rdiv(Lij, kind_ij, Ljj, kind_jj, inv_blocks):
         Lij.data /= Ljj[Lij.bcol][:, None, None]
         return Lij
     if kind_jj == "bdiag":
+        assert inv_blocks is not None  # computed with every block-diagonal factor
         if kind_ij == "dense":
             rows = Lij.shape[0]
             nl, k, _ = inv_blocks.shape
@@ -663,7 +688,7 @@ def _rdiv(Lij, kind_ij, Ljj, kind_jj, inv_blocks):
     return _trsolve(Ljj, Lij.T).T
 
 
-def _diagonal(Ljj, kind):
+def _diagonal(Ljj: np.ndarray, kind: str) -> np.ndarray:
     if kind == "diag":
         return Ljj
     if kind == "bdiag":
@@ -672,7 +697,7 @@ def _diagonal(Ljj, kind):
     return np.diag(Ljj)
 
 
-def _to_dense(blk, kind):
+def _to_dense(blk: Any, kind: str) -> np.ndarray:
     if kind == "diag":
         return np.diag(blk)
     if kind == "bdiag":
@@ -682,14 +707,14 @@ def _to_dense(blk, kind):
     return blk
 
 
-def _tmul(Lij, kind, v):
+def _tmul(Lij: Any, kind: str, v: np.ndarray) -> np.ndarray:
     """Lij' v."""
     if kind == "sparse":
         return Lij.to_scipy().T @ v
     return Lij.T @ v
 
 
-def _ltsolve(Ljj, kind, rhs):
+def _ltsolve(Ljj: np.ndarray, kind: str, rhs: np.ndarray) -> np.ndarray:
     """Solve Ljj' x = rhs."""
     if kind == "diag":
         return rhs / Ljj
@@ -772,7 +797,7 @@ def leverage(problem: LMMProblem, theta: np.ndarray, chunk: int = 2048) -> np.nd
     return out
 
 
-def _lsolve_dense(Ljj, kind, rhs):
+def _lsolve_dense(Ljj: np.ndarray, kind: str, rhs: np.ndarray) -> np.ndarray:
     """Ljj^{-1} rhs for a dense right-hand side."""
     if kind == "diag":
         return rhs / Ljj[:, None]

@@ -42,7 +42,7 @@ class ReTerm:
     levels: tuple
     z: np.ndarray
     cnames: tuple
-    inds: np.ndarray = field(default=None)  # type: ignore[assignment]
+    inds: np.ndarray = field(default=None)  # type: ignore[arg-type]  # filled in __post_init__
 
     def __post_init__(self) -> None:
         k = self.z.shape[1]

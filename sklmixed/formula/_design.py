@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -63,7 +64,7 @@ def _levels_and_codes(series: pd.Series) -> tuple[list, np.ndarray]:
         return levels, pd.Index(levels).get_indexer(values)
 
 
-def level_label(level) -> str:
+def level_label(level: Any) -> str:
     """How a level prints in a name: integers without '.0'."""
     if isinstance(level, (float, np.floating)) and float(level).is_integer():
         return str(int(level))
@@ -127,7 +128,7 @@ class _FixedPart:
 
     names: list
     display: str
-    spec: object = None  # formulaic ModelSpec
+    spec: Any = None  # formulaic ModelSpec
     plain: list | None = None  # fast path: [None for intercept | column name]
     categoricals: dict = field(default_factory=dict)  # column -> training levels
     contrast_columns: dict = field(default_factory=dict)
@@ -217,7 +218,7 @@ def _build_fixed(parsed: ParsedFormula, df: pd.DataFrame, contrasts: dict) -> tu
     ) and "-" not in parsed.fixed.replace("-1", "")
     if simple:
         intercept = "0" not in pieces and "-1" not in pieces
-        cols = [None] if intercept else []
+        cols: list[str | None] = [None] if intercept else []
         cols += [p for p in pieces if p not in ("1", "0", "-1") and p not in cols]
         names = ["(Intercept)" if c is None else c for c in cols]
         display = " + ".join((["1"] if intercept else ["0"]) + [c for c in cols if c])
@@ -282,14 +283,16 @@ class _ReColumns:
     def transform(self, df: pd.DataFrame) -> np.ndarray:
         return self._build(df, fitting=False)
 
-    def _cat(self, col: str, df, full: bool, fitting: bool) -> _CatColumn:
+    def _cat(self, col: str, df: pd.DataFrame, full: bool, fitting: bool) -> _CatColumn:
         key = (col, full)
         if fitting:
             coding = self.contrasts.get(col, "dummy")
             self.cats[key] = _CatColumn(col, _levels(df[col]), coding, full)
         return self.cats[key]
 
-    def _factor(self, col: str, df, full: bool, fitting: bool):
+    def _factor(
+        self, col: str, df: pd.DataFrame, full: bool, fitting: bool
+    ) -> tuple[np.ndarray, list[str]]:
         """(matrix, names) of one variable inside the term."""
         if col in self.contrasts or _is_categorical(df[col]):
             cat = self._cat(col, df, full, fitting)
@@ -323,7 +326,7 @@ class _ReColumns:
             self.names = names
         return np.hstack(mats).astype(float) if mats else np.zeros((n, 0))
 
-    def _expr(self, item: ReItem, df, fitting: bool):
+    def _expr(self, item: ReItem, df: pd.DataFrame, fitting: bool) -> tuple[np.ndarray, list[str]]:
         if fitting:
             try:
                 mm = model_matrix("0 + " + item.text, df, na_action="raise")
@@ -348,7 +351,7 @@ class _Grouping:
     def name(self) -> str:
         return " & ".join(self.columns)
 
-    def _keys(self, df: pd.DataFrame):
+    def _keys(self, df: pd.DataFrame) -> pd.Series:
         if len(self.columns) == 1:
             return df[self.columns[0]]
         return pd.Series(list(zip(*(df[c] for c in self.columns))), index=df.index)
@@ -367,7 +370,7 @@ class _Grouping:
         return index.get_indexer(self._keys(df)).astype(np.int64)
 
 
-def _sort_key(value):
+def _sort_key(value: Any) -> tuple[int, Any]:
     return (0, value) if isinstance(value, (int, float, np.number)) else (1, str(value))
 
 
@@ -383,7 +386,8 @@ class _TermBuilder:
     zerocorr: list  # per piece
 
     def inds(self) -> np.ndarray:
-        pos, off = [], 0
+        pos: list[tuple[int, int]] = []
+        off = 0
         for piece, zc in zip(self.pieces, self.zerocorr):
             k = len(piece.names)
             if zc:
@@ -428,7 +432,9 @@ class Design:
     def has_intercept(self) -> bool:
         return "(Intercept)" in self.coef_names
 
-    def transform(self, data: pd.DataFrame):
+    def transform(
+        self, data: pd.DataFrame
+    ) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
         """X and, per random-effects term, (refs, z) for new data; refs index the
         training levels, -1 for a level not seen in fit."""
         needed = [c for c in self.used_columns if c != self.response_name]
@@ -443,7 +449,7 @@ class Design:
         return X, parts
 
 
-def _check_columns(df: pd.DataFrame, columns) -> None:
+def _check_columns(df: pd.DataFrame, columns: list[Any]) -> None:
     missing = [c for c in columns if c not in df.columns]
     if missing:
         available = ", ".join(map(str, df.columns[:30]))
@@ -453,7 +459,7 @@ def _check_columns(df: pd.DataFrame, columns) -> None:
         )
 
 
-def _check_finite(df: pd.DataFrame, columns) -> None:
+def _check_finite(df: pd.DataFrame, columns: list[Any]) -> None:
     for col in columns:
         s = df[col]
         values = s.to_numpy()
@@ -490,7 +496,7 @@ def _formula_columns(parsed: ParsedFormula, df: pd.DataFrame, contrasts: dict) -
     """Data columns a formula uses, in a stable order."""
     cols: list = []
 
-    def add(name):
+    def add(name: str) -> None:
         if name not in cols:
             cols.append(name)
 
@@ -585,7 +591,7 @@ def build_design(formula: str, data: pd.DataFrame, contrasts: dict | None = None
 
 
 def build_design_from_columns(
-    data: pd.DataFrame, *, fixed: list, groups: list, response=None
+    data: pd.DataFrame, *, fixed: list[Any], groups: list[Any], response: Any = None
 ) -> Design:
     """Design for ``formula=None``: intercept, the ``fixed`` columns (numeric as
     they are, others dummy-coded) and a random intercept for each ``groups`` column.

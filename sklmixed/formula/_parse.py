@@ -150,7 +150,7 @@ def _minus_as_plus(text: str) -> str:
     return "".join(out)
 
 
-def _parse_items(formula: str, offset: int, text: str):
+def _parse_items(formula: str, offset: int, text: str) -> tuple[tuple[ReItem, ...], bool, bool]:
     """Left side of a random term -> (items, intercept, explicit_zero)."""
     items: list[ReItem] = []
     intercept, zero = False, False
