@@ -15,12 +15,14 @@ boundary (singular) fit reports exactly zero variance.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import nlopt
 import numpy as np
 
 from sklmixed._results import OptSummary
+from sklmixed.exceptions import ConvergenceWarning
 
 FTOL_REL = 1e-12
 FTOL_ABS = 1e-8
@@ -294,7 +296,20 @@ def fit_glmm(problem, *, fast: bool = False, optimizer: str | None = None, maxfe
     theta, fmin = finalize_theta(
         theta, opt.fmin, lambda th: _safe(dev_at, th), problem.lmm.diag_positions(), lambda th: th
     )
-    fmin = problem.deviance(theta) if fast else problem.deviance(theta, beta)
+    try:
+        fmin = problem.deviance(theta) if fast else problem.deviance(theta, beta)
+    except (RuntimeError, FloatingPointError) as exc:
+        # PIRLS failed at the optimum from a cold start: report the last parameters
+        # at which it succeeded (their modes are still installed), and say so.
+        theta, beta = problem.last_ok
+        fmin = problem.deviance(theta, beta)
+        warnings.warn(
+            f"PIRLS failed at the optimizer's final parameters ({exc}); the results are "
+            "those of the last parameters where it converged. Try fast=True, rescaling "
+            "covariates or a simpler random-effects structure",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
     if fast:
         beta = problem._beta.copy()
     opt = OptSummary(

@@ -79,6 +79,7 @@ class GLMMProblem:
         self.ntheta = self.lmm.ntheta
         self._beta: np.ndarray | None = None  # PIRLS's beta, kept as the next warm start
         self._eta = np.zeros(n)
+        self.last_ok: tuple[np.ndarray, np.ndarray] = (np.zeros(0), np.zeros(0))
         self.reset()
         if self.nagq > 1:
             self.gh = gauss_hermite_normal(self.nagq)
@@ -154,6 +155,7 @@ class GLMMProblem:
         # Factor at the final modes' weights: the Laplace log-determinant uses it.
         self._reweight(eta, theta)
         self.u = us
+        self.last_ok = (theta.copy(), np.asarray(beta).copy())
         if vary_beta:
             self._beta = beta
         self._eta = eta

@@ -80,3 +80,28 @@ def test_threads_give_the_sequential_results():
     sequential = [fit(f) for f in formulas]
     threaded = Parallel(n_jobs=2, backend="threading")(delayed(fit)(f) for f in formulas)
     assert threaded == sequential
+
+
+def test_pirls_failure_at_the_end_warns_and_keeps_results(monkeypatch):
+    from sklmixed import _optim
+    from sklmixed._core._glmm import GLMMProblem, PIRLSError
+
+    real_finalize, real_deviance = _optim.finalize_theta, GLMMProblem.deviance
+    state = {"fail_next": False}
+
+    def finalize(*args, **kwargs):
+        out = real_finalize(*args, **kwargs)
+        state["fail_next"] = True
+        return out
+
+    def deviance(self, theta, beta=None):
+        if state["fail_next"]:
+            state["fail_next"] = False
+            raise PIRLSError("simulated failure")
+        return real_deviance(self, theta, beta)
+
+    monkeypatch.setattr(_optim, "finalize_theta", finalize)
+    monkeypatch.setattr(GLMMProblem, "deviance", deviance)
+    with pytest.warns(ConvergenceWarning, match="PIRLS failed.*simulated failure"):
+        m = MixedGLMClassifier(formula="use ~ 1 + age + (1|dist)").fit(load_dataset("contra"))
+    assert np.isfinite(m.deviance_) and "Generalized" in str(m.summary())
