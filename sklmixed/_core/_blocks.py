@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+from numpy.typing import NDArray
 
 
 class BlockSparse:
@@ -39,9 +40,9 @@ class BlockSparse:
         shape_blocks: tuple[int, int],
         ki: int,
         kj: int,
-        brow: np.ndarray,
-        bcol: np.ndarray,
-        data: np.ndarray,
+        brow: NDArray[Any],
+        bcol: NDArray[Any],
+        data: NDArray[Any],
     ) -> None:
         self.shape_blocks = shape_blocks  # (number of block rows, number of block cols)
         self.ki = ki
@@ -62,7 +63,7 @@ class BlockSparse:
     def shape(self) -> tuple[int, int]:
         return (self.shape_blocks[0] * self.ki, self.shape_blocks[1] * self.kj)
 
-    def with_data(self, data: np.ndarray) -> BlockSparse:
+    def with_data(self, data: NDArray[Any]) -> BlockSparse:
         """A copy sharing the pattern, with new block values (same order)."""
         new = object.__new__(BlockSparse)
         new.shape_blocks = self.shape_blocks
@@ -81,7 +82,7 @@ class BlockSparse:
             blocksize=(self.ki, self.kj),
         )
 
-    def to_dense(self) -> np.ndarray:
+    def to_dense(self) -> NDArray[Any]:
         out = np.zeros((self.shape_blocks[0], self.ki, self.shape_blocks[1], self.kj))
         out[self.brow, :, self.bcol, :] = self.data
         return out.reshape(self.shape)
@@ -118,12 +119,12 @@ class PatternProduct:
         self.urow = uniq // nbj  # block row of each distinct output block
         self.ucol = uniq % nbj  # block column of each distinct output block
         self._colweighted: tuple[BlockSparse, Any] | None = None
-        self._flat: tuple[int, np.ndarray] | None = None
+        self._flat: tuple[int, NDArray[Any]] | None = None
 
     def is_block_diagonal(self) -> bool:
         return bool(np.all(self.urow == self.ucol))
 
-    def within(self, target: BlockSparse) -> np.ndarray | None:
+    def within(self, target: BlockSparse) -> NDArray[Any] | None:
         """Index of each distinct output block in ``target``'s blocks, or None if
         some output block is not stored there (the product would fill in)."""
         nbj = target.shape_blocks[1]
@@ -133,9 +134,9 @@ class PatternProduct:
         idx = np.minimum(idx, max(tkey.shape[0] - 1, 0))
         if tkey.shape[0] == 0 or not np.array_equal(tkey[idx], okey):
             return None
-        return idx
+        return np.asarray(idx)
 
-    def values(self, S: BlockSparse, T: BlockSparse) -> np.ndarray:
+    def values(self, S: BlockSparse, T: BlockSparse) -> NDArray[Any]:
         """The distinct output blocks' values, shape (nout,) or (nout, ki, kj)."""
         if self.scalar:
             prod = S.data[self.ia, 0, 0] * T.data[self.ib, 0, 0]
@@ -145,7 +146,7 @@ class PatternProduct:
         np.add.at(out, self.pos, prod)
         return out
 
-    def colweighted_values(self, w: np.ndarray, A: BlockSparse) -> np.ndarray:
+    def colweighted_values(self, w: NDArray[Any], A: BlockSparse) -> NDArray[Any]:
         """Values of ``S diag(w) S'`` for the pattern's own (scalar) ``S``.
 
         When S = c * A D with A the constant data of the pattern, D a diagonal
@@ -164,10 +165,10 @@ class PatternProduct:
             indptr = np.concatenate(([0], np.cumsum(counts)))
             P = sp.csc_matrix((vals, self.pos, indptr), shape=(self.nout, ncol))
             self._colweighted = (A, P)
-        return self._colweighted[1] @ w
+        return np.asarray(self._colweighted[1] @ w)
 
     def subtract_from_dense(
-        self, dense: np.ndarray, S: BlockSparse, T: BlockSparse, vals: np.ndarray | None = None
+        self, dense: NDArray[Any], S: BlockSparse, T: BlockSparse, vals: NDArray[Any] | None = None
     ) -> None:
         """``dense -= S T'`` on the product's pattern (dense is ri*ki x rj*kj)."""
         if vals is None:
@@ -186,7 +187,7 @@ class PatternProduct:
 
 def _pairs_in_same_column(
     S: BlockSparse, T: BlockSparse, symmetric: bool
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[NDArray[Any], NDArray[Any]]:
     """All (a, b): block a of S and block b of T in the same block column.
 
     With ``symmetric``, S is T and only pairs with row(a) >= row(b) are kept.
@@ -216,7 +217,7 @@ def _pairs_in_same_column(
     return s_order[a_csc], t_order[b_csc]
 
 
-def _unique_inverse(key: np.ndarray, bound: int) -> tuple[np.ndarray, np.ndarray]:
+def _unique_inverse(key: NDArray[Any], bound: int) -> tuple[NDArray[Any], NDArray[Any]]:
     """Sorted distinct values of ``key`` (all in [0, bound)) and each key's index.
 
     Counting beats sorting when the range is moderate (it is linear), which is the

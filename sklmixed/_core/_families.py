@@ -36,10 +36,10 @@ class LogitLink(Link):
     name = "logit"
 
     def link(self, mu: Array) -> Array:
-        return special.logit(mu)
+        return np.asarray(special.logit(mu))
 
     def inverse(self, eta: Array) -> Array:
-        return special.expit(eta)
+        return np.asarray(special.expit(eta))
 
     def mu_eta(self, eta: Array) -> Array:
         e = np.exp(-np.abs(eta))
@@ -50,13 +50,13 @@ class ProbitLink(Link):
     name = "probit"
 
     def link(self, mu: Array) -> Array:
-        return special.ndtri(mu)
+        return np.asarray(special.ndtri(mu))
 
     def inverse(self, eta: Array) -> Array:
-        return special.ndtr(eta)
+        return np.asarray(special.ndtr(eta))
 
     def mu_eta(self, eta: Array) -> Array:
-        return np.maximum(stats.norm.pdf(eta), _EPS)
+        return np.asarray(np.maximum(stats.norm.pdf(eta), _EPS))
 
 
 class CloglogLink(Link):
@@ -171,7 +171,7 @@ class BernoulliFamily(Family):
         return -2.0 * np.log(np.where(y > 0.5, mu, 1.0 - mu))
 
     def loglik(self, y: Array, mu: Array, wt: Array) -> Array:
-        return wt * (special.xlogy(y, mu) + special.xlog1py(1.0 - y, -mu))
+        return np.asarray(wt * (special.xlogy(y, mu) + special.xlog1py(1.0 - y, -mu)))
 
 
 class BinomialFamily(BernoulliFamily):
@@ -181,7 +181,7 @@ class BinomialFamily(BernoulliFamily):
 
     def unit_deviance(self, y: Array, mu: Array) -> Array:
         # 2 [y log(y / mu) + (1 - y) log((1 - y) / (1 - mu))], with 0 log 0 = 0
-        return 2.0 * (
+        return 2.0 * np.asarray(
             special.xlogy(y, y)
             - special.xlogy(y, mu)
             + special.xlogy(1.0 - y, 1.0 - y)
@@ -190,7 +190,7 @@ class BinomialFamily(BernoulliFamily):
 
     def loglik(self, y: Array, mu: Array, wt: Array) -> Array:
         k = np.rint(y * wt)
-        return (
+        return np.asarray(
             special.gammaln(wt + 1)
             - special.gammaln(k + 1)
             - special.gammaln(wt - k + 1)
@@ -210,10 +210,10 @@ class PoissonFamily(Family):
         return np.maximum(mu, _EPS)
 
     def unit_deviance(self, y: Array, mu: Array) -> Array:
-        return 2.0 * (special.xlogy(y, y / mu) - (y - mu))
+        return np.asarray(2.0 * (special.xlogy(y, y / mu) - (y - mu)))
 
     def loglik(self, y: Array, mu: Array, wt: Array) -> Array:
-        return wt * (special.xlogy(y, mu) - mu - special.gammaln(y + 1))
+        return np.asarray(wt * (special.xlogy(y, mu) - mu - special.gammaln(y + 1)))
 
 
 FAMILIES = {cls.name: cls for cls in (BernoulliFamily, BinomialFamily, PoissonFamily)}

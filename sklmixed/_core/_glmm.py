@@ -17,8 +17,10 @@ the mode with scale 1 / L_ii, as MixedModels.jl does.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, NDArray
 
 from sklmixed._core._families import Family, Link
 from sklmixed._core._lmm import LMMProblem
@@ -35,7 +37,7 @@ class PIRLSError(RuntimeError):
     """PIRLS could not reduce the penalized deviance (step halving exhausted)."""
 
 
-def gauss_hermite_normal(k: int) -> tuple[np.ndarray, np.ndarray]:
+def gauss_hermite_normal(k: int) -> tuple[NDArray[Any], NDArray[Any]]:
     """Nodes and weights of k-point Gauss-Hermite quadrature for the standard
     normal density (weights sum to 1), as MixedModels.jl's ``GHnorm``."""
     z, w = np.polynomial.hermite_e.hermegauss(k)
@@ -77,9 +79,9 @@ class GLMMProblem:
         self.X = self.lmm.X  # estimable columns only
         self.terms = self.lmm.terms
         self.ntheta = self.lmm.ntheta
-        self._beta: np.ndarray | None = None  # PIRLS's beta, kept as the next warm start
+        self._beta: NDArray[Any] | None = None  # PIRLS's beta, kept as the next warm start
         self._eta = np.zeros(n)
-        self.last_ok: tuple[np.ndarray, np.ndarray] = (np.zeros(0), np.zeros(0))
+        self.last_ok: tuple[NDArray[Any], NDArray[Any]] = (np.zeros(0), np.zeros(0))
         self.reset()
         if self.nagq > 1:
             self.gh = gauss_hermite_normal(self.nagq)
@@ -90,17 +92,17 @@ class GLMMProblem:
 
     # ------------------------------------------------------------- pieces
 
-    def eta(self, beta: np.ndarray, theta: np.ndarray, us: list[np.ndarray]) -> np.ndarray:
+    def eta(self, beta: NDArray[Any], theta: NDArray[Any], us: list[NDArray[Any]]) -> NDArray[Any]:
         eta = self.X @ beta
         for t, b in zip(self.terms, self.lmm.b(us, theta)):
             eta = eta + np.einsum("nk,nk->n", t.z, b[t.refs])
-        return eta
+        return np.asarray(eta)
 
-    def devresid(self, eta: np.ndarray) -> np.ndarray:
+    def devresid(self, eta: NDArray[Any]) -> NDArray[Any]:
         mu = self.family.clamp(self.link.inverse(eta))
         return self.pw * self.family.unit_deviance(self.y, mu)
 
-    def _reweight(self, eta: np.ndarray, theta: np.ndarray) -> None:
+    def _reweight(self, eta: NDArray[Any], theta: NDArray[Any]) -> None:
         """Install working weights and response at eta, and factor at theta."""
         mu = self.family.clamp(self.link.inverse(eta))
         dmu = self.link.mu_eta(eta)
@@ -113,8 +115,8 @@ class GLMMProblem:
     # --------------------------------------------------------------- PIRLS
 
     def pirls(
-        self, theta: np.ndarray, beta: np.ndarray | None = None
-    ) -> tuple[np.ndarray, list[np.ndarray], float]:
+        self, theta: NDArray[Any], beta: NDArray[Any] | None = None
+    ) -> tuple[NDArray[Any], list[NDArray[Any]], float]:
         """Conditional modes at theta (and beta from PIRLS when beta is None).
 
         Returns (beta, u list, penalized deviance). On return the factor of
@@ -163,14 +165,16 @@ class GLMMProblem:
 
     # ----------------------------------------------------------- deviance
 
-    def deviance(self, theta: np.ndarray, beta: np.ndarray | None = None) -> float:
+    def deviance(self, theta: NDArray[Any], beta: NDArray[Any] | None = None) -> float:
         """Laplace (nagq = 1) or adaptive GHQ deviance after PIRLS at theta."""
         beta, us, pdev = self.pirls(theta, beta)
         if self.nagq <= 1:
             return float(pdev + self.lmm.logdet_re())
         return self._agq_deviance(theta, beta, us)
 
-    def _agq_deviance(self, theta: np.ndarray, beta: np.ndarray, us: list[np.ndarray]) -> float:
+    def _agq_deviance(
+        self, theta: NDArray[Any], beta: NDArray[Any], us: list[NDArray[Any]]
+    ) -> float:
         term = self.terms[0]
         refs, nl = term.refs, term.nlevels
         u0 = us[0][:, 0]
@@ -194,6 +198,6 @@ class GLMMProblem:
     def saturated_loglik(self) -> float:
         return float(np.sum(self.family.saturated_loglik(self.y, self.pw)))
 
-    def conditional_loglik(self, eta: np.ndarray) -> float:
+    def conditional_loglik(self, eta: NDArray[Any]) -> float:
         mu = self.family.clamp(self.link.inverse(eta))
         return float(np.sum(self.family.loglik(self.y, mu, self.pw)))

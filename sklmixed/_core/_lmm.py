@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, NDArray
 from scipy.linalg.lapack import dpotrf as _potrf
 from scipy.linalg.lapack import dtrtrs as _trtrs
 
@@ -43,7 +43,7 @@ def order_terms(reterms: list[ReTerm]) -> list[ReTerm]:
     return sorted(reterms, key=lambda t: -t.nranef)
 
 
-def estimable_columns(X: np.ndarray, tol: float = RANK_TOL) -> np.ndarray:
+def estimable_columns(X: NDArray[Any], tol: float = RANK_TOL) -> NDArray[Any]:
     """Indices of the columns of X kept when X is rank deficient.
 
     Columns are scaled to unit length and taken in order: a column is dropped when
@@ -81,7 +81,7 @@ class LMMProblem:
         Fixed-effects model matrix (full; rank-deficient columns are dropped here).
     y : ndarray, shape (n,)
         Response.
-    reterms : list of ReTerm
+    reterms : list[Any] of ReTerm
         Random-effects terms; reordered here by decreasing number of random effects.
     weights : ndarray, shape (n,), optional
         Prior (case) weights; the rows of Z, X and y are scaled by their square roots.
@@ -148,7 +148,7 @@ class LMMProblem:
         self._Xy_raw[:, : self.p] = self.X
         self._qtot = sum(t.nranef for t in terms) + self.p + 1
         # Off-diagonal random-effects blocks: which level pairs meet in the data.
-        self._pairs: dict[tuple[int, int], tuple[np.ndarray, BlockSparse]] = {}
+        self._pairs: dict[tuple[int, int], tuple[NDArray[Any], BlockSparse]] = {}
         self.Akind: dict[tuple[int, int], str] = {}
         for i in range(m):
             for j in range(i):
@@ -172,7 +172,7 @@ class LMMProblem:
         # will fill them in.
         self.Lkind: dict[tuple[int, int], str] = {}
         self._pp: dict[tuple[int, int, int], PatternProduct] = {}
-        self._pp_idx: dict[tuple[int, int, int], np.ndarray] = {}
+        self._pp_idx: dict[tuple[int, int, int], NDArray[Any]] = {}
         patterns = {key: val[1] for key, val in self._pairs.items()}
         for j in range(m):
             kind = "diag" if terms[j].k == 1 else "bdiag"
@@ -254,12 +254,12 @@ class LMMProblem:
 
     # ------------------------------------------------------ theta bookkeeping
 
-    def initial_theta(self) -> np.ndarray:
+    def initial_theta(self) -> NDArray[Any]:
         """lambda = I for every term."""
         parts = [t.initial_theta() for t in self.terms]
         return np.concatenate(parts) if parts else np.zeros(0)
 
-    def diag_positions(self) -> np.ndarray:
+    def diag_positions(self) -> NDArray[Any]:
         """Indices in theta of the diagonal elements of the lambdas."""
         parts = [
             s.start + np.flatnonzero(t.inds[:, 0] == t.inds[:, 1])
@@ -267,13 +267,13 @@ class LMMProblem:
         ]
         return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
 
-    def lower_bounds(self) -> np.ndarray:
+    def lower_bounds(self) -> NDArray[Any]:
         """0 for diagonal elements of lambda, -inf otherwise."""
         lower = np.full(self.ntheta, -np.inf)
         lower[self.diag_positions()] = 0.0
         return lower
 
-    def boundary_trap(self, theta: np.ndarray) -> bool:
+    def boundary_trap(self, theta: NDArray[Any]) -> bool:
         """Whether some lambda has a zero diagonal with nonzero entries below it."""
         for t, s in zip(self.terms, self.theta_slices):
             lam = t.lambda_from_theta(np.asarray(theta)[s])
@@ -282,7 +282,7 @@ class LMMProblem:
                     return True
         return False
 
-    def flip_theta(self, theta: np.ndarray) -> np.ndarray:
+    def flip_theta(self, theta: NDArray[Any]) -> NDArray[Any]:
         """theta with every lambda column's diagonal made non-negative."""
         out = np.array(theta, dtype=float)
         for t, s in zip(self.terms, self.theta_slices):
@@ -295,15 +295,15 @@ class LMMProblem:
 
     # ------------------------------------------------------------- per theta
 
-    def lambdas(self, theta: np.ndarray) -> list[np.ndarray]:
+    def lambdas(self, theta: NDArray[Any]) -> list[NDArray[Any]]:
         return [t.lambda_from_theta(theta[s]) for t, s in zip(self.terms, self.theta_slices)]
 
-    def update(self, theta: np.ndarray) -> bool:
+    def update(self, theta: NDArray[Any]) -> bool:
         """Form L for ``theta``; False if a diagonal block is not positive definite."""
         m, A, kinds = self.m, self.A, self.Lkind
         lams = self.lambdas(np.asarray(theta, dtype=float))
         L: dict[tuple[int, int], Any] = {}
-        inv_blocks: dict[int, np.ndarray] = {}
+        inv_blocks: dict[int, NDArray[Any]] = {}
         try:
             for j in range(m + 1):
                 # Diagonal block: scale, add I, subtract earlier columns, factor.
@@ -343,7 +343,7 @@ class LMMProblem:
         Lji: Any,
         kind_ji: str,
         key: tuple[int, int, int],
-        lams: list[np.ndarray],
+        lams: list[NDArray[Any]],
         L: dict[tuple[int, int], Any],
     ) -> None:
         """Ljj -= Lji Lji' (lower triangle suffices for the dense case)."""
@@ -387,7 +387,7 @@ class LMMProblem:
             else:
                 Lij.data[self._pp_idx[(i, j, kk)]] -= pp.values(S, T).reshape(-1, S.ki, T.ki)
 
-    def objective(self, theta: np.ndarray) -> float:
+    def objective(self, theta: NDArray[Any]) -> float:
         """-2 log-likelihood (ML) or the REML criterion at ``theta``; inf if not PD."""
         if self._dense is None and self._qtot <= DENSE_MAX:
             self._dense = _DenseEvaluator(self)
@@ -431,19 +431,19 @@ class LMMProblem:
 
     # ------------------------------------------------------ after convergence
 
-    def beta(self) -> np.ndarray:
+    def beta(self) -> NDArray[Any]:
         """Fixed effects for the estimable columns (length p)."""
         Lxx = self.L[(self.m, self.m)]
         R = Lxx[: self.p, : self.p]
         c = Lxx[self.p, : self.p]
         return _trsolve(R, c, trans=True) if self.p else np.zeros(0)
 
-    def u(self, beta: np.ndarray | None = None) -> list[np.ndarray]:
+    def u(self, beta: NDArray[Any] | None = None) -> list[NDArray[Any]]:
         """Spherical random effects per term, each (l, k): back-substitution."""
         m, L, p = self.m, self.L, self.p
         if beta is None:
             beta = self.beta()
-        us: list[np.ndarray | None] = [None] * m
+        us: list[NDArray[Any] | None] = [None] * m
         for j in reversed(range(m)):
             Lmj = L[(m, j)]
             rhs = Lmj[p, :] - Lmj[:p, :].T @ beta
@@ -456,7 +456,7 @@ class LMMProblem:
             )
         return us  # type: ignore[return-value]
 
-    def b(self, us: list[np.ndarray], theta: np.ndarray) -> list[np.ndarray]:
+    def b(self, us: list[NDArray[Any]], theta: NDArray[Any]) -> list[NDArray[Any]]:
         """Random effects on the original scale, each (l, k): b = Lambda u."""
         return [u @ lam.T for u, lam in zip(us, self.lambdas(theta))]
 
@@ -464,13 +464,13 @@ class LMMProblem:
         d = self.nobs - self.p if self.reml else self.nobs
         return self.pwrss() / d
 
-    def rxx_inverse(self) -> np.ndarray:
+    def rxx_inverse(self) -> NDArray[Any]:
         """(R_X R_X')^{-1}, the unscaled covariance of beta (p x p)."""
         R = self.L[(self.m, self.m)][: self.p, : self.p]
         Rinv = _trsolve(R, np.eye(self.p))
-        return Rinv.T @ Rinv
+        return np.asarray(Rinv.T @ Rinv)
 
-    def dense_lzz(self) -> np.ndarray:
+    def dense_lzz(self) -> NDArray[Any]:
         """L_ZZ as one dense q x q lower-triangular matrix (small models only)."""
         sizes = [t.nranef for t in self.terms]
         off = np.concatenate(([0], np.cumsum(sizes)))
@@ -480,11 +480,11 @@ class LMMProblem:
             out[off[i] : off[i + 1], off[j] : off[j + 1]] = _to_dense(blk, kind)
         return out
 
-    def dense_lambda(self, theta: np.ndarray) -> np.ndarray:
+    def dense_lambda(self, theta: NDArray[Any]) -> NDArray[Any]:
         mats = [np.kron(np.eye(t.nlevels), lam) for t, lam in zip(self.terms, self.lambdas(theta))]
         return sla.block_diag(*mats) if mats else np.zeros((0, 0))
 
-    def dense_z(self) -> np.ndarray:
+    def dense_z(self) -> NDArray[Any]:
         """Z (unweighted) as a dense n x q matrix (small models only)."""
         blocks = []
         for t, (rows, cols) in zip(self.terms, self._Zpattern):
@@ -544,7 +544,7 @@ class _DenseEvaluator:
             self._lam_src = np.concatenate(src)
             self._lam = np.zeros((Q, Q))
 
-    def logdets(self, theta: np.ndarray) -> tuple[float, float, float] | None:
+    def logdets(self, theta: NDArray[Any]) -> tuple[float, float, float] | None:
         """(log|L_Z|^2, log|L_X|^2, r^2), or None if not positive definite."""
         if self.all_scalar:
             buf = self._theta1
@@ -573,7 +573,7 @@ class _DenseEvaluator:
 # ------------------------------------------------------------- block kernels
 
 
-def _scaled_diag(Ajj: np.ndarray, lam: np.ndarray, kind: str) -> np.ndarray:
+def _scaled_diag(Ajj: NDArray[Any], lam: NDArray[Any], kind: str) -> NDArray[Any]:
     """Lambda' A_jj Lambda + I in the storage of L_jj."""
     if Ajj.ndim == 1:  # scalar term
         d = Ajj * lam[0, 0] ** 2 + 1.0
@@ -583,10 +583,10 @@ def _scaled_diag(Ajj: np.ndarray, lam: np.ndarray, kind: str) -> np.ndarray:
     blk[:, np.arange(k), np.arange(k)] += 1.0
     if kind == "dense":
         return _bdiag_dense(blk)
-    return blk
+    return np.asarray(blk)
 
 
-def _bdiag_dense(blk: np.ndarray) -> np.ndarray:
+def _bdiag_dense(blk: NDArray[Any]) -> NDArray[Any]:
     """The block-diagonal matrix of the blocks (l, k, k) as a dense (l k, l k) array."""
     nl, k, _ = blk.shape
     out = np.zeros((nl, k, nl, k))
@@ -595,7 +595,7 @@ def _bdiag_dense(blk: np.ndarray) -> np.ndarray:
     return out.reshape(nl * k, nl * k)
 
 
-def _scaled_offdiag(Aij: Any, lam_i: np.ndarray | None, lam_j: np.ndarray, kind: str) -> Any:
+def _scaled_offdiag(Aij: Any, lam_i: NDArray[Any] | None, lam_j: NDArray[Any], kind: str) -> Any:
     """Lambda_i' A_ij Lambda_j (Lambda_i = I for the X/y rows) in L_ij's storage."""
     kj = lam_j.shape[0]
     if isinstance(Aij, BlockSparse):
@@ -621,34 +621,34 @@ def _scaled_offdiag(Aij: Any, lam_i: np.ndarray | None, lam_j: np.ndarray, kind:
     return out
 
 
-def _factor(M: np.ndarray, kind: str) -> np.ndarray:
+def _factor(M: NDArray[Any], kind: str) -> NDArray[Any]:
     if kind == "diag":
         if np.any(M <= 0):
             raise np.linalg.LinAlgError("not positive definite")
-        return np.sqrt(M)
+        return np.asarray(np.sqrt(M))
     if kind == "bdiag":
         return np.linalg.cholesky(M)
     return _chol(M)
 
 
-def _chol(M: np.ndarray) -> np.ndarray:
+def _chol(M: NDArray[Any]) -> NDArray[Any]:
     """Lower Cholesky factor by LAPACK directly (scipy's wrapper costs more than
     the factorization for the small blocks of most models)."""
     L, info = _potrf(M, lower=1, clean=1)
     if info != 0:
         raise np.linalg.LinAlgError("not positive definite")
-    return L
+    return np.asarray(L)
 
 
-def _trsolve(L: np.ndarray, B: np.ndarray, trans: bool = False) -> np.ndarray:
+def _trsolve(L: NDArray[Any], B: NDArray[Any], trans: bool = False) -> NDArray[Any]:
     """L^{-1} B (or L^{-T} B) for lower-triangular L, by LAPACK's trtrs."""
     x, info = _trtrs(L, B, lower=1, trans=1 if trans else 0)
     if info != 0:
         raise np.linalg.LinAlgError("singular triangular factor")
-    return x
+    return np.asarray(x)
 
 
-def _factor_xy(M: np.ndarray) -> np.ndarray:
+def _factor_xy(M: NDArray[Any]) -> NDArray[Any]:
     """Cholesky of the [X y] block; an exact fit (y in the span of X, possible
     only without random effects) gives r = 0 instead of a failure."""
     try:
@@ -668,7 +668,7 @@ def _factor_xy(M: np.ndarray) -> np.ndarray:
 
 
 def _rdiv(
-    Lij: Any, kind_ij: str, Ljj: np.ndarray, kind_jj: str, inv_blocks: np.ndarray | None
+    Lij: Any, kind_ij: str, Ljj: NDArray[Any], kind_jj: str, inv_blocks: NDArray[Any] | None
 ) -> Any:
     """Lij Ljj^{-T}."""
     if kind_jj == "diag":
@@ -688,7 +688,7 @@ def _rdiv(
     return _trsolve(Ljj, Lij.T).T
 
 
-def _diagonal(Ljj: np.ndarray, kind: str) -> np.ndarray:
+def _diagonal(Ljj: NDArray[Any], kind: str) -> NDArray[Any]:
     if kind == "diag":
         return Ljj
     if kind == "bdiag":
@@ -697,27 +697,27 @@ def _diagonal(Ljj: np.ndarray, kind: str) -> np.ndarray:
     return np.diag(Ljj)
 
 
-def _to_dense(blk: Any, kind: str) -> np.ndarray:
+def _to_dense(blk: Any, kind: str) -> NDArray[Any]:
     if kind == "diag":
         return np.diag(blk)
     if kind == "bdiag":
         return _bdiag_dense(blk)
     if kind == "sparse":
-        return blk.to_dense()
-    return blk
+        return np.asarray(blk.to_dense())
+    return np.asarray(blk)
 
 
-def _tmul(Lij: Any, kind: str, v: np.ndarray) -> np.ndarray:
+def _tmul(Lij: Any, kind: str, v: NDArray[Any]) -> NDArray[Any]:
     """Lij' v."""
     if kind == "sparse":
-        return Lij.to_scipy().T @ v
-    return Lij.T @ v
+        return np.asarray(Lij.to_scipy().T @ v)
+    return np.asarray(Lij.T @ v)
 
 
-def _ltsolve(Ljj: np.ndarray, kind: str, rhs: np.ndarray) -> np.ndarray:
+def _ltsolve(Ljj: NDArray[Any], kind: str, rhs: NDArray[Any]) -> NDArray[Any]:
     """Solve Ljj' x = rhs."""
     if kind == "diag":
-        return rhs / Ljj
+        return np.asarray(rhs / Ljj)
     if kind == "bdiag":
         nl, k, _ = Ljj.shape
         r = rhs.reshape(nl, k, 1)
@@ -728,7 +728,7 @@ def _ltsolve(Ljj: np.ndarray, kind: str, rhs: np.ndarray) -> np.ndarray:
 # ------------------------------------------------------ conditional variances
 
 
-def conditional_variances(problem: LMMProblem, theta: np.ndarray) -> list[np.ndarray]:
+def conditional_variances(problem: LMMProblem, theta: NDArray[Any]) -> list[NDArray[Any]]:
     """Per term, the (l, k, k) blocks of Lambda (Lambda'Z'Z Lambda + I)^{-1} Lambda'.
 
     (Multiply by sigma^2 for the conditional covariance of b given y.) Uses the
@@ -765,7 +765,7 @@ def conditional_variances(problem: LMMProblem, theta: np.ndarray) -> list[np.nda
     return out
 
 
-def leverage(problem: LMMProblem, theta: np.ndarray, chunk: int = 2048) -> np.ndarray:
+def leverage(problem: LMMProblem, theta: NDArray[Any], chunk: int = 2048) -> NDArray[Any]:
     """Diagonal of the hat matrix: ||L^{-1} [Lambda' z_i; x_i]||^2 for each row i.
 
     L here is the factor of the system without y (the leading q + p rows). The
@@ -797,11 +797,11 @@ def leverage(problem: LMMProblem, theta: np.ndarray, chunk: int = 2048) -> np.nd
     return out
 
 
-def _lsolve_dense(Ljj: np.ndarray, kind: str, rhs: np.ndarray) -> np.ndarray:
+def _lsolve_dense(Ljj: NDArray[Any], kind: str, rhs: NDArray[Any]) -> NDArray[Any]:
     """Ljj^{-1} rhs for a dense right-hand side."""
     if kind == "diag":
-        return rhs / Ljj[:, None]
+        return np.asarray(rhs / Ljj[:, None])
     if kind == "bdiag":
         nl, k, _ = Ljj.shape
         return np.linalg.solve(Ljj, rhs.reshape(nl, k, -1)).reshape(nl * k, -1)
-    return sla.solve_triangular(Ljj, rhs, lower=True, check_finite=False)
+    return np.asarray(sla.solve_triangular(Ljj, rhs, lower=True, check_finite=False))

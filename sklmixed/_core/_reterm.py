@@ -10,8 +10,10 @@ and factors them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 
 @dataclass(frozen=True, eq=False)
@@ -24,11 +26,11 @@ class ReTerm:
         Grouping factor as printed in the summary (``"subj"``, ``"batch & cask"``).
     refs : ndarray of int64, shape (n,)
         For each observation, the index of its level in ``levels`` (0-based).
-    levels : tuple
+    levels : tuple[Any, ...]
         Level labels, in the order of the random effects (sorted, as MixedModels.jl).
     z : ndarray of float64, shape (n, k)
         The term's model-matrix columns (before the indicator of the level).
-    cnames : tuple of str
+    cnames : tuple[Any, ...] of str
         Names of the ``k`` columns, e.g. ``("(Intercept)", "days")``.
     inds : ndarray of int64, shape (ntheta, 2)
         The free positions ``(row, col)`` of the lower-triangular relative
@@ -38,11 +40,11 @@ class ReTerm:
     """
 
     name: str
-    refs: np.ndarray
-    levels: tuple
-    z: np.ndarray
-    cnames: tuple
-    inds: np.ndarray = field(default=None)  # type: ignore[arg-type]  # filled in __post_init__
+    refs: NDArray[Any]
+    levels: tuple[Any, ...]
+    z: NDArray[Any]
+    cnames: tuple[Any, ...]
+    inds: NDArray[Any] = field(default=None)  # type: ignore[arg-type]  # filled in __post_init__
 
     def __post_init__(self) -> None:
         k = self.z.shape[1]
@@ -76,7 +78,7 @@ class ReTerm:
         return self.k == 1
 
     @property
-    def structural_zero(self) -> np.ndarray:
+    def structural_zero(self) -> NDArray[Any]:
         """(k, k) bool: True where the correlation is zero by construction."""
         k = self.k
         # Two columns may correlate only if lambda has a free entry linking them:
@@ -84,14 +86,14 @@ class ReTerm:
         pattern = np.zeros((k, k), dtype=bool)
         pattern[self.inds[:, 0], self.inds[:, 1]] = True
         reach = (pattern.astype(int) @ pattern.T.astype(int)) > 0
-        return ~reach
+        return np.asarray(~reach)
 
-    def lambda_from_theta(self, theta: np.ndarray) -> np.ndarray:
+    def lambda_from_theta(self, theta: NDArray[Any]) -> NDArray[Any]:
         """The k x k lower-triangular factor with ``theta`` in its free positions."""
         lam = np.zeros((self.k, self.k))
         lam[self.inds[:, 0], self.inds[:, 1]] = theta
         return lam
 
-    def initial_theta(self) -> np.ndarray:
+    def initial_theta(self) -> NDArray[Any]:
         """lambda = I: ones on the diagonal positions, zeros elsewhere."""
-        return (self.inds[:, 0] == self.inds[:, 1]).astype(float)
+        return np.asarray((self.inds[:, 0] == self.inds[:, 1]).astype(float))

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from formulaic import Formula, model_matrix
+from numpy.typing import NDArray
 
 from sklmixed._core._reterm import ReTerm
 from sklmixed.exceptions import DataError, FormulaError, MissingColumnError
@@ -40,13 +41,13 @@ def _is_categorical(series: pd.Series) -> bool:
     ) or isinstance(series.dtype, pd.CategoricalDtype)
 
 
-def _levels(series: pd.Series) -> list:
+def _levels(series: pd.Series) -> list[Any]:
     """Levels in MixedModels.jl order: a Categorical's categories (those present),
     otherwise the sorted distinct values."""
     return _levels_and_codes(series)[0]
 
 
-def _levels_and_codes(series: pd.Series) -> tuple[list, np.ndarray]:
+def _levels_and_codes(series: pd.Series) -> tuple[list[Any], NDArray[Any]]:
     """(levels, code of each value); codes are -1 for missing values."""
     if isinstance(series.dtype, pd.CategoricalDtype):
         codes = series.cat.codes.to_numpy()
@@ -71,7 +72,7 @@ def level_label(level: Any) -> str:
     return str(level)
 
 
-def _coding_matrix(nlevels: int, coding: str, full: bool) -> np.ndarray:
+def _coding_matrix(nlevels: int, coding: str, full: bool) -> NDArray[Any]:
     """Contrast matrix (levels x columns); ``full`` gives indicators of all levels.
 
     Reduced codings follow StatsModels.jl: dummy drops the first (base) level;
@@ -98,7 +99,7 @@ class _CatColumn:
     """A categorical variable coded into columns with fixed training levels."""
 
     name: str
-    levels: list
+    levels: list[Any]
     coding: str
     full: bool
 
@@ -108,15 +109,17 @@ class _CatColumn:
             return [f"{self.name}: {lab}" for lab in labels]
         return [f"{self.name}: {lab}" for lab in labels[1:]]
 
-    def codes(self, series: pd.Series) -> np.ndarray:
+    def codes(self, series: pd.Series) -> NDArray[Any]:
         idx = pd.Index(self.levels).get_indexer(series)
         if np.any(idx < 0):
             unseen = sorted(map(str, pd.unique(series[idx < 0])))
             raise DataError(f"column {self.name!r} has levels not seen in fit: {unseen[:10]}")
-        return idx
+        return np.asarray(idx)
 
-    def matrix(self, series: pd.Series) -> np.ndarray:
-        return _coding_matrix(len(self.levels), self.coding, self.full)[self.codes(series)]
+    def matrix(self, series: pd.Series) -> NDArray[Any]:
+        return np.asarray(
+            _coding_matrix(len(self.levels), self.coding, self.full)[self.codes(series)]
+        )
 
 
 # ------------------------------------------------------------ fixed part
@@ -126,14 +129,14 @@ class _CatColumn:
 class _FixedPart:
     """Builds X: formulaic's model spec, or plain columns on the fast path."""
 
-    names: list
+    names: list[Any]
     display: str
     spec: Any = None  # formulaic ModelSpec
-    plain: list | None = None  # fast path: [None for intercept | column name]
-    categoricals: dict = field(default_factory=dict)  # column -> training levels
-    contrast_columns: dict = field(default_factory=dict)
+    plain: list[Any] | None = None  # fast path: [None for intercept | column name]
+    categoricals: dict[Any, Any] = field(default_factory=dict)  # column -> training levels
+    contrast_columns: dict[Any, Any] = field(default_factory=dict)
 
-    def transform(self, df: pd.DataFrame) -> np.ndarray:
+    def transform(self, df: pd.DataFrame) -> NDArray[Any]:
         if self.plain is not None:
             n = df.shape[0]
             cols = [np.ones(n) if c is None else df[c].to_numpy(dtype=float) for c in self.plain]
@@ -150,7 +153,7 @@ class _FixedPart:
         return np.asarray(mm, dtype=float)
 
 
-def _with_categories(df: pd.DataFrame, categories: dict) -> pd.DataFrame:
+def _with_categories(df: pd.DataFrame, categories: dict[Any, Any]) -> pd.DataFrame:
     """A shallow copy in which the named columns are Categorical with the given levels
     (the caller's frame is never modified)."""
     if not categories:
@@ -181,7 +184,7 @@ def _split_interaction(name: str) -> list[str]:
     return parts
 
 
-def mixedmodels_name(name: str, level_labels: dict) -> str:
+def mixedmodels_name(name: str, level_labels: dict[Any, Any]) -> str:
     """formulaic's ``dept[T.D02]`` / ``service[T.Y]:dept[T.D02]`` -> ``dept: D02`` /
     ``service: Y & dept: D02``; ``Intercept`` -> ``(Intercept)``."""
     if name == "Intercept":
@@ -209,7 +212,9 @@ def _fixed_display(fixed_text: str) -> str:
     return " + ".join(head + terms)
 
 
-def _build_fixed(parsed: ParsedFormula, df: pd.DataFrame, contrasts: dict) -> tuple:
+def _build_fixed(
+    parsed: ParsedFormula, df: pd.DataFrame, contrasts: dict[Any, Any]
+) -> tuple[Any, ...]:
     pieces = [p.strip() for p in parsed.fixed.split("+")]
     simple = all(
         p in ("1", "0", "-1")
@@ -240,7 +245,7 @@ def _build_fixed(parsed: ParsedFormula, df: pd.DataFrame, contrasts: dict) -> tu
     # Categorical columns get explicit categories (sorted levels) so that new data
     # is coded the same way; numeric columns named in contrasts become categorical.
     categoricals = {}
-    labels: dict = {}
+    labels: dict[Any, Any] = {}
     for col in sorted(map(str, required)):
         if col not in df.columns:
             continue
@@ -272,15 +277,16 @@ class _ReColumns:
     """The model-matrix columns of one random-effects term (before the group)."""
 
     spec: RandomTermSpec
-    contrasts: dict
-    cats: dict = field(default_factory=dict)  # column -> _CatColumn (training levels)
-    exprs: dict = field(default_factory=dict)  # expr text -> formulaic spec
-    names: list = field(default_factory=list)
+    contrasts: dict[Any, Any]
+    # (column, all levels?) -> its coding with the training levels
+    cats: dict[tuple[str, bool], _CatColumn] = field(default_factory=dict)
+    exprs: dict[Any, Any] = field(default_factory=dict)  # expr text -> formulaic spec
+    names: list[Any] = field(default_factory=list)
 
-    def fit(self, df: pd.DataFrame) -> np.ndarray:
+    def fit(self, df: pd.DataFrame) -> NDArray[Any]:
         return self._build(df, fitting=True)
 
-    def transform(self, df: pd.DataFrame) -> np.ndarray:
+    def transform(self, df: pd.DataFrame) -> NDArray[Any]:
         return self._build(df, fitting=False)
 
     def _cat(self, col: str, df: pd.DataFrame, full: bool, fitting: bool) -> _CatColumn:
@@ -292,14 +298,14 @@ class _ReColumns:
 
     def _factor(
         self, col: str, df: pd.DataFrame, full: bool, fitting: bool
-    ) -> tuple[np.ndarray, list[str]]:
+    ) -> tuple[NDArray[Any], list[str]]:
         """(matrix, names) of one variable inside the term."""
         if col in self.contrasts or _is_categorical(df[col]):
             cat = self._cat(col, df, full, fitting)
             return cat.matrix(df[col]), cat.names()
         return df[col].to_numpy(dtype=float)[:, None], [col]
 
-    def _build(self, df: pd.DataFrame, fitting: bool) -> np.ndarray:
+    def _build(self, df: pd.DataFrame, fitting: bool) -> NDArray[Any]:
         n = df.shape[0]
         mats, names = [], []
         spec = self.spec
@@ -326,7 +332,9 @@ class _ReColumns:
             self.names = names
         return np.hstack(mats).astype(float) if mats else np.zeros((n, 0))
 
-    def _expr(self, item: ReItem, df: pd.DataFrame, fitting: bool) -> tuple[np.ndarray, list[str]]:
+    def _expr(
+        self, item: ReItem, df: pd.DataFrame, fitting: bool
+    ) -> tuple[NDArray[Any], list[str]]:
         if fitting:
             try:
                 mm = model_matrix("0 + " + item.text, df, na_action="raise")
@@ -344,8 +352,8 @@ class _ReColumns:
 class _Grouping:
     """Codes of a grouping factor (a column or an interaction of columns)."""
 
-    columns: tuple
-    levels: list = field(default_factory=list)
+    columns: tuple[Any, ...]
+    levels: list[Any] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -356,7 +364,7 @@ class _Grouping:
             return df[self.columns[0]]
         return pd.Series(list(zip(*(df[c] for c in self.columns))), index=df.index)
 
-    def fit(self, df: pd.DataFrame) -> np.ndarray:
+    def fit(self, df: pd.DataFrame) -> NDArray[Any]:
         if len(self.columns) == 1:
             self.levels, refs = _levels_and_codes(df[self.columns[0]])
         else:
@@ -365,9 +373,9 @@ class _Grouping:
             refs = pd.Index(self.levels, tupleize_cols=False).get_indexer(keys)
         return refs.astype(np.int64)
 
-    def transform(self, df: pd.DataFrame) -> np.ndarray:
+    def transform(self, df: pd.DataFrame) -> NDArray[Any]:
         index = pd.Index(self.levels, tupleize_cols=False)
-        return index.get_indexer(self._keys(df)).astype(np.int64)
+        return np.asarray(index.get_indexer(self._keys(df)).astype(np.int64))
 
 
 def _sort_key(value: Any) -> tuple[int, Any]:
@@ -382,10 +390,10 @@ class _TermBuilder:
     """One amalgamated grouping factor: its pieces and where their columns go."""
 
     grouping: _Grouping
-    pieces: list  # of _ReColumns
-    zerocorr: list  # per piece
+    pieces: list[Any]  # of _ReColumns
+    zerocorr: list[Any]  # per piece
 
-    def inds(self) -> np.ndarray:
+    def inds(self) -> NDArray[Any]:
         pos: list[tuple[int, int]] = []
         off = 0
         for piece, zc in zip(self.pieces, self.zerocorr):
@@ -410,23 +418,23 @@ class Design:
     y : ndarray or None
         The response column exactly as in the data (not converted).
     X : ndarray of shape (n, p)
-    coef_names : list of str
-    reterms : list of ReTerm
+    coef_names : list[Any] of str
+    reterms : list[Any] of ReTerm
         One per grouping factor, in formula order.
     formula_text : str
         The formula as MixedModels.jl prints it.
-    used_columns : list of str
+    used_columns : list[Any] of str
     """
 
     response_name: str | None
-    y: np.ndarray | None
-    X: np.ndarray
-    coef_names: list
-    reterms: list
+    y: NDArray[Any] | None
+    X: NDArray[Any]
+    coef_names: list[Any]
+    reterms: list[Any]
     formula_text: str
-    used_columns: list
+    used_columns: list[Any]
     _fixed: _FixedPart = None  # type: ignore[assignment]
-    _builders: list = field(default_factory=list)
+    _builders: list[Any] = field(default_factory=list)
 
     @property
     def has_intercept(self) -> bool:
@@ -434,7 +442,7 @@ class Design:
 
     def transform(
         self, data: pd.DataFrame
-    ) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
+    ) -> tuple[NDArray[Any], list[tuple[NDArray[Any], NDArray[Any]]]]:
         """X and, per random-effects term, (refs, z) for new data; refs index the
         training levels, -1 for a level not seen in fit."""
         needed = [c for c in self.used_columns if c != self.response_name]
@@ -477,7 +485,7 @@ def _check_finite(df: pd.DataFrame, columns: list[Any]) -> None:
 
 
 @lru_cache(maxsize=256)
-def _required_variables(text: str) -> tuple:
+def _required_variables(text: str) -> tuple[Any, ...]:
     """Data columns a formulaic expression reads (parsing is cached: it is slow)."""
     pieces = [p.strip() for p in text.split("+")]
     if all(_PLAIN.match(p) for p in pieces):  # plain names and 0/1: no parser needed
@@ -492,9 +500,11 @@ def _required_variables(text: str) -> tuple:
 _PLAIN = re.compile(r"^(?:-?[01]|[A-Za-z_][A-Za-z0-9_]*)$")
 
 
-def _formula_columns(parsed: ParsedFormula, df: pd.DataFrame, contrasts: dict) -> list:
+def _formula_columns(
+    parsed: ParsedFormula, df: pd.DataFrame, contrasts: dict[Any, Any]
+) -> list[Any]:
     """Data columns a formula uses, in a stable order."""
-    cols: list = []
+    cols: list[Any] = []
 
     def add(name: str) -> None:
         if name not in cols:
@@ -517,7 +527,9 @@ def _formula_columns(parsed: ParsedFormula, df: pd.DataFrame, contrasts: dict) -
     return cols
 
 
-def build_design(formula: str, data: pd.DataFrame, contrasts: dict | None = None) -> Design:
+def build_design(
+    formula: str, data: pd.DataFrame, contrasts: dict[Any, Any] | None = None
+) -> Design:
     """Parse ``formula`` and build the model matrices from ``data``.
 
     Parameters
@@ -526,7 +538,7 @@ def build_design(formula: str, data: pd.DataFrame, contrasts: dict | None = None
         ``"y ~ 1 + x + (1 + x | g)"`` in lme4/MixedModels.jl syntax.
     data : DataFrame
         Never modified.
-    contrasts : dict, optional
+    contrasts : dict[Any, Any], optional
         Column -> ``"dummy"``, ``"effects"`` or ``"helmert"``; marks the column
         categorical with that coding.
 
@@ -547,7 +559,7 @@ def build_design(formula: str, data: pd.DataFrame, contrasts: dict | None = None
     _check_finite(data, used)
     fixed, X = _build_fixed(parsed, data, contrasts)
     builders: list[_TermBuilder] = []
-    by_group: dict = {}
+    by_group: dict[Any, Any] = {}
     for spec in parsed.random:
         piece = _ReColumns(spec, contrasts)
         if spec.group not in by_group:
@@ -637,10 +649,10 @@ def build_design_from_columns(
 class _ColumnsFixed(_FixedPart):
     """Fixed part of a formula-free design: columns as given, categoricals coded."""
 
-    columns: list = field(default_factory=list)
-    cats: dict = field(default_factory=dict)
+    columns: list[Any] = field(default_factory=list)
+    cats: dict[Any, Any] = field(default_factory=dict)
 
-    def transform(self, df: pd.DataFrame) -> np.ndarray:
+    def transform(self, df: pd.DataFrame) -> NDArray[Any]:
         n = df.shape[0]
         cols = [np.ones((n, 1))]
         for col in self.columns:

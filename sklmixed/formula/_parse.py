@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from sklmixed.exceptions import FormulaError
 
@@ -29,7 +30,7 @@ class ReItem:
 
     kind: str
     text: str
-    parts: tuple = ()
+    parts: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -37,10 +38,10 @@ class RandomTermSpec:
     """``(items | group)``; ``groups`` lists the grouping factors after nesting is
     expanded, each a tuple of column names (an interaction when longer than one)."""
 
-    items: tuple
+    items: tuple[Any, ...]
     intercept: bool
     explicit_zero: bool
-    group: tuple  # the grouping factor: tuple of column names
+    group: tuple[Any, ...]  # the grouping factor: tuple[Any, ...] of column names
     zerocorr: bool
 
     @property
@@ -67,7 +68,7 @@ class ParsedFormula:
     text: str
     response: str | None
     fixed: str
-    random: tuple  # of RandomTermSpec, nesting expanded, in formula order
+    random: tuple[Any, ...]  # of RandomTermSpec, nesting expanded, in formula order
 
 
 def _error(formula: str, pos: int, message: str) -> FormulaError:
@@ -118,13 +119,13 @@ def _strip_name(name: str) -> str:
     return name[1:-1] if name.startswith("`") and name.endswith("`") else name
 
 
-def _parse_group(formula: str, offset: int, text: str) -> list[tuple]:
+def _parse_group(formula: str, offset: int, text: str) -> list[tuple[str, ...]]:
     """``g`` -> [(g,)]; ``a/b/c`` -> [(a,), (a, b), (a, b, c)]; ``a & b`` -> [(a, b)]."""
     if not text.strip():
         raise _error(formula, offset, "empty grouping factor after '|'")
     nested = [part for _, part in split_top(text, "/")]
-    levels: list[tuple] = []
-    prefix: tuple = ()
+    levels: list[tuple[str, ...]] = []
+    prefix: tuple[Any, ...] = ()
     for part in nested:
         names = re.split(r"\s*[&:]\s*", part.strip())
         for name in names:
