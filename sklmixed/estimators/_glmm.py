@@ -105,6 +105,10 @@ class _GLMMBase(MixedModelBase):
                 )
         return self
 
+    def _lmm_problem(self):
+        # the PIRLS factor at the final working weights
+        return self.problem_.lmm
+
     def _mean(self, X) -> np.ndarray:
         eta = self._linear_predictor(X)  # checks that the model is fitted
         return self.link_.inverse(eta)

@@ -6,7 +6,7 @@ import numpy as np
 from sklearn.base import RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 
-from sklmixed._core._lmm import LMMProblem, conditional_variances, leverage
+from sklmixed._core._lmm import LMMProblem, leverage
 from sklmixed._optim import OPTIMIZERS, fit_lmm
 from sklmixed._results import lmm_result
 from sklmixed.estimators._base import (
@@ -174,14 +174,8 @@ class MixedLMRegressor(RegressorMixin, MixedModelBase):
         self.problem_.update(self.theta_)
         return leverage(self.problem_, self.theta_)
 
-    def condvar(self) -> dict:
-        """Conditional covariance of the random effects given the data, per
-        grouping factor an array (levels, k, k): sigma^2 Lambda (Lambda'Z'Z Lambda
-        + I)^{-1} Lambda', the diagonal blocks (MixedModels.jl's ``condVar``)."""
-        check_is_fitted(self, "problem_")
-        self.problem_.update(self.theta_)
-        blocks = conditional_variances(self.problem_, self.theta_)
-        return {t.name: self.sigma_**2 * b for t, b in zip(self.problem_.terms, blocks)}
+    def _lmm_problem(self):
+        return self.problem_
 
 
 def _numeric_response(response) -> np.ndarray:

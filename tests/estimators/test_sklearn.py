@@ -176,3 +176,35 @@ def test_regressor_on_counts_in_the_sklearn_way():
     assert abs(m.coef_[1] - 0.5) < 0.2 and 0 < m.score(X, y) < 1
     with pytest.raises(ValueError, match="X has 3 features"):
         m.predict(rng.normal(size=(5, 3)))
+
+
+def test_sample_weight_through_metadata_routing():
+    from sklearn import config_context
+    from sklearn.model_selection import cross_validate
+
+    df = load_dataset("sleepstudy")
+    w = np.where(df["days"] > 4, 2.0, 1.0)
+    with config_context(enable_metadata_routing=True):
+        est = MixedLMRegressor(formula=SLEEP).set_fit_request(sample_weight=True)
+        est = est.set_score_request(sample_weight=False)
+        routed = cross_validate(
+            est,
+            df,
+            df["reaction"],
+            cv=GroupKFold(3),
+            params={"sample_weight": w, "groups": df["subj"]},
+        )
+    plain = cross_validate(
+        MixedLMRegressor(formula=SLEEP), df, df["reaction"], cv=GroupKFold(3), groups=df["subj"]
+    )
+    # the weights reached fit: the scores differ from the unweighted fits
+    assert not np.allclose(routed["test_score"], plain["test_score"])
+
+
+def test_glmm_condvar_blocks():
+    clf = MixedGLMClassifier(formula="use ~ 1 + age + (1|dist)", fast=True).fit(
+        load_dataset("contra")
+    )
+    blocks = clf.condvar()["dist"]
+    assert blocks.shape == (60, 1, 1) and np.all(blocks > 0)
+    assert np.all(blocks[:, 0, 0] < clf.theta_[0] ** 2)  # data shrink the prior variance
