@@ -15,8 +15,12 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
     [
         ("sleepstudy_random_slopes.py", "predicted reaction on day 5 for a new subject"),
         ("verbagg_glmm.py", "deviance increase with fast=True"),
+        ("insteval_crossed.py", "share of the variance between instructors"),
+        ("choose_random_effects.py", "random slopes help known subjects: True"),
     ],
 )
-def test_example_runs(script, expected, capsys):
+def test_example_runs(script, expected, capsys, monkeypatch):
+    # the large example runs on a subsample here
+    monkeypatch.setenv("SKLMIXED_EXAMPLE_ROWS", "8000")
     runpy.run_path(str(EXAMPLES / script), run_name="__main__")
     assert expected in capsys.readouterr().out
