@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from dataclasses import replace
 
 import nlopt
 import numpy as np
@@ -193,39 +194,21 @@ def fit_lmm(problem, *, optimizer: str | None = None, maxfeval: int = -1):
             maxfeval=maxfeval,
         )
         if polish.fmin < opt.fmin:
-            opt = OptSummary(
-                x0,
-                polish.final,
-                opt.finitial,
-                polish.fmin,
-                opt.feval + polish.feval,
-                "LN_BOBYQA+LN_NEWUOA",
-                polish.returnvalue,
-                opt.ftol_rel,
-                opt.ftol_abs,
-                opt.xtol_abs,
-                maxfeval,
-                opt.fitlog + polish.fitlog[1:],
+            opt = replace(
+                opt,
+                final=polish.final,
+                fmin=polish.fmin,
+                feval=opt.feval + polish.feval,
+                optimizer="LN_BOBYQA+LN_NEWUOA",
+                returnvalue=polish.returnvalue,
+                fitlog=opt.fitlog + polish.fitlog[1:],
             )
     theta, fmin = finalize_theta(
         opt.final, opt.fmin, problem.objective, problem.diag_positions(), problem.flip_theta
     )
     if not problem.update(theta):  # pragma: no cover - theta came from a finite evaluation
         raise FloatingPointError("the factor is not positive definite at the optimum")
-    opt = OptSummary(
-        opt.initial,
-        theta,
-        opt.finitial,
-        fmin,
-        opt.feval,
-        opt.optimizer,
-        opt.returnvalue,
-        opt.ftol_rel,
-        opt.ftol_abs,
-        opt.xtol_abs,
-        opt.maxfeval,
-        opt.fitlog,
-    )
+    opt = replace(opt, final=theta, fmin=fmin)
     return theta, opt
 
 
@@ -273,19 +256,11 @@ def fit_glmm(problem, *, fast: bool = False, optimizer: str | None = None, maxfe
         lower = np.concatenate((np.full(p, -np.inf), lower_theta))
         problem.reset()  # the joint stage starts PIRLS from u = 0, like the first stage
         opt2 = minimize(dev_joint, x0, lower, optimizer=optimizer or "LN_BOBYQA", maxfeval=maxfeval)
-        opt = OptSummary(
-            x0,
-            opt2.final,
-            opt2.finitial,
-            opt2.fmin,
-            opt.feval + opt2.feval,
-            opt2.optimizer,
-            opt2.returnvalue,
-            opt2.ftol_rel,
-            opt2.ftol_abs,
-            opt2.xtol_abs,
-            maxfeval,
-            opt.fitlog + opt2.fitlog,
+        opt = replace(
+            opt2,
+            initial=x0,
+            feval=opt.feval + opt2.feval,
+            fitlog=opt.fitlog + opt2.fitlog,
         )
         beta = opt2.final[:p].copy()
         theta = problem.lmm.flip_theta(opt2.final[p:])
@@ -312,20 +287,7 @@ def fit_glmm(problem, *, fast: bool = False, optimizer: str | None = None, maxfe
         )
     if fast:
         beta = problem._beta.copy()
-    opt = OptSummary(
-        opt.initial,
-        np.concatenate((beta, theta)) if not fast else theta,
-        opt.finitial,
-        fmin,
-        opt.feval,
-        opt.optimizer,
-        opt.returnvalue,
-        opt.ftol_rel,
-        opt.ftol_abs,
-        opt.xtol_abs,
-        opt.maxfeval,
-        opt.fitlog,
-    )
+    opt = replace(opt, final=theta if fast else np.concatenate((beta, theta)), fmin=fmin)
     return beta, theta, opt
 
 
