@@ -529,6 +529,8 @@ class _DenseEvaluator:
                 col_theta[self.slices[j]] = problem.theta_slices[j].start
         self.col_theta = col_theta
         self.re_diag = np.arange(self.q) * (Q + 1)
+        self._identity_re = np.zeros((Q, Q))
+        self._identity_re.flat[self.re_diag] = 1.0
         self._theta1 = np.ones(problem.ntheta + 1)
         # With vector terms, Lambda-tilde = blockdiag(Lambda, I) as a dense Q x Q
         # matrix whose free entries are filled from theta by one fancy assignment.
@@ -558,16 +560,16 @@ class _DenseEvaluator:
             lam = self._lam
             lam.flat[self._lam_pos] = buf[self._lam_src]
             M = lam.T @ self.A @ lam
-        M.flat[self.re_diag] += 1.0
+        M += self._identity_re  # + I on the random-effects diagonal
         L, info = _potrf(M, lower=1, clean=0, overwrite_a=1)
-        if (
-            info != 0
-        ):  # not positive definite (the last pivot r may be 0 only if y is fitted exactly)
+        if info != 0:  # not positive definite (r = 0 only if y is fitted exactly)
             return None
-        logd = np.log(L.diagonal())
-        q = self.q
+        # one log and one cumulative sum give both log-determinants
+        cum = np.cumsum(np.log(L.diagonal()[:-1]))
+        logdet_z = cum[self.q - 1] if self.q else 0.0
+        total = cum[-1] if cum.size else 0.0
         r = L[-1, -1]
-        return 2.0 * logd[:q].sum(), 2.0 * (logd[q:].sum() - logd[-1]), r * r
+        return 2.0 * float(logdet_z), 2.0 * float(total - logdet_z), float(r * r)
 
 
 # ------------------------------------------------------------- block kernels
