@@ -564,12 +564,12 @@ class _DenseEvaluator:
         L, info = _potrf(M, lower=1, clean=0, overwrite_a=1)
         if info != 0:  # not positive definite (r = 0 only if y is fitted exactly)
             return None
-        # one log and one cumulative sum give both log-determinants
-        cum = np.cumsum(np.log(L.diagonal()[:-1]))
-        logdet_z = cum[self.q - 1] if self.q else 0.0
-        total = cum[-1] if cum.size else 0.0
+        # (pairwise) sums of the logs: the optimizer's path, and so the last printed
+        # digits of flat fits, depend on these roundings; keep them as they are
+        logd = np.log(L.diagonal())
+        q = self.q
         r = L[-1, -1]
-        return 2.0 * float(logdet_z), 2.0 * float(total - logdet_z), float(r * r)
+        return 2.0 * logd[:q].sum(), 2.0 * (logd[q:].sum() - logd[-1]), r * r
 
 
 # ------------------------------------------------------------- block kernels
