@@ -15,6 +15,7 @@ boundary (singular) fit reports exactly zero variance.
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable
 from dataclasses import replace
@@ -100,10 +101,10 @@ def minimize(
     if not np.isfinite(finitial):
         raise FloatingPointError("the objective is not finite at the starting values")
 
-    def wrapped(x, grad):
+    def wrapped(x, grad):  # called for every evaluation: kept to plain Python
         val = float(fun(x))
         fitlog.append((x.copy(), val))
-        return val if np.isfinite(val) else finitial
+        return val if math.isfinite(val) else finitial
 
     opt = nlopt.opt(OPTIMIZERS[name], n)
     opt.set_min_objective(wrapped)
