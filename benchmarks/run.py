@@ -6,7 +6,9 @@ Usage::
                              [--peers sklmixed lme4 mixedlm statsmodels] [--json out.json]
 
 Every peer fits the same model in-process: one warm-up fit, then N timed fits
-(``time.perf_counter``; lme4 inside one Rscript process with ``Sys.time``); the
+(``time.perf_counter``; the Python peers take turns in each round so that the
+machine's load falls on all alike; lme4 inside one Rscript process with
+``Sys.time``); the
 median is reported with the objective (-2 log L or the GLMM deviance) so that a
 fast but wrong fit shows. A peer that is not installed, or cannot fit a model,
 prints ``n/a`` and the reason. Ratios are peer time / sklmixed time: above 1 means
@@ -88,20 +90,24 @@ def _data(name: str) -> pd.DataFrame:
     return df
 
 
-def _time(fit, repeats: int):
-    result = fit()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        result = fit()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), result
+def _time_interleaved(fits: dict, repeats: int) -> dict:
+    """Median times of in-process fits, the peers taking turns in every round so
+    that the machine's load falls on all of them alike; plus each last result."""
+    results = {name: fit() for name, (fit, _) in fits.items()}  # warm-up
+    times: dict = {name: [] for name in fits}
+    names = list(fits)
+    for r in range(repeats):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            t0 = time.perf_counter()
+            results[name] = fits[name][0]()
+            times[name].append(time.perf_counter() - t0)
+    return {name: (statistics.median(times[name]), fits[name][1](results[name])) for name in fits}
 
 
 # ------------------------------------------------------------------- peers
 
 
-def run_sklmixed(model, repeats):
+def make_sklmixed(model):
     from sklmixed import MixedGLMClassifier, MixedLMRegressor
 
     dataset, formula, _, kind, options, _ = MODELS[model]
@@ -115,11 +121,10 @@ def run_sklmixed(model, repeats):
         def fit():
             return MixedGLMClassifier(formula=formula, **options).fit(df)
 
-    median, m = _time(fit, repeats)
-    return median, m.objective_
+    return fit, lambda m: m.objective_
 
 
-def run_mixedlm(model, repeats):
+def make_mixedlm(model):
     import mixedlm
 
     dataset, _, formula, kind, options, _ = MODELS[model]
@@ -134,11 +139,10 @@ def run_mixedlm(model, repeats):
         def fit():
             return mixedlm.glmer(formula, df, family=mixedlm.families.Binomial(), nAGQ=nagq)
 
-    median, m = _time(fit, repeats)
-    return median, float(m.deviance)
+    return fit, lambda m: float(m.deviance)
 
 
-def run_statsmodels(model, repeats):
+def make_statsmodels(model):
     import statsmodels.formula.api as smf
 
     dataset, formula, _, kind, _, _ = MODELS[model]
@@ -172,8 +176,7 @@ def run_statsmodels(model, repeats):
             with contextlib.redirect_stderr(io.StringIO()):
                 return smf.mixedlm("yld ~ 1", df, groups="batch").fit(reml=False)
 
-    median, m = _time(fit, repeats)
-    return median, -2 * float(m.llf)
+    return fit, lambda m: -2 * float(m.llf)
 
 
 _R_SCRIPT = r"""
@@ -221,12 +224,9 @@ def run_lme4(model, repeats):
     return res["median"], res["objective"]
 
 
-PEERS = {
-    "sklmixed": run_sklmixed,
-    "lme4": run_lme4,
-    "mixedlm": run_mixedlm,
-    "statsmodels": run_statsmodels,
-}
+# Python peers are timed in one process, taking turns; lme4 in its own R process.
+PY_PEERS = {"sklmixed": make_sklmixed, "mixedlm": make_mixedlm, "statsmodels": make_statsmodels}
+PEERS = ["sklmixed", "lme4", "mixedlm", "statsmodels"]
 
 
 def _versions() -> dict:
@@ -253,6 +253,10 @@ def _versions() -> dict:
     return out
 
 
+def _why(exc: Exception) -> str:
+    return str(exc).splitlines()[0][:80] if str(exc) else type(exc).__name__
+
+
 def _fmt(seconds):
     if seconds is None:
         return "n/a"
@@ -273,15 +277,25 @@ def main(argv=None) -> int:
     for model in args.models:
         repeats = args.repeats or MODELS[model][5]
         results[model] = {}
+        fits = {}
         for peer in args.peers:
             try:
                 with warnings.catch_warnings():  # peers re-enable their own warnings
                     warnings.simplefilter("ignore")
-                    median, objective = PEERS[peer](model, repeats)
-                results[model][peer] = {"median": median, "objective": objective}
+                    if peer == "lme4":
+                        median, objective = run_lme4(model, repeats)
+                        results[model][peer] = {"median": median, "objective": objective}
+                    else:
+                        fits[peer] = PY_PEERS[peer](model)
+                        fits[peer][0]()  # a peer that cannot fit is reported, not timed
             except Exception as exc:  # noqa: BLE001 - report and carry on
-                reason = str(exc).splitlines()[0][:80] if str(exc) else type(exc).__name__
-                results[model][peer] = {"median": None, "objective": None, "reason": reason}
+                fits.pop(peer, None)
+                results[model][peer] = {"median": None, "objective": None, "reason": _why(exc)}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for peer, (median, objective) in _time_interleaved(fits, repeats).items():
+                results[model][peer] = {"median": median, "objective": objective}
+        results[model] = {p: results[model][p] for p in args.peers if p in results[model]}
         ours = results[model].get("sklmixed", {}).get("median")
         print(f"\n{model} ({repeats} timed fits)")
         for peer, r in results[model].items():
