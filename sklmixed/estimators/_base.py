@@ -222,15 +222,12 @@ class MixedModelBase(BaseEstimator):
         # Conditional modes per grouping factor, in the design's term order.
         self._b_by_term = {}
         self._u_by_name = {}
-        self.ranef_ = {}
+        self._ranef_parts = []
         for t, bt, ut in zip(problem.terms, b, u):
             self._b_by_term[id(t)] = bt
             self._u_by_name[t.name] = ut
-            if t.levels and isinstance(t.levels[0], tuple):  # interaction of factors
-                index = pd.MultiIndex.from_tuples(list(t.levels), names=t.name.split(" & "))
-            else:
-                index = pd.Index(list(t.levels), name=t.name)
-            self.ranef_[t.name] = pd.DataFrame(bt, index=index, columns=list(t.cnames))
+            self._ranef_parts.append((t.name, t.levels, t.cnames, bt))
+        self._ranef_tables = None
         self._term_order = [id(t) for t in design.reterms]
         # Singular (boundary) fit: a diagonal element of some lambda at zero, i.e. a
         # zero variance or a degenerate (|correlation| = 1) covariance, as lme4's
@@ -260,6 +257,23 @@ class MixedModelBase(BaseEstimator):
                 ConvergenceWarning,
                 stacklevel=4,
             )
+
+    @property
+    def ranef_(self) -> dict:
+        """Conditional modes per grouping factor: DataFrames (levels x columns),
+        built on first use (most fits never look at them)."""
+        if "_ranef_parts" not in self.__dict__:
+            raise AttributeError("ranef_ is set by fit")
+        if self._ranef_tables is None:
+            tables = {}
+            for name, levels, cnames, bt in self._ranef_parts:
+                if levels and isinstance(levels[0], tuple):  # interaction of factors
+                    index = pd.MultiIndex.from_tuples(list(levels), names=name.split(" & "))
+                else:
+                    index = pd.Index(list(levels), name=name)
+                tables[name] = pd.DataFrame(bt, index=index, columns=list(cnames))
+            self._ranef_tables = tables
+        return self._ranef_tables
 
     # ------------------------------------------------------------ prediction
 
