@@ -227,7 +227,7 @@ class MixedModelBase(BaseEstimator):
             self._b_by_term[id(t)] = bt
             self._u_by_name[t.name] = ut
             self._ranef_parts.append((t.name, t.levels, t.cnames, bt))
-        self._ranef_tables = None
+        self._ranef_tables: dict | None = None
         self._term_order = [id(t) for t in design.reterms]
         # Singular (boundary) fit: a diagonal element of some lambda at zero, i.e. a
         # zero variance or a degenerate (|correlation| = 1) covariance, as lme4's
@@ -265,7 +265,7 @@ class MixedModelBase(BaseEstimator):
         if "_ranef_parts" not in self.__dict__:
             raise AttributeError("ranef_ is set by fit")
         if self._ranef_tables is None:
-            tables = {}
+            tables: dict = {}
             for name, levels, cnames, bt in self._ranef_parts:
                 if levels and isinstance(levels[0], tuple):  # interaction of factors
                     index = pd.MultiIndex.from_tuples(list(levels), names=name.split(" & "))
@@ -273,6 +273,7 @@ class MixedModelBase(BaseEstimator):
                     index = pd.Index(list(levels), name=name)
                 tables[name] = pd.DataFrame(bt, index=index, columns=list(cnames))
             self._ranef_tables = tables
+            return tables
         return self._ranef_tables
 
     # ------------------------------------------------------------ prediction
