@@ -86,7 +86,7 @@ class _GLMMBase(MixedModelBase):
         )
         b = problem.lmm.b(problem.u, theta)
         self._set_fitted(result, design, problem.lmm, b, problem.u, y)
-        self.problem_ = problem
+        self._problem, self._fit_weights = problem, w
         self.deviance_ = result.deviance
         self.family_ = family
         self.link_ = link
@@ -104,6 +104,19 @@ class _GLMMBase(MixedModelBase):
                     stacklevel=3,
                 )
         return self
+
+    def _rebuild_problem(self):
+        problem = GLMMProblem(
+            self.design_.X,
+            self._y_fit,
+            self.design_.reterms,
+            self.family_,
+            self.link_,
+            weights=self._fit_weights,
+            nagq=self.result_.nagq,
+        )
+        problem.deviance(self.theta_, self.fixef_)  # modes and working weights at the fit
+        return problem
 
     def _lmm_problem(self):
         # the PIRLS factor at the final working weights

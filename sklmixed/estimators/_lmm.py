@@ -152,8 +152,19 @@ class MixedLMRegressor(RegressorMixin, MixedModelBase):
         result = lmm_result(problem, theta, optsum, design.formula_text, design.coef_names)
         u = problem.u()
         self._set_fitted(result, design, problem, problem.b(u, theta), u, yv)
-        self.problem_ = problem
+        self._problem, self._fit_weights, self._fit_reml = problem, w, self.reml
         return self
+
+    def _rebuild_problem(self):
+        problem = LMMProblem(
+            self.design_.X,
+            self._y_fit,
+            self.design_.reterms,
+            weights=self._fit_weights,
+            reml=self._fit_reml,
+        )
+        problem.update(self.theta_)
+        return problem
 
     def predict(self, X):
         """Predicted mean response: fixed effects plus the conditional modes of

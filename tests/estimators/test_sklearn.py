@@ -208,3 +208,20 @@ def test_glmm_condvar_blocks():
     blocks = clf.condvar()["dist"]
     assert blocks.shape == (60, 1, 1) and np.all(blocks > 0)
     assert np.all(blocks[:, 0, 0] < clf.theta_[0] ** 2)  # data shrink the prior variance
+
+
+def test_pickles_leave_out_the_core_problem_and_rebuild_it():
+    df = load_dataset("sleepstudy")
+    m = MixedLMRegressor(formula=SLEEP).fit(df)
+    blob = pickle.dumps(m)
+    # the problem alone pickles to more than the whole model does
+    assert len(blob) < len(pickle.dumps(m.problem_))
+    m2 = pickle.loads(blob)
+    assert "_problem" not in m2.__dict__
+    np.testing.assert_allclose(m2.leverage(), m.leverage(), rtol=1e-10)
+    np.testing.assert_allclose(m2.condvar()["subj"], m.condvar()["subj"], rtol=1e-10)
+    contra = load_dataset("contra")
+    clf = MixedGLMClassifier(formula="use ~ 1 + age + (1|dist)").fit(contra)
+    clf2 = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_allclose(clf2.condvar()["dist"], clf.condvar()["dist"], rtol=1e-6)
+    np.testing.assert_array_equal(clf2.predict_proba(contra), clf.predict_proba(contra))
