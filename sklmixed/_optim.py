@@ -216,17 +216,18 @@ def fit_lmm(problem, *, optimizer: str | None = None, maxfeval: int = -1):
 def fit_glmm(problem, *, fast: bool = False, optimizer: str | None = None, maxfeval: int = -1):
     """Optimize a :class:`~sklmixed._core._glmm.GLMMProblem`.
 
+    The parameters called theta here are the problem's: theta, then the log
+    dispersion (or shape) for a family that has one, optimized jointly.
+
     Stage 1 (always): theta only, beta from PIRLS (MixedModels.jl's ``fast=true``,
     lme4's nAGQ = 0 analogue). Stage 2 (``fast=False``): beta and theta jointly
     from the stage-1 optimum, PIRLS over u only; a warm start that lands on the
     same optimum as starting from the GLM fit, in fewer evaluations.
     Returns (beta, theta, OptSummary); the problem is left at the optimum.
     """
-    nth = problem.ntheta
-    lower_theta = problem.lmm.lower_bounds()
-    problem.reset()
-    problem.pirls(np.zeros(nth))  # GLM fit (Lambda = 0) gives starting beta
-    problem.reset()
+    # theta's bounds, then the log dispersion's (unbounded) for a family with one
+    lower_theta = problem.lower_bounds()
+    problem.glm_start()  # GLM fit (Lambda = 0): starting beta (and dispersion)
 
     def dev_theta(theta):
         try:
@@ -236,7 +237,7 @@ def fit_glmm(problem, *, fast: bool = False, optimizer: str | None = None, maxfe
 
     opt = minimize(
         dev_theta,
-        problem.lmm.initial_theta(),
+        problem.initial_theta(),
         lower_theta,
         optimizer=optimizer or "LN_BOBYQA",
         maxfeval=maxfeval,
