@@ -8,11 +8,14 @@ function of the numbers.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from sklmixed.exceptions import ConvergenceWarning
 
 
 @dataclass(frozen=True, eq=False)
@@ -112,6 +115,8 @@ class FitResult:
     nagq: int = 1
     deviance: float | None = None
     optsum: OptSummary | None = None
+    # the negative binomial's shape, or the Gamma / inverse Gaussian dispersion phi
+    dispersion: float | None = None
 
     @property
     def is_glmm(self) -> bool:
@@ -208,14 +213,34 @@ def glmm_result(problem, beta, theta, optsum, formula: str, coef_names, fast: bo
     coef = np.full(p_full, -0.0)
     coef[keep] = beta
     vcov = np.full((p_full, p_full), np.nan)
-    # No dispersion parameter: the covariance of beta is (R_X R_X')^{-1} of the
-    # factor at the converged working weights, as MixedModels.jl's vcov.
-    vcov[np.ix_(keep, keep)] = lmm.rxx_inverse()
-    stderror = np.sqrt(np.diag(vcov))
+    family = problem.family
     deviance = float(optsum.fmin)
-    usq = sum(float(np.sum(u**2)) for u in problem.u)
-    loglik = problem.conditional_loglik(problem._eta) - (usq + lmm.logdet_re()) / 2
-    dof = lmm.p + lmm.ntheta
+    dispersion = None
+    cov = None
+    if family.has_dispersion:
+        # as glmmTMB: the inverse Hessian of the deviance over all parameters
+        dispersion = float(family.param)
+        cov = problem.hessian_vcov(np.append(theta, np.log(dispersion)), beta)
+        if cov is None:
+            warnings.warn(
+                "the Hessian of the deviance is not positive definite at the estimates: "
+                "standard errors are from the PIRLS factor instead (they ignore the "
+                "uncertainty of the covariance parameters and the dispersion)",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+    if cov is None:
+        # The covariance of beta is (R_X R_X')^{-1} of the factor at the converged
+        # working weights, as MixedModels.jl's vcov.
+        cov = lmm.rxx_inverse()
+    vcov[np.ix_(keep, keep)] = cov
+    stderror = np.sqrt(np.diag(vcov))
+    if family.has_dispersion:
+        loglik = -deviance / 2  # the deviance is the full -2 log L here
+    else:
+        usq = sum(float(np.sum(u**2)) for u in problem.u)
+        loglik = problem.conditional_loglik(problem._eta) - (usq + lmm.logdet_re()) / 2
+    dof = lmm.p + lmm.ntheta + int(family.has_dispersion)
     ic = information_criteria(-2 * loglik, dof, problem.n)
     return FitResult(
         formula=formula,
@@ -238,4 +263,5 @@ def glmm_result(problem, beta, theta, optsum, formula: str, coef_names, fast: bo
         nagq=problem.nagq,
         deviance=deviance,
         optsum=optsum,
+        dispersion=dispersion,
     )

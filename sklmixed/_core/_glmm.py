@@ -195,6 +195,14 @@ class GLMMProblem:
         mu = self.family.clamp(self.link.inverse(eta))
         return self.pw * self.family.unit_deviance(self.y, mu) / self.family.scale
 
+    def _pdev(self, eta: NDArray[Any], us: list[NDArray[Any]]) -> float:
+        """The penalized deviance that PIRLS minimizes; infinite where a mean
+        leaves the support of a family with a dispersion (a non-positive mean from
+        an identity or inverse link), so that step halving backs away from it."""
+        if self.family.has_dispersion and not np.all(self.link.inverse(eta) > 0):
+            return np.inf
+        return float(self.devresid(eta).sum() + sum(float(np.sum(u**2)) for u in us))
+
     def _reweight(self, eta: NDArray[Any], theta: NDArray[Any]) -> None:
         """Install working weights and response at eta, and factor at theta.
 
@@ -248,9 +256,13 @@ class GLMMProblem:
             if self._aux is None:
                 self._aux = LMMProblem(np.zeros((self.n, 0)), np.zeros(self.n), self.terms)
             self._re = self._aux
+            aux = self._aux
             with np.errstate(invalid="ignore"):  # sqrt of the negative weights
-                self._aux.set_weights(self.pw * self.observed_information(eta))
-            if not self._aux.update(theta):
+                aux.set_weights(self.pw * self.observed_information(eta))
+            # its response is a placeholder (zero): give its row a unit diagonal so
+            # that the factor exists; only the random-effects blocks are read
+            aux.A[(aux.m, aux.m)] = np.ones((1, 1))
+            if not aux.update(theta):
                 raise PIRLSError(
                     "the Hessian of the penalized log-likelihood at the conditional modes "
                     "is not positive definite"
@@ -273,13 +285,24 @@ class GLMMProblem:
         if beta is None:
             beta = self._beta if self._beta is not None else np.zeros(self.p)
         eta = self.eta(beta, theta, us)
-        obj0 = self.devresid(eta).sum() + sum(float(np.sum(u**2)) for u in us)
+        obj0 = self._pdev(eta, us)
+        if obj0 == np.inf:
+            # the previous modes put some mean outside the family's support at this
+            # theta: start from u = 0 instead
+            us = [np.zeros_like(u) for u in us]
+            eta = self.eta(beta, theta, us)
+            obj0 = self._pdev(eta, us)
+            if obj0 == np.inf:
+                raise PIRLSError(
+                    f"the {self.link.name} link gives means outside the support of the "
+                    f"{self.family.name} family at these parameters (try the log link)"
+                )
         for _ in range(PIRLS_MAXITER):
             self._reweight(eta, theta)
             new_beta = self.lmm.beta() if vary_beta else beta
             new_us = self.lmm.u(new_beta)
             eta_new = self.eta(new_beta, theta, new_us)
-            obj = self.devresid(eta_new).sum() + sum(float(np.sum(u**2)) for u in new_us)
+            obj = self._pdev(eta_new, new_us)
             nhalf = 0
             while not obj <= obj0 * (1 + 1e-12) + 1e-12:  # also catches NaN
                 nhalf += 1
@@ -292,7 +315,7 @@ class GLMMProblem:
                 new_us = [(a + b) / 2 for a, b in zip(new_us, us)]
                 new_beta = (new_beta + beta) / 2
                 eta_new = self.eta(new_beta, theta, new_us)
-                obj = self.devresid(eta_new).sum() + sum(float(np.sum(u**2)) for u in new_us)
+                obj = self._pdev(eta_new, new_us)
             converged = abs(obj0 - obj) <= PIRLS_RTOL * (abs(obj) + 1.0)
             us, beta, eta, obj0 = new_us, new_beta, eta_new, obj
             if converged:

@@ -15,6 +15,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, is_classifier
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
+from sklmixed.estimators._offset import validate_offset
 from sklmixed.exceptions import (
     ConvergenceWarning,
     DataError,
@@ -294,12 +295,17 @@ class MixedModelBase(BaseEstimator):
 
     # ------------------------------------------------------------ prediction
 
-    def _linear_predictor(self, X) -> np.ndarray:
-        """X beta + Z b for new data; unseen levels follow ``new_levels``."""
+    def _linear_predictor(self, X, offset=None) -> np.ndarray:
+        """X beta + Z b + offset for new data; unseen levels follow ``new_levels``.
+        The formula's offsets are evaluated on the new rows; ``offset`` adds to them."""
         check_is_fitted(self, "coef_")
         df = self._new_frame(X)
+        extra = validate_offset(offset, df.shape[0])
         Xnew, re_parts = self.design_.transform(df)
         eta = Xnew @ np.where(np.isnan(self.stderror_), 0.0, self.coef_)
+        for off in (self.design_.offset_for(df), extra):
+            if off is not None:
+                eta = eta + off
         for term, tid, (refs, z) in zip(self.design_.reterms, self._term_order, re_parts):
             unseen = refs < 0
             if unseen.any() and self.new_levels == "error":
@@ -387,6 +393,8 @@ class MixedModelBase(BaseEstimator):
     def _fitted_eta(self) -> np.ndarray:
         X, parts = self.design_.X, [(t.refs, t.z) for t in self.design_.reterms]
         eta = X @ np.where(np.isnan(self.stderror_), 0.0, self.coef_)
+        if getattr(self, "_fit_offset", None) is not None:
+            eta = eta + self._fit_offset
         for tid, (refs, z) in zip(self._term_order, parts):
             eta = eta + np.einsum("nk,nk->n", z, self._b_by_term[tid][refs])
         return eta

@@ -7,6 +7,7 @@ import warnings
 
 import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin
+from sklearn.metrics import accuracy_score
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted
 
@@ -19,6 +20,7 @@ from sklmixed.estimators._base import (
     validate_sample_weight,
     warn_rank_deficient,
 )
+from sklmixed.estimators._offset import total_offset
 from sklmixed.exceptions import ConvergenceWarning, DataError
 
 
@@ -50,10 +52,11 @@ class _GLMMBase(MixedModelBase):
                 f"unknown optimizer {self.optimizer!r}; choose one of {sorted(OPTIMIZERS)}"
             )
 
-    def _fit_glmm(self, design, y, sample_weight):
+    def _fit_glmm(self, design, y, sample_weight, offset=None):
         family = get_family(self.family)
         link = get_link(family, self.link)
         w = validate_sample_weight(sample_weight, y.shape[0])
+        off = total_offset(design, offset, y.shape[0])
         if family.name == "binomial" and w is None:
             warnings.warn(
                 "binomial family without sample_weight: every proportion is taken as one "
@@ -70,10 +73,12 @@ class _GLMMBase(MixedModelBase):
                     + ", ".join(f"{t.name} ({t.k} columns)" for t in terms)
                     + "; use nagq=1 (Laplace)"
                 )
-        problem = GLMMProblem(design.X, y, design.reterms, family, link, weights=w, nagq=self.nagq)
+        problem = GLMMProblem(
+            design.X, y, design.reterms, family, link, weights=w, nagq=self.nagq, offset=off
+        )
         warn_rank_deficient(problem.lmm, design)
         try:
-            beta, theta, optsum = fit_glmm(
+            beta, params, optsum = fit_glmm(
                 problem, fast=bool(self.fast), optimizer=self.optimizer, maxfeval=self.maxfeval
             )
         except RuntimeError as exc:
@@ -81,15 +86,18 @@ class _GLMMBase(MixedModelBase):
                 f"{exc}. Try fast=True, a simpler random-effects structure, or check "
                 "the response for complete separation"
             ) from exc
+        # params: theta, then the log dispersion for a family that has one
+        theta = params[: problem.ntheta]
         result = glmm_result(
             problem, beta, theta, optsum, design.formula_text, design.coef_names, bool(self.fast)
         )
         b = problem.lmm.b(problem.u, theta)
         self._set_fitted(result, design, problem.lmm, b, problem.u, y)
-        self._problem, self._fit_weights = problem, w
+        self._problem, self._fit_weights, self._fit_offset = problem, w, off
         self.deviance_ = result.deviance
-        self.family_ = family
+        self.family_ = problem.family  # at the estimated dispersion
         self.link_ = link
+        self.dispersion_ = result.dispersion
         if family.name in ("bernoulli", "binomial"):
             mu = link.inverse(problem._eta)
             extreme = int(np.sum((mu < 1e-10) | (mu > 1 - 1e-10)))
@@ -114,6 +122,7 @@ class _GLMMBase(MixedModelBase):
             self.link_,
             weights=self._fit_weights,
             nagq=self.result_.nagq,
+            offset=self._fit_offset,
         )
         problem.deviance(self.theta_, self.fixef_)  # modes and working weights at the fit
         return problem
@@ -122,8 +131,8 @@ class _GLMMBase(MixedModelBase):
         # the PIRLS factor at the final working weights
         return self.problem_.lmm
 
-    def _mean(self, X) -> np.ndarray:
-        eta = self._linear_predictor(X)  # checks that the model is fitted
+    def _mean(self, X, offset=None) -> np.ndarray:
+        eta = self._linear_predictor(X, offset)  # checks that the model is fitted
         return self.link_.inverse(eta)
 
 
@@ -201,8 +210,9 @@ class MixedGLMClassifier(ClassifierMixin, _GLMMBase):
         self.optimizer = optimizer
         self.maxfeval = maxfeval
 
-    def fit(self, X, y=None, sample_weight=None):
-        """Fit the model (see :class:`MixedLMRegressor.fit` for the arguments)."""
+    def fit(self, X, y=None, sample_weight=None, offset=None):
+        """Fit the model (see :class:`MixedLMRegressor.fit` for the arguments;
+        ``offset`` is on the scale of the linear predictor)."""
         self._validate_params_glmm()
         design, response = self._design(X, y)
         labels = np.asarray(response)
@@ -223,21 +233,29 @@ class MixedGLMClassifier(ClassifierMixin, _GLMMBase):
         classes = np.unique(labels)
         self.classes_ = classes
         y01 = (labels == classes[1]).astype(float)
-        return self._fit_glmm(design, y01, sample_weight)
+        return self._fit_glmm(design, y01, sample_weight, offset)
 
-    def decision_function(self, X) -> np.ndarray:
-        """The linear predictor (log-odds for the logit link) of ``classes_[1]``."""
-        return self._linear_predictor(X)
+    def decision_function(self, X, offset=None) -> np.ndarray:
+        """The linear predictor (log-odds for the logit link) of ``classes_[1]``.
 
-    def predict_proba(self, X) -> np.ndarray:
+        The formula's ``offset(expr)`` terms are evaluated on the rows of X;
+        ``offset`` adds the offsets of these rows for a model fitted with the
+        ``offset`` parameter (default zero)."""
+        return self._linear_predictor(X, offset)
+
+    def predict_proba(self, X, offset=None) -> np.ndarray:
         """Probabilities of ``classes_[0]`` and ``classes_[1]``, shape (n, 2)."""
-        p = self._mean(X)
+        p = self._mean(X, offset)
         return np.column_stack((1.0 - p, p))
 
-    def predict(self, X) -> np.ndarray:
+    def predict(self, X, offset=None) -> np.ndarray:
         """The more probable class."""
         check_is_fitted(self, "classes_")
-        return self.classes_[(self._mean(X) > 0.5).astype(int)]
+        return self.classes_[(self._mean(X, offset) > 0.5).astype(int)]
+
+    def score(self, X, y, sample_weight=None, offset=None) -> float:
+        """Accuracy of ``predict(X, offset)`` (``offset`` is routable metadata)."""
+        return float(accuracy_score(y, self.predict(X, offset), sample_weight=sample_weight))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -247,19 +265,48 @@ class MixedGLMClassifier(ClassifierMixin, _GLMMBase):
 
 
 class MixedGLMRegressor(RegressorMixin, _GLMMBase):
-    """Generalized linear mixed model for counts, proportions or 0/1 responses.
+    """Generalized linear mixed model for counts, positive amounts, proportions or
+    0/1 responses.
 
     Families ``"poisson"`` (log link), ``"binomial"`` (response = proportion of
-    successes, ``sample_weight`` = number of trials, as MixedModels.jl), and
-    ``"bernoulli"``; ``predict`` returns the mean response. ``score`` is D^2, the
-    fraction of deviance explained (1 - deviance / null deviance, with the null
-    model the weighted mean response), which equals R^2 for a Gaussian model.
+    successes, ``sample_weight`` = number of trials, as MixedModels.jl),
+    ``"bernoulli"``, and, with a parameter estimated by maximum likelihood of the
+    Laplace approximation as glmmTMB does, ``"negative_binomial"`` (NB2: variance
+    mu + mu^2 / shape, glmmTMB's ``nbinom2``), ``"gamma"`` (variance
+    dispersion * mu^2) and ``"inverse_gaussian"`` (variance dispersion * mu^3);
+    ``predict`` returns the mean response. ``score`` is D^2, the fraction of
+    deviance explained (1 - deviance / null deviance, with the null model the
+    weighted mean response), which equals R^2 for a Gaussian model. Offsets:
+    ``offset(expr)`` in the formula or the ``offset`` parameter of ``fit``.
 
     Parameters
     ----------
-    formula, groups, link, nagq, fast, contrasts, new_levels, optimizer, maxfeval
+    formula, groups, nagq, fast, contrasts, new_levels, optimizer, maxfeval
         As in :class:`MixedGLMClassifier`.
-    family : {"poisson", "binomial", "bernoulli"}, default="poisson"
+    family : {"poisson", "binomial", "bernoulli", "negative_binomial", "gamma", \
+"inverse_gaussian"}, default="poisson"
+    link : str, optional
+        The family's default: logit for the binary families, log for the count
+        and positive families (also for the Gamma, whose canonical link, R's
+        default, is ``"inverse"``). Also ``"sqrt"`` and ``"identity"`` for the
+        counts, ``"inverse"`` and ``"identity"`` for the positive families.
+
+    Attributes
+    ----------
+    dispersion_ : float or None
+        The estimated shape of the negative binomial (glmmTMB's ``sigma()`` of an
+        ``nbinom2`` fit) or dispersion phi of the Gamma and inverse Gaussian
+        families (glmmTMB's ``sigma()^2`` for the Gamma); None for the families
+        without one.
+    objective_, deviance_ : float
+        The Laplace (or AGQ) deviance; for the families with a dispersion, the
+        full -2 log-likelihood, normalizing terms included (glmmTMB's
+        ``deviance`` column).
+    coef_, coef_names_, theta_, vcov_, stderror_, ranef_, loglik_, aic_, ... :
+        As in :class:`MixedGLMClassifier`. ``sigma_`` is None: random-effect
+        standard deviations are on the scale of the linear predictor. For the
+        families with a dispersion ``vcov_`` is the inverse Hessian of the deviance
+        over all parameters (glmmTMB's), otherwise from the PIRLS factor.
 
     Examples
     --------
@@ -298,27 +345,37 @@ class MixedGLMRegressor(RegressorMixin, _GLMMBase):
         self.optimizer = optimizer
         self.maxfeval = maxfeval
 
-    def fit(self, X, y=None, sample_weight=None):
-        """Fit the model (see :class:`MixedLMRegressor.fit` for the arguments)."""
+    def fit(self, X, y=None, sample_weight=None, offset=None):
+        """Fit the model (see :class:`MixedLMRegressor.fit` for the arguments;
+        ``offset`` is on the scale of the linear predictor, e.g. log exposure)."""
         self._validate_params_glmm()
         design, response = self._design(X, y)
         yv = _validate_glm_response(response, self.family, sample_weight)
         if yv.shape[0] > 1 and np.all(yv == yv[0]):
             raise DataError(f"the response is constant ({yv[0]:g}); there is nothing to model")
-        return self._fit_glmm(design, yv, sample_weight)
+        return self._fit_glmm(design, yv, sample_weight, offset)
 
-    def predict(self, X) -> np.ndarray:
-        """Mean response (rate, probability or proportion) for new data."""
-        return self._mean(X)
+    def predict(self, X, offset=None) -> np.ndarray:
+        """Mean response (rate, probability or proportion) for new data.
+
+        The formula's ``offset(expr)`` terms are evaluated on the rows of X.
+        ``offset`` (array-like of shape (n_samples,)) adds the offsets of these
+        rows for a model fitted with the ``offset`` parameter; it defaults to
+        zero, which predicts at offset 0 (for ``offset = log(exposure)``, the mean
+        per unit of exposure).
+        """
+        return self._mean(X, offset)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.positive_only = True  # counts and proportions
         return tags
 
-    def score(self, X, y, sample_weight=None) -> float:
-        """D^2: fraction of the deviance explained, ``1 - D(y, mu) / D(y, mean(y))``."""
-        mu = self.family_.clamp(self.predict(X))
+    def score(self, X, y, sample_weight=None, offset=None) -> float:
+        """D^2: fraction of the deviance explained, ``1 - D(y, mu) / D(y, mean(y))``,
+        with the family's unit deviance (for the negative binomial, at the
+        estimated shape); ``mu = predict(X, offset)``."""
+        mu = self.family_.clamp(self.predict(X, offset))
         y = np.asarray(y, dtype=float)
         w = np.ones_like(y) if sample_weight is None else np.asarray(sample_weight, float)
         ybar = np.average(y, weights=w)
@@ -353,6 +410,21 @@ def _validate_glm_response(response, family: str, sample_weight) -> np.ndarray:
                 "the binomial response is the proportion of successes and must lie in "
                 f"[0, 1]; found {np.unique(y[(y < 0) | (y > 1)])[:5].tolist()} (pass "
                 "counts as proportions with the numbers of trials as sample_weight)"
+            )
+    elif family == "negative_binomial":
+        bad = (y < 0) | (y != np.round(y))
+        if bad.any():
+            raise DataError(
+                "the negative_binomial response must be non-negative integer counts; found "
+                f"{np.unique(y[bad])[:5].tolist()} (for counts over an exposure, model the "
+                "count with an offset such as offset(log(exposure)))"
+            )
+    elif family in ("gamma", "inverse_gaussian"):
+        bad = y <= 0
+        if bad.any():
+            raise DataError(
+                f"the {family} response must be positive; found {int(bad.sum())} values "
+                f"<= 0, such as {np.unique(y[bad])[:5].tolist()}"
             )
     elif family == "poisson":
         bad = (y < 0) | (y != np.round(y))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.base import RegressorMixin
+from sklearn.metrics import r2_score
 from sklearn.utils.validation import check_is_fitted
 
 from sklmixed._core._lmm import LMMProblem, leverage
@@ -14,6 +15,7 @@ from sklmixed.estimators._base import (
     validate_sample_weight,
     warn_rank_deficient,
 )
+from sklmixed.estimators._offset import total_offset
 from sklmixed.exceptions import DataError
 
 
@@ -117,7 +119,7 @@ class MixedLMRegressor(RegressorMixin, MixedModelBase):
         if not isinstance(self.maxfeval, (int, np.integer)) or isinstance(self.maxfeval, bool):
             raise TypeError(f"maxfeval must be an integer; got {self.maxfeval!r}")
 
-    def fit(self, X, y=None, sample_weight=None):
+    def fit(self, X, y=None, sample_weight=None, offset=None):
         """Fit the model.
 
         Parameters
@@ -129,6 +131,11 @@ class MixedLMRegressor(RegressorMixin, MixedModelBase):
             The response (overrides the formula's left-hand side).
         sample_weight : array-like of shape (n_samples,), optional
             Prior (case) weights, as lme4's ``weights``.
+        offset : array-like of shape (n_samples,), optional
+            A known term of the mean with coefficient 1 (lme4's ``offset``); it
+            adds to the formula's ``offset(expr)`` terms. Routable metadata:
+            ``set_fit_request(offset=True)`` passes it through Pipelines and
+            cross-validation.
 
         Returns
         -------
@@ -146,19 +153,24 @@ class MixedLMRegressor(RegressorMixin, MixedModelBase):
                     "observations: its variance cannot be told apart from the residual's"
                 )
         w = validate_sample_weight(sample_weight, yv.shape[0])
-        problem = LMMProblem(design.X, yv, design.reterms, weights=w, reml=self.reml)
+        off = total_offset(design, offset, yv.shape[0])
+        # the offset is a known part of the mean: the model is fitted to y - offset
+        problem = LMMProblem(
+            design.X, yv if off is None else yv - off, design.reterms, weights=w, reml=self.reml
+        )
         warn_rank_deficient(problem, design)
         theta, optsum = fit_lmm(problem, optimizer=self.optimizer, maxfeval=self.maxfeval)
         result = lmm_result(problem, theta, optsum, design.formula_text, design.coef_names)
         u = problem.u()
         self._set_fitted(result, design, problem, problem.b(u, theta), u, yv)
         self._problem, self._fit_weights, self._fit_reml = problem, w, self.reml
+        self._fit_offset = off
         return self
 
     def _rebuild_problem(self):
         problem = LMMProblem(
             self.design_.X,
-            self._y_fit,
+            self._y_fit if self._fit_offset is None else self._y_fit - self._fit_offset,
             self.design_.reterms,
             weights=self._fit_weights,
             reml=self._fit_reml,
@@ -166,10 +178,20 @@ class MixedLMRegressor(RegressorMixin, MixedModelBase):
         problem.update(self.theta_)
         return problem
 
-    def predict(self, X):
+    def predict(self, X, offset=None):
         """Predicted mean response: fixed effects plus the conditional modes of
-        the levels seen in fit (unseen levels follow ``new_levels``)."""
-        return self._linear_predictor(X)
+        the levels seen in fit (unseen levels follow ``new_levels``).
+
+        The formula's ``offset(expr)`` terms are evaluated on the rows of X.
+        ``offset`` (array-like of shape (n_samples,)) adds the offsets of these
+        rows when the model was fitted with the ``offset`` parameter; it defaults
+        to zero, i.e. predictions at offset 0.
+        """
+        return self._linear_predictor(X, offset)
+
+    def score(self, X, y, sample_weight=None, offset=None) -> float:
+        """R^2 of ``predict(X, offset)`` (``offset`` is routable metadata)."""
+        return float(r2_score(y, self.predict(X, offset=offset), sample_weight=sample_weight))
 
     def leverage(self) -> np.ndarray:
         """Diagonal of the hat matrix; its sum is the effective degrees of freedom.

@@ -11,7 +11,7 @@ Everything needed to rebuild the matrices for new data is kept in the Design.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
@@ -22,7 +22,13 @@ from numpy.typing import NDArray
 
 from sklmixed._core._reterm import ReTerm
 from sklmixed.exceptions import DataError, FormulaError, MissingColumnError
-from sklmixed.formula._parse import ParsedFormula, RandomTermSpec, ReItem, parse_formula
+from sklmixed.formula._parse import (
+    ParsedFormula,
+    RandomTermSpec,
+    ReItem,
+    parse_formula,
+    split_top,
+)
 
 CODINGS = ("dummy", "effects", "helmert")
 _FORMULAIC_CONTRAST = {
@@ -269,6 +275,93 @@ def _build_fixed(
     return part, np.asarray(mm, dtype=float)
 
 
+# ---------------------------------------------------------------- offsets
+
+
+def split_offsets(parsed: ParsedFormula) -> tuple[ParsedFormula, list[str]]:
+    """Take the ``offset(expr)`` terms out of the fixed part (lme4 syntax).
+
+    Returns the formula without them (an intercept-only fixed part if nothing
+    else is left, as in R) and the expressions, in formula order.
+    """
+    kept, exprs = [], []
+    for _, raw in split_top(parsed.fixed, "+"):
+        piece = raw.strip()
+        if piece.startswith("offset(") and piece.endswith(")"):
+            inner = piece[len("offset(") : -1].strip()
+            if not inner or not _one_group(piece[len("offset") :]):  # offset(), offset(a)(b)
+                raise FormulaError(f"offset() takes one expression; got {piece!r}")
+            exprs.append(inner)
+        else:
+            kept.append(piece)
+    if not exprs:
+        return parsed, []
+    return replace(parsed, fixed=" + ".join(kept) if kept else "1"), exprs
+
+
+def _one_group(text: str) -> bool:
+    """Whether ``text`` is a single parenthesized group ``( ... )``."""
+    depth = 0
+    for i, ch in enumerate(text):
+        depth += ch == "("
+        depth -= ch == ")"
+        if depth == 0 and i < len(text) - 1:
+            return False
+    return True
+
+
+@dataclass
+class _Offsets:
+    """The ``offset(expr)`` terms: evaluated on the fitting data and on new data,
+    and added up (several offsets add, as in R)."""
+
+    exprs: list[str]
+    specs: dict[str, Any] = field(default_factory=dict)  # expr -> formulaic spec
+
+    def fit(self, df: pd.DataFrame) -> NDArray[Any]:
+        return self._evaluate(df, fitting=True)
+
+    def transform(self, df: pd.DataFrame) -> NDArray[Any]:
+        return self._evaluate(df, fitting=False)
+
+    def _evaluate(self, df: pd.DataFrame, fitting: bool) -> NDArray[Any]:
+        total = np.zeros(df.shape[0])
+        for expr in self.exprs:
+            if expr in df.columns:  # a plain column: no formulaic round trip
+                series = df[expr]
+                if _is_categorical(series):
+                    raise FormulaError(f"offset({expr}): column {expr!r} is not numeric")
+                values = series.to_numpy(dtype=float)
+            else:
+                try:
+                    with np.errstate(divide="ignore", invalid="ignore"):  # checked below
+                        mm = self._matrix(expr, df, fitting)
+                except Exception as exc:  # formulaic's errors are many classes
+                    raise FormulaError(f"cannot evaluate offset({expr}): {exc}") from exc
+                if mm.shape[1] != 1:
+                    raise FormulaError(
+                        f"offset({expr}) must be one numeric value per row; it gives "
+                        f"{mm.shape[1]} columns (is a categorical column inside?)"
+                    )
+                values = np.asarray(mm, dtype=float)[:, 0]
+            bad = ~np.isfinite(values)
+            if bad.any():
+                raise DataError(
+                    f"offset({expr}) has {int(bad.sum())} NaN or infinite value"
+                    f"{'s' if bad.sum() > 1 else ''} (first at row {int(np.argmax(bad))}); "
+                    "a log offset needs positive exposures"
+                )
+            total = total + values
+        return total
+
+    def _matrix(self, expr: str, df: pd.DataFrame, fitting: bool) -> Any:
+        if fitting:
+            mm = model_matrix("0 + " + expr, df, na_action="raise")
+            self.specs[expr] = mm.model_spec
+            return mm
+        return self.specs[expr].get_model_matrix(df)
+
+
 # ---------------------------------------------------------- random terms
 
 
@@ -424,6 +517,8 @@ class Design:
     formula_text : str
         The formula as MixedModels.jl prints it.
     used_columns : list[Any] of str
+    offset : ndarray of shape (n,) or None
+        The sum of the formula's ``offset(expr)`` terms on the fitting data.
     """
 
     response_name: str | None
@@ -435,6 +530,8 @@ class Design:
     used_columns: list[Any]
     _fixed: _FixedPart = None  # type: ignore[assignment]
     _builders: list[Any] = field(default_factory=list)
+    offset: NDArray[Any] | None = None
+    _offsets: _Offsets | None = None
 
     @property
     def has_intercept(self) -> bool:
@@ -455,6 +552,12 @@ class Design:
             z = np.hstack([piece.transform(data) for piece in builder.pieces])
             parts.append((refs, z))
         return X, parts
+
+    def offset_for(self, data: pd.DataFrame) -> NDArray[Any] | None:
+        """The formula's offsets evaluated on new data (None without any)."""
+        if self._offsets is None:
+            return None
+        return self._offsets.transform(data)
 
 
 def _check_columns(df: pd.DataFrame, columns: list[Any]) -> None:
@@ -553,11 +656,17 @@ def build_design(
     for col, coding in contrasts.items():
         if coding not in CODINGS:
             raise ValueError(f"contrasts[{col!r}] = {coding!r}; choose one of {CODINGS}")
-    parsed = parse_formula(formula)
+    parsed, offset_exprs = split_offsets(parse_formula(formula))
     used = _formula_columns(parsed, data, contrasts)
+    for expr in offset_exprs:
+        for name in (expr,) if expr in data.columns else _required_variables("0 + " + expr):
+            if name not in used:
+                used.append(name)
     _check_columns(data, used)
     _check_finite(data, used)
     fixed, X = _build_fixed(parsed, data, contrasts)
+    offsets = _Offsets(offset_exprs) if offset_exprs else None
+    offset = offsets.fit(data) if offsets is not None else None
     builders: list[_TermBuilder] = []
     by_group: dict[Any, Any] = {}
     for spec in parsed.random:
@@ -594,12 +703,25 @@ def build_design(
             )
         )
     random_display = " + ".join(spec.display() for spec in parsed.random)
-    rhs = fixed.display + (" + " + random_display if random_display else "")
+    rhs = fixed.display + "".join(f" + offset({e})" for e in offset_exprs)
+    rhs += " + " + random_display if random_display else ""
     text = f"{parsed.response} ~ {rhs}" if parsed.response else f"~ {rhs}"
     y = None
     if parsed.response is not None:
         y = data[parsed.response].to_numpy()
-    return Design(parsed.response, y, X, list(fixed.names), reterms, text, used, fixed, builders)
+    return Design(
+        parsed.response,
+        y,
+        X,
+        list(fixed.names),
+        reterms,
+        text,
+        used,
+        fixed,
+        builders,
+        offset,
+        offsets,
+    )
 
 
 def build_design_from_columns(

@@ -12,7 +12,15 @@ import math
 import numpy as np
 from scipy.stats import norm
 
-from sklmixed.report._text import FAMILY_NAMES, LINK_NAMES, compact, fixed, julia_repr, pvalue
+from sklmixed.report._text import (
+    FAMILY_NAMES,
+    LINK_NAMES,
+    compact,
+    dispersion_line,
+    fixed,
+    julia_repr,
+    pvalue,
+)
 
 
 def _title(result) -> list[str]:
@@ -112,6 +120,8 @@ def render_html(result) -> str:
     parts.append(_html_table(labels, [values], "Fit statistics"))
     parts.append(_html_table(*_varcomp_rows(result), "Variance components"))
     parts.append(f"<p>{e(_nobs(result))}</p>")
+    if dispersion_line(result) is not None:
+        parts.append(f"<p>{e(dispersion_line(result))}</p>")
     parts.append(_html_table(*_coef_rows(result), "Fixed-effects parameters"))
     parts.append("</div>")
     return "".join(parts)
@@ -142,6 +152,10 @@ def render_markdown(result) -> str:
         "",
         _nobs(result),
         "",
+    ]
+    if dispersion_line(result) is not None:
+        out += [dispersion_line(result), ""]
+    out += [
         "Fixed-effects parameters:",
         "",
         _md_table(*_coef_rows(result)),

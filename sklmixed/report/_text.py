@@ -24,6 +24,16 @@ FAMILY_NAMES = {
     "bernoulli": "Bernoulli{Float64}",
     "binomial": "Binomial{Float64}",
     "poisson": "Poisson{Float64}",
+    "negative_binomial": "NegativeBinomial{Float64}",
+    "gamma": "Gamma{Float64}",
+    "inverse_gaussian": "InverseGaussian{Float64}",
+}
+# The line under the variance components for the families with a parameter beyond
+# the mean: what it is, and the variance function that defines it.
+DISPERSION_LABELS = {
+    "negative_binomial": "Shape of the negative binomial (variance mu + mu^2/shape)",
+    "gamma": "Dispersion of the Gamma family (variance phi mu^2)",
+    "inverse_gaussian": "Dispersion of the inverse Gaussian family (variance phi mu^3)",
 }
 LINK_NAMES = {
     "logit": "LogitLink()",
@@ -214,6 +224,14 @@ def _statistics(labels, values) -> list[str]:
     return [head, "".join(_lpad(s, fieldwd) for s in nums)]
 
 
+def dispersion_line(result) -> str | None:
+    """``Shape of the negative binomial (...): 0.883667`` (None without one)."""
+    if getattr(result, "dispersion", None) is None:
+        return None
+    label = DISPERSION_LABELS.get(result.family, f"Dispersion of the {result.family} family")
+    return f"{label}: {compact(result.dispersion)}"
+
+
 def render_text(result) -> str:
     """The whole summary of a fit (MixedModels.jl's ``show(m)``)."""
     nlevels = ", ".join(str(vc.nlevels) for vc in result.varcomps)
@@ -231,10 +249,11 @@ def render_text(result) -> str:
             "",
             render_varcorr(result),
             f" Number of obs: {result.nobs}; levels of grouping factors: {nlevels}",
-            "",
-            "Fixed-effects parameters:",
-            render_coeftable(result),
         ]
+        extra = dispersion_line(result)
+        if extra is not None:
+            lines.append(f" {extra}")
+        lines += ["", "Fixed-effects parameters:", render_coeftable(result)]
         return "\n".join(lines)
     head = "REML" if result.reml else "maximum likelihood"
     lines = [f"Linear mixed model fit by {head}", f" {result.formula}"]
