@@ -45,6 +45,9 @@ from sklmixed._core._reterm import ReTerm
 PIRLS_RTOL = 1e-10
 PIRLS_MAXITER = 200
 PIRLS_MAXHALF = 20
+# The random-effects-only problem's last diagonal (see _factor): any large value.
+_R2_PLACEHOLDER = 1e300
+_TINY = np.finfo(float).tiny
 # Beyond exp(+-LOG_PARAM_MAX) a dispersion or shape is treated as infeasible (the
 # objective is infinite there): a negative binomial with shape e^40 is a Poisson.
 LOG_PARAM_MAX = 40.0
@@ -203,16 +206,24 @@ class GLMMProblem:
             return np.inf
         return float(self.devresid(eta).sum() + sum(float(np.sum(u**2)) for u in us))
 
-    def _reweight(self, eta: NDArray[Any], theta: NDArray[Any]) -> None:
-        """Install working weights and response at eta, and factor at theta.
+    def _reweight(
+        self, eta: NDArray[Any], theta: NDArray[Any], beta: NDArray[Any] | None = None
+    ) -> LMMProblem:
+        """Install working weights and response at eta, factor at theta, and
+        return the problem whose factor gives the next modes (``beta``: the fixed
+        effects when they are held fixed, None when PIRLS updates them too).
 
         The weights are the expected (Fisher) information, as lme4 and
-        MixedModels.jl use; for a family that asks for the observed information,
-        that is used instead wherever it is positive for every observation
-        (always for the log link of the negative binomial and Gamma families):
-        iteratively reweighted least squares is then Newton's method, which
-        converges quadratically, where Fisher scoring is linear for a
-        non-canonical link and leaves noise of 1e-7 in the deviance.
+        MixedModels.jl use. For a family that asks for the observed information
+        they are that instead, so that iteratively reweighted least squares is
+        Newton's method: it converges quadratically, where Fisher scoring is
+        linear for a non-canonical link and stops with modes off by 1e-4 and noise
+        of 1e-7 in the deviance. Where the observed information is negative for
+        some observation (the inverse Gaussian's log link when y < mu / 2) the
+        fixed-effects block may be indefinite while the random-effects block is
+        positive definite near the modes: with beta fixed, the Newton step for u
+        then comes from a problem without X; with beta varying, PIRLS keeps
+        Fisher scoring.
         """
         fam = self.family
         mu = fam.clamp(self.link.inverse(eta))
@@ -221,16 +232,38 @@ class GLMMProblem:
         self._newton = False
         if fam.observed_information:
             info = self.observed_information(eta)
-            if np.all(info[self.pw > 0] > 0):
+            positive = bool(np.all(info[self.pw > 0] > 0))
+            if positive or beta is not None:
                 self._newton = True
+                safe = np.where(info == 0.0, _TINY, info)
                 w = self.pw * info
-                z = eta + (self.y - mu) * dmu / (var * np.where(info > 0, info, 1.0))
-        if not self._newton:
-            w = self.pw * dmu**2 / var
-            z = eta + (self.y - mu) / dmu
-        self.lmm.set_weights(w, z - self.offset)
-        if not self.lmm.update(theta):
+                z = eta + (self.y - mu) * dmu / (var * safe) - self.offset
+                if positive:
+                    return self._factor(self.lmm, w, z, theta)
+                return self._factor(self._re_only(), w, z - self.X @ beta, theta)
+        return self._factor(
+            self.lmm, self.pw * dmu**2 / var, eta + (self.y - mu) / dmu - self.offset, theta
+        )
+
+    def _re_only(self) -> LMMProblem:
+        """The random-effects terms without X (built on first use)."""
+        if self._aux is None:
+            self._aux = LMMProblem(np.zeros((self.n, 0)), np.zeros(self.n), self.terms)
+        return self._aux
+
+    def _factor(
+        self, problem: LMMProblem, w: NDArray[Any], z: NDArray[Any], theta: NDArray[Any]
+    ) -> LMMProblem:
+        with np.errstate(invalid="ignore"):  # sqrt of negative weights (random-effects only)
+            problem.set_weights(w, z)
+        if problem is self._aux:
+            # Its last diagonal, r^2 = z'Wz - ..., may be negative with negative
+            # weights; nothing reads it (the modes come from the rows above it, the
+            # log-determinant from the random-effects blocks), so make it positive.
+            problem.A[(problem.m, problem.m)] = np.full((1, 1), _R2_PLACEHOLDER)
+        if not problem.update(theta):
             raise PIRLSError("the penalized weighted least-squares factor is not positive definite")
+        return problem
 
     def observed_information(self, eta: NDArray[Any]) -> NDArray[Any]:
         """-d^2 log p(y_i | eta_i) / d eta_i^2 per unit prior weight: the Fisher
@@ -243,30 +276,25 @@ class GLMMProblem:
         info = dmu**2 / v - (self.y - mu) * (d2mu / v - dmu**2 * dv / v**2)
         return np.asarray(info / fam.scale)
 
-    def _laplace_factor(self, eta: NDArray[Any], theta: NDArray[Any]) -> None:
-        """Factor at the modes for the Laplace log-determinant: with the weights
-        of :meth:`_reweight`. Where the observed information is wanted but is
-        negative for some observation (possible for non-canonical links), the
-        fixed-effects block may be indefinite while the random-effects block, the
-        only one the Laplace approximation needs, is positive definite at the
-        modes: that block is then factored by a problem without X."""
-        self._reweight(eta, theta)
-        self._re = self.lmm
-        if self.family.observed_information and not self._newton:
-            if self._aux is None:
-                self._aux = LMMProblem(np.zeros((self.n, 0)), np.zeros(self.n), self.terms)
-            self._re = self._aux
-            aux = self._aux
-            with np.errstate(invalid="ignore"):  # sqrt of the negative weights
-                aux.set_weights(self.pw * self.observed_information(eta))
-            # its response is a placeholder (zero): give its row a unit diagonal so
-            # that the factor exists; only the random-effects blocks are read
-            aux.A[(aux.m, aux.m)] = np.ones((1, 1))
-            if not aux.update(theta):
-                raise PIRLSError(
-                    "the Hessian of the penalized log-likelihood at the conditional modes "
-                    "is not positive definite"
-                )
+    def _laplace_factor(
+        self, eta: NDArray[Any], theta: NDArray[Any], beta: NDArray[Any] | None
+    ) -> None:
+        """Factor at the modes for the Laplace log-determinant, kept in
+        ``self._re``; ``self.lmm`` is left with a factor of the whole system (for
+        the covariance of beta and the conditional variances)."""
+        self._re = self._reweight(eta, theta, beta)
+        fam = self.family
+        if fam.observed_information and not self._newton:
+            # beta varies and some observed information is negative: the PIRLS
+            # factor is Fisher's, the Laplace approximation wants the observed one
+            info = self.pw * self.observed_information(eta)
+            self._re = self._factor(self._re_only(), info, np.zeros(self.n), theta)
+        elif self._re is not self.lmm:
+            # Newton's factor is of the random effects only: give lmm Fisher's
+            mu = fam.clamp(self.link.inverse(eta))
+            dmu = self.link.mu_eta(eta)
+            w = self.pw * dmu**2 / (fam.variance(mu) * fam.scale)
+            self._factor(self.lmm, w, eta + (self.y - mu) / dmu - self.offset, theta)
         self.logdet = self._re.logdet_re()
 
     # --------------------------------------------------------------- PIRLS
@@ -298,9 +326,9 @@ class GLMMProblem:
                     f"{self.family.name} family at these parameters (try the log link)"
                 )
         for _ in range(PIRLS_MAXITER):
-            self._reweight(eta, theta)
-            new_beta = self.lmm.beta() if vary_beta else beta
-            new_us = self.lmm.u(new_beta)
+            solver = self._reweight(eta, theta, None if vary_beta else beta)
+            new_beta = solver.beta() if vary_beta else beta
+            new_us = solver.u(new_beta if solver is self.lmm else np.zeros(0))
             eta_new = self.eta(new_beta, theta, new_us)
             obj = self._pdev(eta_new, new_us)
             nhalf = 0
@@ -323,7 +351,7 @@ class GLMMProblem:
         else:
             raise PIRLSError(f"PIRLS did not converge in {PIRLS_MAXITER} iterations")
         # Factor at the final modes' weights: the Laplace log-determinant uses it.
-        self._laplace_factor(eta, theta)
+        self._laplace_factor(eta, theta, None if vary_beta else beta)
         self.u = us
         self.last_ok = (theta.copy(), np.asarray(beta).copy())
         if vary_beta:
