@@ -299,6 +299,13 @@ def split_offsets(parsed: ParsedFormula) -> tuple[ParsedFormula, list[str]]:
     return replace(parsed, fixed=" + ".join(kept) if kept else "1"), exprs
 
 
+def _offset_text(expr: str) -> str:
+    """The formulaic text that evaluates an offset: its expression inside ``I()``,
+    so that it is read as Python (``log(t) / 2``, ``np.log(t) + 1``) as R reads the
+    expression inside ``offset()``, not as formula operators."""
+    return f"0 + I({expr})"
+
+
 def _one_group(text: str) -> bool:
     """Whether ``text`` is a single parenthesized group ``( ... )``."""
     depth = 0
@@ -356,7 +363,7 @@ class _Offsets:
 
     def _matrix(self, expr: str, df: pd.DataFrame, fitting: bool) -> Any:
         if fitting:
-            mm = model_matrix("0 + " + expr, df, na_action="raise")
+            mm = model_matrix(_offset_text(expr), df, na_action="raise")
             self.specs[expr] = mm.model_spec
             return mm
         return self.specs[expr].get_model_matrix(df)
@@ -659,7 +666,7 @@ def build_design(
     parsed, offset_exprs = split_offsets(parse_formula(formula))
     used = _formula_columns(parsed, data, contrasts)
     for expr in offset_exprs:
-        for name in (expr,) if expr in data.columns else _required_variables("0 + " + expr):
+        for name in (expr,) if expr in data.columns else _required_variables(_offset_text(expr)):
             if name not in used:
                 used.append(name)
     _check_columns(data, used)
