@@ -363,7 +363,8 @@ class _Offsets:
 
     def _matrix(self, expr: str, df: pd.DataFrame, fitting: bool) -> Any:
         if fitting:
-            mm = model_matrix(_offset_text(expr), df, na_action="raise")
+            # NaN (log of a negative exposure) is reported below, naming the term
+            mm = model_matrix(_offset_text(expr), df, na_action="ignore")
             self.specs[expr] = mm.model_spec
             return mm
         return self.specs[expr].get_model_matrix(df)
