@@ -75,14 +75,16 @@ def main(argv: list[str] | None = None) -> int:
     fit.add_argument("formula", help='e.g. "reaction ~ 1 + days + (1 + days|subj)"')
     fit.add_argument("--reml", action="store_true", help="fit an LMM by REML")
     fit.add_argument(
-        "--family", choices=[
+        "--family",
+        choices=[
             "bernoulli",
             "binomial",
             "poisson",
             "negative_binomial",
             "gamma",
             "inverse_gaussian",
-        ], help="fit a GLMM of this family"
+        ],
+        help="fit a GLMM of this family",
     )
     fit.add_argument("--link", help="link function (default: the family's canonical link)")
     fit.add_argument("--nagq", type=int, default=1, help="adaptive Gauss-Hermite points")

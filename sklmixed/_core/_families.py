@@ -320,7 +320,9 @@ class DispersionFamily(Family):
         def nll(t: float) -> float:
             return -float(np.sum(self.with_param(float(np.exp(t))).loglik(y, mu, wt)))
 
-        res = optimize.minimize_scalar(nll, bounds=(-_LOGPARAM_MAX, _LOGPARAM_MAX), method="bounded")
+        res = optimize.minimize_scalar(
+            nll, bounds=(-_LOGPARAM_MAX, _LOGPARAM_MAX), method="bounded"
+        )
         return float(np.exp(res.x))
 
     def __repr__(self) -> str:

@@ -231,7 +231,7 @@ class GLMMProblem:
         var = fam.variance(mu) * fam.scale
         self._newton = False
         if fam.observed_information:
-            info = self.observed_information(eta)
+            info = self._information(eta, mu, dmu, var / fam.scale)
             positive = bool(np.all(info[self.pw > 0] > 0))
             if positive or beta is not None:
                 self._newton = True
@@ -269,10 +269,14 @@ class GLMMProblem:
         """-d^2 log p(y_i | eta_i) / d eta_i^2 per unit prior weight: the Fisher
         weight dmu^2 / (phi V) minus (y - mu) / phi * d/deta (dmu / V), a term that
         vanishes for canonical links."""
-        fam, link = self.family, self.link
-        mu = fam.clamp(link.inverse(eta))
-        dmu, d2mu = link.mu_eta(eta), link.mu_eta2(eta)
-        v, dv = fam.variance(mu), fam.variance_deriv(mu)
+        mu = self.family.clamp(self.link.inverse(eta))
+        return self._information(eta, mu, self.link.mu_eta(eta), self.family.variance(mu))
+
+    def _information(
+        self, eta: NDArray[Any], mu: NDArray[Any], dmu: NDArray[Any], v: NDArray[Any]
+    ) -> NDArray[Any]:
+        fam = self.family
+        d2mu, dv = self.link.mu_eta2(eta), fam.variance_deriv(mu)
         info = dmu**2 / v - (self.y - mu) * (d2mu / v - dmu**2 * dv / v**2)
         return np.asarray(info / fam.scale)
 

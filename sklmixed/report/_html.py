@@ -120,8 +120,9 @@ def render_html(result) -> str:
     parts.append(_html_table(labels, [values], "Fit statistics"))
     parts.append(_html_table(*_varcomp_rows(result), "Variance components"))
     parts.append(f"<p>{e(_nobs(result))}</p>")
-    if dispersion_line(result) is not None:
-        parts.append(f"<p>{e(dispersion_line(result))}</p>")
+    extra = dispersion_line(result)
+    if extra is not None:
+        parts.append(f"<p>{e(extra)}</p>")
     parts.append(_html_table(*_coef_rows(result), "Fixed-effects parameters"))
     parts.append("</div>")
     return "".join(parts)
@@ -153,8 +154,9 @@ def render_markdown(result) -> str:
         _nobs(result),
         "",
     ]
-    if dispersion_line(result) is not None:
-        out += [dispersion_line(result), ""]
+    extra = dispersion_line(result)
+    if extra is not None:
+        out += [extra, ""]
     out += [
         "Fixed-effects parameters:",
         "",

@@ -45,7 +45,9 @@ def _laplace_by_hand(family, link, X, y, refs, nl, beta, lam, offset):
             mu = link.inverse(eta0[rows] + lam * u)
             return -2 * np.sum(family.loglik(y[rows], mu, np.ones(rows.sum()))) + u**2
 
-        u = optimize.minimize_scalar(h, bounds=(-20, 20), method="bounded", options={"xatol": 1e-10}).x
+        u = optimize.minimize_scalar(
+            h, bounds=(-20, 20), method="bounded", options={"xatol": 1e-10}
+        ).x
         d = 1e-3  # five-point second difference: error O(d^4)
         second = -h(u + 2 * d) + 16 * h(u + d) - 30 * h(u) + 16 * h(u - d) - h(u - 2 * d)
         curv = second / (12 * d**2) / 2  # 1 + lam^2 sum(w_obs)

@@ -44,7 +44,9 @@ def test_lmm_offset_is_subtracted_from_the_response():
     assert with_offset.objective_ == pytest.approx(plain.objective_, rel=1e-12)
     # predictions and fitted values include the offset of the rows
     np.testing.assert_allclose(with_offset.predict(df), plain.predict(df) + df["o"], rtol=1e-9)
-    np.testing.assert_allclose(with_offset.fitted_values() + with_offset.residuals(), df["reaction"])
+    np.testing.assert_allclose(
+        with_offset.fitted_values() + with_offset.residuals(), df["reaction"]
+    )
     # the parameter form gives the same fit; predict takes the new rows' offsets
     param = MixedLMRegressor(formula="reaction ~ 1 + days + (1 + days|subj)")
     param.fit(df, offset=df["o"])
@@ -59,7 +61,9 @@ def test_lmm_offset_is_subtracted_from_the_response():
 def test_formula_and_parameter_offsets_add_up():
     df = owls()
     half = np.log(df["BroodSize"]) / 2
-    both = MixedGLMRegressor(formula=OWLS.replace("(1|Nest)", "offset(log(BroodSize)/2) + (1|Nest)"))
+    both = MixedGLMRegressor(
+        formula=OWLS.replace("(1|Nest)", "offset(log(BroodSize)/2) + (1|Nest)")
+    )
     both.fit(df, offset=half)
     one = MixedGLMRegressor(formula=OWLS_OFFSET).fit(df)
     np.testing.assert_allclose(both.coef_, one.coef_, rtol=1e-7)
