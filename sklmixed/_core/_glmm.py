@@ -391,12 +391,15 @@ class GLMMProblem:
         Laplace objective over all its parameters; for a family with a dispersion
         they can differ from the PIRLS factor's R_X by several percent (the
         dispersion and beta are correlated in a finite sample: 5% for a
-        coefficient of the negative binomial Owls model). Central differences with
-        steps of a hundredth of a standard error (the estimates converge to 1e-6
-        from there down to a thousandth on that model; PIRLS by Newton's method
-        leaves noise of about 1e-11 in the deviance): R_X gives the step for beta,
-        a pilot difference the step for theta and the log dispersion. The problem
-        is left at (params, beta). None if the Hessian is not positive definite.
+        coefficient of the negative binomial Owls model). Central second
+        differences, d (d + 1) evaluations for d parameters, with steps of 1/200
+        of a standard error: on that model the standard errors agree with those of
+        the four-point rule (four evaluations per pair, converged to 1e-6 at such
+        steps) to 4e-5 with steps of 1/100 and 3e-6 with 1/300; PIRLS by Newton's
+        method leaves noise of about 1e-11 in the deviance. R_X gives the step for
+        beta, a pilot difference the step for theta and the log dispersion. The
+        problem is left at (params, beta). None if the Hessian is not positive
+        definite.
         """
         params = np.asarray(params, dtype=float)
         beta = np.asarray(beta, dtype=float)
@@ -422,18 +425,17 @@ class GLMMProblem:
             for i in range(p, d):
                 h0 = 1e-2 * max(abs(x0[i]), 1.0)
                 curv[i] = (f(unit(i, h0)) - 2.0 * f0 + f(unit(i, -h0))) / h0**2
-            h = 0.01 * np.sqrt(2.0 / np.maximum(curv, 1e-12))
-            H = np.empty((d, d))
+            h = 0.005 * np.sqrt(2.0 / np.maximum(curv, 1e-12))
+            fp = np.array([f(unit(i, h[i])) for i in range(d)])
+            fm = np.array([f(unit(i, -h[i])) for i in range(d)])
+            H = np.diag((fp - 2.0 * f0 + fm) / h**2)
             for i in range(d):
-                ei = unit(i, h[i])
-                # the four-point rule with j = i (step 2h), so that every entry
-                # has the same truncation error: mixing rules moves the inverse of
-                # an ill-conditioned H (correlated coefficients) by 0.2%
-                H[i, i] = (f(2.0 * ei) - 2.0 * f0 + f(-2.0 * ei)) / (4.0 * h[i] ** 2)
                 for j in range(i):
-                    ej = unit(j, h[j])
-                    H[i, j] = H[j, i] = (f(ei + ej) - f(ei - ej) - f(ej - ei) + f(-ei - ej)) / (
-                        4.0 * h[i] * h[j]
+                    # from f(x +- (e_i + e_j)) and the diagonal's points: O(h^2),
+                    # two evaluations per pair instead of four
+                    both = f(unit(i, h[i]) + unit(j, h[j])) + f(-unit(i, h[i]) - unit(j, h[j]))
+                    H[i, j] = H[j, i] = (both - fp[i] - fm[i] - fp[j] - fm[j] + 2.0 * f0) / (
+                        2.0 * h[i] * h[j]
                     )
             # the deviance is -2 log L: the information matrix is H / 2
             R = np.linalg.inv(np.linalg.cholesky(H / 2.0))
