@@ -45,6 +45,10 @@ from sklmixed._core._reterm import ReTerm
 PIRLS_RTOL = 1e-10
 PIRLS_MAXITER = 200
 PIRLS_MAXHALF = 20
+# hessian_vcov differences every pair of parameters up to this many; beyond, the
+# fixed-effects block comes from the PIRLS factor (d (d + 1) evaluations are 156 here,
+# about one fit's worth).
+FULL_HESSIAN_MAX = 12
 # The random-effects-only problem's last diagonal (see _factor): any large value.
 _R2_PLACEHOLDER = 1e300
 _TINY = np.finfo(float).tiny
@@ -400,6 +404,13 @@ class GLMMProblem:
         beta, a pilot difference the step for theta and the log dispersion. The
         problem is left at (params, beta). None if the Hessian is not positive
         definite.
+
+        With more than FULL_HESSIAN_MAX parameters the fixed-effects block is that
+        of the PIRLS factor at the observed information, which misses only the
+        third derivatives of the log-determinant (standard errors within 0.25% of
+        the full Hessian's on the models tried, where the factor alone is 5% off
+        for the Owls model), and the differences cost O(d) evaluations per
+        covariance or dispersion parameter instead of d^2 in all.
         """
         params = np.asarray(params, dtype=float)
         beta = np.asarray(beta, dtype=float)
@@ -408,6 +419,11 @@ class GLMMProblem:
         d = x0.shape[0]
         f0 = self.deviance(params, beta)
         u0 = [u.copy() for u in self.u]
+        # the fixed-effects block from the factor when it holds the observed
+        # information (its Hessian up to the log-determinant's third derivatives)
+        xx_information = None
+        if d > FULL_HESSIAN_MAX and self._newton and self._re is self.lmm:
+            xx_information = np.linalg.inv(self.lmm.rxx_inverse())
 
         def f(dx: NDArray[Any]) -> float:
             self.u = [u.copy() for u in u0]  # the same warm start for every point
@@ -429,7 +445,9 @@ class GLMMProblem:
             fp = np.array([f(unit(i, h[i])) for i in range(d)])
             fm = np.array([f(unit(i, -h[i])) for i in range(d)])
             H = np.diag((fp - 2.0 * f0 + fm) / h**2)
-            for i in range(d):
+            if xx_information is not None:
+                H[:p, :p] = 2.0 * xx_information
+            for i in range(0 if xx_information is None else p, d):
                 for j in range(i):
                     # from f(x +- (e_i + e_j)) and the diagonal's points: O(h^2),
                     # two evaluations per pair instead of four

@@ -151,3 +151,32 @@ def test_hessian_standard_errors_agree_with_the_pirls_factor_without_dispersion_
     np.testing.assert_allclose(np.sqrt(np.diag(cov)), np.sqrt(np.diag(rx)), rtol=0.05)
     # the problem is left at the estimates
     assert problem.deviance(params, beta) == pytest.approx(problem.deviance(params, beta))
+
+
+def test_many_fixed_effects_take_their_block_from_the_factor(monkeypatch):
+    # beyond FULL_HESSIAN_MAX parameters the fixed-effects block of the Hessian
+    # comes from the PIRLS factor at the observed information: close to the full
+    # differences, at O(d) evaluations per covariance or dispersion parameter
+    from sklmixed._core import _glmm
+    from sklmixed._optim import fit_glmm
+
+    rng = np.random.default_rng(17)
+    n, nl = 1500, 30
+    refs = np.repeat(np.arange(nl), n // nl)
+    X = np.column_stack((np.ones(n), rng.normal(size=(n, 12))))
+    term = ReTerm("g", refs, tuple(range(nl)), np.ones((n, 1)), ("(Intercept)",))
+    mu = np.exp(0.5 + X[:, 1:] @ np.linspace(-0.2, 0.2, 12) + rng.normal(0, 0.4, nl)[refs])
+    y = rng.negative_binomial(2.0, 2.0 / (2.0 + mu)).astype(float)
+    fam = get_family("negative_binomial")
+    problem = GLMMProblem(X, y, [term], fam, get_link(fam, None))
+    beta, params, _ = fit_glmm(problem, fast=True)
+    assert beta.shape[0] + params.shape[0] > _glmm.FULL_HESSIAN_MAX
+    calls = []
+    original = problem.deviance
+    monkeypatch.setattr(problem, "deviance", lambda *a: calls.append(1) or original(*a))
+    hybrid = problem.hessian_vcov(params, beta)
+    n_hybrid = len(calls)
+    monkeypatch.setattr(_glmm, "FULL_HESSIAN_MAX", 100)
+    full = problem.hessian_vcov(params, beta)
+    assert n_hybrid < (len(calls) - n_hybrid) / 2
+    np.testing.assert_allclose(np.sqrt(np.diag(hybrid)), np.sqrt(np.diag(full)), rtol=5e-3)
