@@ -131,11 +131,6 @@ class GLMMProblem:
 
     # -------------------------------------------------------- parameters
 
-    @property
-    def nparams(self) -> int:
-        """Length of the optimizer's vector: theta and the log dispersion, if any."""
-        return self.ntheta + int(self.family.has_dispersion)
-
     def initial_theta(self) -> NDArray[Any]:
         """lambda = I, then the log of the family's current dispersion or shape."""
         theta = self.lmm.initial_theta()
