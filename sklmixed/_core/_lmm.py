@@ -358,7 +358,10 @@ class LMMProblem:
                 vals = c2 * pp.colweighted_values(1.0 / L[(0, 0)] ** 2, self.A[(j, 0)])
             pp.subtract_from_dense(Ljj, Lji, Lji, vals)
         else:  # diag or bdiag: the product is block diagonal by construction
-            Ljj[pp.urow] -= pp.values(Lji, Lji)
+            vals = pp.values(Lji, Lji)
+            # A diagonal Ljj (scalar term) below a vector-valued term: the product's
+            # 1 x 1 blocks come as (nout, 1, 1).
+            Ljj[pp.urow] -= vals if kind_jj == "bdiag" else vals.reshape(pp.nout)
 
     def _sub_product(
         self, Lij: Any, kind_ij: str, L: dict[tuple[int, int], Any], i: int, j: int, kk: int
