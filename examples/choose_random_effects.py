@@ -53,7 +53,7 @@ for i, label in enumerate(labels):
     se = folds[i].std(ddof=1) / np.sqrt(5)
     r2 = res["mean_test_r2"][i]
     print(f"  {r2:7.4f} {folds[i].mean():11.4f} +- {se:.4f}  {label}")
-print("  R^2 ties (spread %.1e); best by marginal log-likelihood:" % np.ptp(res["mean_test_r2"]))
+print(f"  R^2 ties (spread {np.ptp(res['mean_test_r2']):.1e}); best by marginal log-likelihood:")
 print("   ", labels[new_subjects.best_index_])
 gain = folds[1:] - folds[0]  # paired per-fold gains over (1|subj): the folds share noise
 for label, g in zip(labels[1:], gain):

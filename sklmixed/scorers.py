@@ -77,18 +77,19 @@ class _Scorer:
     def __init__(self, func):
         functools.update_wrapper(self, func)
         self._func = func
+        self._name: str = func.__name__
 
     def __call__(self, estimator, X, y=None, sample_weight=None) -> float:
         return self._func(estimator, X, y, sample_weight)
 
     def __repr__(self) -> str:
-        return f"sklmixed.scorers.{self.__name__}"
+        return f"sklmixed.scorers.{self._name}"
 
     def __reduce__(self):
-        return self.__name__
+        return self._name
 
     def get_metadata_routing(self) -> MetadataRequest:
-        request = MetadataRequest(owner=self.__name__)
+        request = MetadataRequest(owner=self._name)
         request.score.add_request(param="sample_weight", alias=True)
         return request
 
@@ -197,7 +198,9 @@ def marginal_loglik(estimator, X, y=None, sample_weight=None) -> float:
     (1|subj) -6.329
     (1 + days|subj) -6.136
     """
-    total, n = _evaluate(_predictive.marginal_loglik, "marginal_loglik", estimator, X, y, sample_weight)
+    total, n = _evaluate(
+        _predictive.marginal_loglik, "marginal_loglik", estimator, X, y, sample_weight
+    )
     return total / n
 
 
@@ -274,4 +277,3 @@ def conditional_deviance(estimator, X, y=None, sample_weight=None) -> float:
         _predictive.conditional_loglik, "conditional_deviance", estimator, X, y, sample_weight
     )
     return -2.0 * total
-

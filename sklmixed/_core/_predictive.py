@@ -22,7 +22,7 @@ M >= I, so every factorization here is of a well-conditioned matrix.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import scipy.linalg as sla
@@ -44,7 +44,7 @@ MODE_MAXHALF = 30
 # than scipy.sparse's bookkeeping (about 3 ms per call on sleepstudy's folds).
 DENSE_LIMIT = 1_000_000
 
-Matrix = NDArray[Any] | sp.csr_matrix
+Matrix: TypeAlias = NDArray[Any] | sp.csr_matrix
 
 
 def psd_factor(G: NDArray[Any]) -> NDArray[Any]:
@@ -111,7 +111,7 @@ class _SPDFactor:
 
 def gaussian_logpdf(r: NDArray[Any], var: NDArray[Any], V: Matrix) -> float:
     """log N(r; 0, diag(var) + V V'), the joint density of all rows."""
-    n = r.shape[0]
+    n = int(r.shape[0])
     quad = float(np.sum(r * r / var))
     logdet = float(np.sum(np.log(var)))
     if V.shape[1]:
@@ -164,7 +164,7 @@ class _Integrand:
             W, s = self.weights_and_score(self.eta(u))
             step = _SPDFactor(self.V, W).solve(np.asarray(self.V.T @ s) - u)
             for _ in range(MODE_MAXHALF):
-                new = u + step
+                new: NDArray[Any] = np.asarray(u + step)
                 new_obj = self.value(new)
                 if new_obj >= obj - 1e-12 * (abs(obj) + 1.0):  # also rejects NaN
                     break
