@@ -220,6 +220,20 @@ def test_glmm_scalar_term_agq_matches_numerical_integration():
         val, _ = integrate.quad(f, -12 * sd, 12 * sd, epsabs=0, epsrel=1e-12, limit=200)
         total += np.log(val)
     assert marginal_loglik(m, held) == pytest.approx(total / len(held), rel=1e-7)
+    # a group seen in fit: its effect integrated over N(mode, condvar)
+    grp = train[train["g"] == "g10"]
+    pos = list(m.ranef_["g"].index).index("g10")
+    mode = m.ranef_["g"].loc["g10", "(Intercept)"]
+    csd = np.sqrt(m.condvar()["g"][pos, 0, 0])
+    eta = m.coef_[0] + m.coef_[1] * grp["x"].to_numpy()
+
+    def f_seen(b):
+        return np.exp(stats.poisson(np.exp(eta + b)).logpmf(grp["y"]).sum()) * stats.norm.pdf(
+            b, mode, csd
+        )
+
+    val, _ = integrate.quad(f_seen, mode - 12 * csd, mode + 12 * csd, epsabs=0, epsrel=1e-12)
+    assert marginal_loglik(m, grp) == pytest.approx(np.log(val) / len(grp), rel=1e-7)
 
 
 def test_glmm_vector_term_laplace_is_close_to_quadrature():
