@@ -459,3 +459,16 @@ def test_glmm_warm_start():
     fast = MixedGLMClassifier(formula=formula, fast=True, warm_start=True).fit(df.iloc[::2])
     theta = fast.theta_.copy()
     np.testing.assert_array_equal(fast.fit(df).optsum_["initial"], theta)
+
+
+def test_warm_start_from_a_singular_fit():
+    """A previous theta of exactly zero (dyestuff2, a boundary fit) is a valid start."""
+    m = MixedLMRegressor(formula="yield ~ 1 + (1|batch)", warm_start=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SingularFitWarning)
+        m.fit(load_dataset("dyestuff2"))
+    assert m.theta_[0] == 0.0
+    m.fit(load_dataset("dyestuff"))
+    assert m.optsum_["initial"][0] == 0.0
+    cold = MixedLMRegressor(formula="yield ~ 1 + (1|batch)").fit(load_dataset("dyestuff"))
+    assert m.objective_ == pytest.approx(cold.objective_, abs=1e-6)
