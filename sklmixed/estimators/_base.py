@@ -95,6 +95,11 @@ def warn_rank_deficient(problem, design) -> None:
         )
 
 
+def _theta_layout(problem) -> tuple:
+    """What theta's elements mean: terms in order, their columns and free positions."""
+    return tuple((t.name, tuple(t.cnames), t.inds.tobytes()) for t in problem.terms)
+
+
 class MixedModelBase(BaseEstimator):
     """Shared behaviour of the mixed-model estimators (not for direct use)."""
 
@@ -111,6 +116,8 @@ class MixedModelBase(BaseEstimator):
                 raise TypeError("groups must be a column name or a list of column names")
         if self.new_levels not in _NEW_LEVELS:
             raise ValueError(f"new_levels must be one of {_NEW_LEVELS}; got {self.new_levels!r}")
+        if not isinstance(getattr(self, "warm_start", False), (bool, np.bool_)):
+            raise TypeError(f"warm_start must be True or False; got {self.warm_start!r}")
         if self.contrasts is not None:
             if not isinstance(self.contrasts, dict):
                 raise TypeError("contrasts must be a dict such as {'days': 'dummy'}")
@@ -189,11 +196,30 @@ class MixedModelBase(BaseEstimator):
         X = validate_data(self, X, reset=False)
         return pd.DataFrame(X, columns=[f"x{i}" for i in range(X.shape[1])])
 
+    # ----------------------------------------------------------- warm start
+
+    def _warm_start(self, problem, coef_names) -> tuple:
+        """(theta0, beta0) for a refit: the previous fit's ``theta_`` when
+        ``warm_start`` is set and the new model has the same theta layout, and its
+        fixed effects too when their columns are the same; None otherwise."""
+        if not getattr(self, "warm_start", False) or "_warm_layout" not in self.__dict__:
+            return None, None
+        layout, names, keep = self._warm_layout
+        if layout != _theta_layout(problem):
+            return None, None
+        same_beta = names == tuple(coef_names) and keep == problem.keep.tobytes()
+        return np.array(self.theta_), (np.array(self.fixef_) if same_beta else None)
+
     # ----------------------------------------------------------- attributes
 
     def _set_fitted(self, result, design, problem, b, u, y) -> None:
         """Copy a FitResult and the conditional modes into fitted attributes."""
         self.result_ = result
+        self._warm_layout = (
+            _theta_layout(problem),
+            tuple(result.coef_names),
+            problem.keep.tobytes(),
+        )
         self._y_fit = np.asarray(y, dtype=float)
         estimable = ~np.isnan(result.stderror)
         self.fixef_ = result.coef[estimable]

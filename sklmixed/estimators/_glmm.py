@@ -72,9 +72,15 @@ class _GLMMBase(MixedModelBase):
                 )
         problem = GLMMProblem(design.X, y, design.reterms, family, link, weights=w, nagq=self.nagq)
         warn_rank_deficient(problem.lmm, design)
+        theta0, beta0 = self._warm_start(problem.lmm, design.coef_names)
         try:
             beta, theta, optsum = fit_glmm(
-                problem, fast=bool(self.fast), optimizer=self.optimizer, maxfeval=self.maxfeval
+                problem,
+                fast=bool(self.fast),
+                optimizer=self.optimizer,
+                maxfeval=self.maxfeval,
+                theta0=theta0,
+                beta0=beta0,
             )
         except RuntimeError as exc:
             raise RuntimeError(
@@ -149,6 +155,10 @@ class MixedGLMClassifier(ClassifierMixin, _GLMMBase):
         Optimize theta only, beta from PIRLS (faster, deviance slightly higher).
     contrasts, new_levels, optimizer, maxfeval
         As in :class:`MixedLMRegressor`.
+    warm_start : bool, default=False
+        As in :class:`MixedLMRegressor`; the fixed effects start from the
+        previous fit's too when the fixed-effects columns are the same (and then,
+        with ``fast=False``, the theta-only first stage is skipped).
 
     Attributes
     ----------
@@ -189,6 +199,7 @@ class MixedGLMClassifier(ClassifierMixin, _GLMMBase):
         new_levels="population",
         optimizer=None,
         maxfeval=-1,
+        warm_start=False,
     ):
         self.formula = formula
         self.groups = groups
@@ -200,6 +211,7 @@ class MixedGLMClassifier(ClassifierMixin, _GLMMBase):
         self.new_levels = new_levels
         self.optimizer = optimizer
         self.maxfeval = maxfeval
+        self.warm_start = warm_start
 
     def fit(self, X, y=None, sample_weight=None):
         """Fit the model (see :class:`MixedLMRegressor.fit` for the arguments)."""
@@ -257,7 +269,7 @@ class MixedGLMRegressor(RegressorMixin, _GLMMBase):
 
     Parameters
     ----------
-    formula, groups, link, nagq, fast, contrasts, new_levels, optimizer, maxfeval
+    formula, groups, link, nagq, fast, contrasts, new_levels, optimizer, maxfeval, warm_start
         As in :class:`MixedGLMClassifier`.
     family : {"poisson", "binomial", "bernoulli"}, default="poisson"
 
@@ -286,6 +298,7 @@ class MixedGLMRegressor(RegressorMixin, _GLMMBase):
         new_levels="population",
         optimizer=None,
         maxfeval=-1,
+        warm_start=False,
     ):
         self.formula = formula
         self.groups = groups
@@ -297,6 +310,7 @@ class MixedGLMRegressor(RegressorMixin, _GLMMBase):
         self.new_levels = new_levels
         self.optimizer = optimizer
         self.maxfeval = maxfeval
+        self.warm_start = warm_start
 
     def fit(self, X, y=None, sample_weight=None):
         """Fit the model (see :class:`MixedLMRegressor.fit` for the arguments)."""

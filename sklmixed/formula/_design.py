@@ -373,9 +373,17 @@ class _Grouping:
             refs = pd.Index(self.levels, tupleize_cols=False).get_indexer(keys)
         return refs.astype(np.int64)
 
-    def transform(self, df: pd.DataFrame) -> NDArray[Any]:
+    def transform(self, df: pd.DataFrame, new_level_codes: bool = False) -> NDArray[Any]:
         index = pd.Index(self.levels, tupleize_cols=False)
-        return np.asarray(index.get_indexer(self._keys(df)).astype(np.int64))
+        keys = self._keys(df)
+        refs = np.asarray(index.get_indexer(keys).astype(np.int64))
+        unseen = refs < 0
+        if new_level_codes and unseen.any():
+            # each distinct unseen level its own code after the training levels,
+            # numbered in order of first appearance
+            codes, _ = pd.factorize(keys[unseen])
+            refs[unseen] = len(self.levels) + codes.astype(np.int64)
+        return refs
 
 
 def _sort_key(value: Any) -> tuple[int, Any]:
@@ -441,17 +449,19 @@ class Design:
         return "(Intercept)" in self.coef_names
 
     def transform(
-        self, data: pd.DataFrame
+        self, data: pd.DataFrame, new_level_codes: bool = False
     ) -> tuple[NDArray[Any], list[tuple[NDArray[Any], NDArray[Any]]]]:
         """X and, per random-effects term, (refs, z) for new data; refs index the
-        training levels, -1 for a level not seen in fit."""
+        training levels, -1 for a level not seen in fit (with ``new_level_codes``,
+        ``nlevels + j`` for the j-th distinct unseen level instead, so that rows
+        sharing an unseen level can be told apart from rows of another)."""
         needed = [c for c in self.used_columns if c != self.response_name]
         _check_columns(data, needed)
         _check_finite(data, needed)
         X = self._fixed.transform(data)
         parts = []
         for builder in self._builders:
-            refs = builder.grouping.transform(data)
+            refs = builder.grouping.transform(data, new_level_codes)
             z = np.hstack([piece.transform(data) for piece in builder.pieces])
             parts.append((refs, z))
         return X, parts

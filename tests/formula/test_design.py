@@ -151,6 +151,17 @@ def test_transform_new_data_unseen_levels():
     np.testing.assert_array_equal(z, [[1, 1], [1, 2]])
 
 
+def test_transform_codes_each_unseen_level_apart():
+    df = load_dataset("penicillin")
+    design = build_design("diameter ~ 1 + (1|plate) + (1|plate & sample)", df)
+    new = pd.DataFrame({"plate": ["P1", "a", "P2", "P1"], "sample": ["A", "Z", "A", "A"]})
+    _, [(plate, _), (pair, _)] = design.transform(new, new_level_codes=True)
+    assert plate.tolist() == [24, 0, 25, 24]  # 24 plates in fit (a to x); P1, P2 new
+    assert pair.tolist() == [144, 145, 146, 144]  # 144 pairs in fit; these are new
+    _, [(plate, _), _] = design.transform(new)
+    assert plate.tolist() == [-1, 0, -1, -1]
+
+
 def test_transform_unseen_fixed_level_is_an_error():
     df = load_dataset("verbagg")
     design = build_design("r2 ~ 1 + btype + (1|subj)", df)
