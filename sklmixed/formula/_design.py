@@ -153,12 +153,15 @@ class _Prep:
             col: {str(v): level_label(v) for v in levels} for col, levels in self.categories.items()
         }
 
-    def apply(self, df: pd.DataFrame) -> pd.DataFrame:
+    def apply(self, df: pd.DataFrame, fitting: bool = False) -> pd.DataFrame:
         """A shallow copy with the columns converted (the caller's frame is never
-        modified); the frame itself when nothing needs converting."""
+        modified); the frame itself when nothing needs converting. New data (not
+        ``fitting``) must not hold levels that the training data did not."""
         if not self.categories and not self.floats:
             return df
         for col, levels in self.categories.items():
+            if fitting:
+                break  # the levels are those of this very frame
             unseen = ~df[col].isin(levels)
             if unseen.any():
                 raise DataError(
@@ -177,10 +180,22 @@ def _model_matrix(text: str, data: pd.DataFrame, what: str) -> Any:
     """formulaic's model matrix of ``text``; its errors as FormulaError naming
     ``what``, without formulaic's terminal colour codes."""
     try:
-        return model_matrix(text, data, na_action="raise", context=CONTEXT)
+        # log(0), 1/0: the values are checked (and named) afterwards
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            return model_matrix(text, data, na_action="raise", context=CONTEXT)
     except Exception as exc:  # formulaic's evaluation errors are many classes
         message, _ = formulaic_message(exc)
         raise FormulaError(f"cannot evaluate {what}: {message}") from None
+
+
+def _apply_spec(spec: Any, data: pd.DataFrame) -> Any:
+    """A fitted formulaic spec applied to new data (checked afterwards)."""
+    try:
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            return spec.get_model_matrix(data, context=CONTEXT)
+    except Exception as exc:  # formulaic's evaluation errors are many classes
+        message, _ = formulaic_message(exc)
+        raise DataError(f"cannot evaluate the formula on these data: {message}") from None
 
 
 def _check_matrix(matrix: NDArray[Any], names: list[Any], what: str) -> None:
@@ -213,7 +228,7 @@ class _FixedPart:
             n = df.shape[0]
             cols = [np.ones(n) if c is None else df[c].to_numpy(dtype=float) for c in self.plain]
             return np.column_stack(cols) if cols else np.zeros((n, 0))
-        mm = self.spec.get_model_matrix(df, context=CONTEXT)
+        mm = _apply_spec(self.spec, df)
         return np.asarray(mm, dtype=float)
 
 
@@ -398,7 +413,7 @@ class _ReColumns:
             cols = [np.ones(n)] if self.spec.intercept else []
             cols += [df[c].to_numpy(dtype=float) for c in self.plain]
             return np.column_stack(cols) if cols else np.zeros((n, 0))
-        return self._select(self.model_spec.get_model_matrix(df, context=CONTEXT))
+        return self._select(_apply_spec(self.model_spec, df))
 
 
 # -------------------------------------------------------------- response
@@ -421,9 +436,9 @@ class _Response:
         that stateful transforms such as ``scale(y)`` are reused afterwards."""
         if self.expr is None:
             return np.asarray(df[self.name].to_numpy())
-        data = _Prep.fit(df, list(self.columns()), set()).apply(df)
+        data = _Prep.fit(df, list(self.columns()), set()).apply(df, fitting=True)
         if self.spec is not None:
-            mm = self.spec.get_model_matrix(data, context=CONTEXT)
+            mm = _apply_spec(self.spec, data)
         else:
             mm = _model_matrix("0 + " + self.expr, data, f"the response {self.name!r}")
             if keep:
@@ -557,6 +572,7 @@ class Design:
         for builder in self._builders:
             refs = builder.grouping.transform(data)
             z = np.hstack([piece.transform(prepared) for piece in builder.pieces])
+            _check_matrix(z, [nm for p in builder.pieces for nm in p.names], "random-effects")
             parts.append((refs, z))
         return X, parts
 
@@ -685,7 +701,7 @@ def build_design(
         _add(read, piece.columns())
     prep = _Prep.fit(data, read, categorical)
     labels = prep.labels()
-    prepared = prep.apply(data)
+    prepared = prep.apply(data, fitting=True)
     fixed, X = _build_fixed(parsed, prepared, codings, labels, fixed_plain)
     _check_matrix(X, fixed.names, "fixed-effects")
 
