@@ -585,7 +585,7 @@ class Design:
         >>> df = load_dataset("sleepstudy")
         >>> design = build_design("log(reaction) ~ 1 + days + (1|subj)", df)
         >>> design.response(df.head(2)).round(4).tolist()
-        [5.5223, 5.4648]
+        [5.5197, 5.5557]
         """
         if self._response is None:
             raise FormulaError(
