@@ -191,7 +191,7 @@ class MixedModelBase(BaseEstimator):
         if y is not None:
             return y
         check_is_fitted(self, "design_")
-        if self.formula is None or not self.design_.has_response:
+        if not self.design_.has_response:  # formula=None, or no left-hand side
             raise ValueError(
                 f"{type(self).__name__}.score needs y: the model has no formula response "
                 "to take it from"

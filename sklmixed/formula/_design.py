@@ -69,42 +69,16 @@ def level_label(level: Any) -> str:
     return str(level)
 
 
-def _coding_matrix(nlevels: int, coding: str, full: bool) -> NDArray[Any]:
-    """Contrast matrix (levels x columns); ``full`` gives indicators of all levels.
-
-    Reduced codings follow StatsModels.jl: dummy drops the first (base) level;
-    effects codes the base level -1 in every column; helmert column j contrasts
-    level j + 1 with the mean of the levels before it.
-    """
-    if full:
-        return np.eye(nlevels)
-    if coding == "dummy":
-        return np.eye(nlevels)[:, 1:]
-    if coding == "effects":
-        m = np.eye(nlevels)[:, 1:]
-        m[0, :] = -1.0
-        return m
-    m = np.zeros((nlevels, nlevels - 1))
-    for j in range(1, nlevels):
-        m[:j, j - 1] = -1.0
-        m[j, j - 1] = j
-    return m
-
-
 @dataclass
 class _CatColumn:
-    """A categorical variable coded into columns with fixed training levels."""
+    """A categorical column of a formula-free design, dummy coded (the first
+    level is the reference) with the training levels."""
 
     name: str
     levels: list[Any]
-    coding: str
-    full: bool
 
     def names(self) -> list[str]:
-        labels = [level_label(v) for v in self.levels]
-        if self.full:
-            return [f"{self.name}: {lab}" for lab in labels]
-        return [f"{self.name}: {lab}" for lab in labels[1:]]
+        return [f"{self.name}: {level_label(v)}" for v in self.levels[1:]]
 
     def codes(self, series: pd.Series) -> NDArray[Any]:
         idx = pd.Index(self.levels).get_indexer(series)
@@ -114,9 +88,7 @@ class _CatColumn:
         return np.asarray(idx)
 
     def matrix(self, series: pd.Series) -> NDArray[Any]:
-        return np.asarray(
-            _coding_matrix(len(self.levels), self.coding, self.full)[self.codes(series)]
-        )
+        return np.asarray(np.eye(len(self.levels))[:, 1:][self.codes(series)])
 
 
 # ------------------------------------------------------ what formulaic reads
@@ -772,7 +744,7 @@ def build_design_from_columns(
     cols, names, cats = [np.ones((n, 1))], ["(Intercept)"], []
     for col in fixed:
         if _is_categorical(data[col]):
-            cat = _CatColumn(str(col), _levels(data[col]), "dummy", False)
+            cat = _CatColumn(str(col), _levels(data[col]))
             cats.append((col, cat))
             cols.append(cat.matrix(data[col]))
             names.extend(cat.names())
