@@ -169,7 +169,9 @@ class MixedModelBase(BaseEstimator):
         if df.shape[0] == 0:
             raise DataError("cannot fit a model to empty data (0 rows)")
         if self.formula is not None:
-            design = build_design(self.formula, df, self.contrasts)
+            # With y given, y is the response: the left-hand side is not evaluated
+            # (X need not hold its columns).
+            design = build_design(self.formula, df, self.contrasts, with_response=y is None)
             response = y if y is not None else design.y
             if response is None:
                 raise DataError("the formula has no response (left of '~') and y was not given")
@@ -188,6 +190,20 @@ class MixedModelBase(BaseEstimator):
             design = build_design_from_columns(df, fixed=fixed, groups=groups, response=y)
             response = y
         return design, response
+
+    def _score_target(self, X, y):
+        """The true values for ``score``: ``y`` as given, else the formula's
+        left-hand side evaluated on X (so that a frame holding the response scores
+        without a separate y, as in ``GridSearchCV(...).fit(df)``)."""
+        if y is not None:
+            return y
+        check_is_fitted(self, "design_")
+        if not self.design_.has_response:  # formula=None, or no left-hand side
+            raise ValueError(
+                f"{type(self).__name__}.score needs y: the model has no formula response "
+                "to take it from"
+            )
+        return self.design_.response(self._new_frame(X))
 
     def _new_frame(self, X) -> pd.DataFrame:
         """New data for prediction: tables as they are, arrays validated against fit."""

@@ -251,6 +251,11 @@ class MixedGLMClassifier(ClassifierMixin, _GLMMBase):
         check_is_fitted(self, "classes_")
         return self.classes_[(self._mean(X) > 0.5).astype(int)]
 
+    def score(self, X, y=None, sample_weight=None) -> float:
+        """Accuracy of ``predict(X)``; with ``y=None`` the true labels are the
+        formula's left-hand side in X."""
+        return super().score(X, self._score_target(X, y), sample_weight=sample_weight)
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_class = False
@@ -330,10 +335,11 @@ class MixedGLMRegressor(RegressorMixin, _GLMMBase):
         tags.target_tags.positive_only = True  # counts and proportions
         return tags
 
-    def score(self, X, y, sample_weight=None) -> float:
-        """D^2: fraction of the deviance explained, ``1 - D(y, mu) / D(y, mean(y))``."""
+    def score(self, X, y=None, sample_weight=None) -> float:
+        """D^2: fraction of the deviance explained, ``1 - D(y, mu) / D(y, mean(y))``;
+        with ``y=None`` the response is the formula's left-hand side in X."""
+        y = np.asarray(self._score_target(X, y), dtype=float)
         mu = self.family_.clamp(self.predict(X))
-        y = np.asarray(y, dtype=float)
         w = np.ones_like(y) if sample_weight is None else np.asarray(sample_weight, float)
         ybar = np.average(y, weights=w)
         dev = np.sum(w * self.family_.unit_deviance(y, mu))

@@ -184,6 +184,11 @@ class MixedLMRegressor(RegressorMixin, MixedModelBase):
         the levels seen in fit (unseen levels follow ``new_levels``)."""
         return self._linear_predictor(X)
 
+    def score(self, X, y=None, sample_weight=None) -> float:
+        """R^2 of ``predict(X)``; with ``y=None`` the true values are the
+        formula's left-hand side evaluated on X."""
+        return super().score(X, self._score_target(X, y), sample_weight=sample_weight)
+
     def leverage(self) -> np.ndarray:
         """Diagonal of the hat matrix; its sum is the effective degrees of freedom.
 
