@@ -216,10 +216,11 @@ def glmm_result(problem, beta, theta, optsum, formula: str, coef_names, fast: bo
     usq = sum(float(np.sum(u**2)) for u in problem.u)
     loglik = problem.conditional_loglik(problem._eta) - (usq + lmm.logdet_re()) / 2
     dof = lmm.p + lmm.ntheta
-    ic = information_criteria(-2 * loglik, dof, problem.n)
+    # zero prior weights remove an observation: it counts in neither n nor the criteria
+    ic = information_criteria(-2 * loglik, dof, lmm.nobs)
     return FitResult(
         formula=formula,
-        nobs=problem.n,
+        nobs=lmm.nobs,
         coef=coef,
         coef_names=tuple(coef_names),
         stderror=stderror,

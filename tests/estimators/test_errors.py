@@ -82,13 +82,7 @@ def sleep():
             MixedGLMRegressor(formula="y ~ 1 + (1|subj)"),
             lambda: sleep().assign(y=np.arange(180) - 1),
             DataError,
-            "non-negative integer.*-1",
-        ),
-        (
-            MixedGLMRegressor(formula="y ~ 1 + (1|subj)"),
-            lambda: sleep().assign(y=np.arange(180) + 0.5),
-            DataError,
-            "integer counts.*0.5",
+            "poisson response must be non-negative.*-1",
         ),
         (
             MixedGLMRegressor(formula="y ~ 1 + (1|subj)", family="binomial"),
