@@ -13,8 +13,10 @@ import os
 
 from hypothesis import settings
 
+# Explicit rather than relying on hypothesis's own CI detection (only in recent
+# releases), and "dev" from the library default, not from whatever is loaded now.
 settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
-settings.register_profile("dev")
+settings.register_profile("dev", parent=settings.get_profile("default"), derandomize=False)
 settings.load_profile(
     os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev")
 )
