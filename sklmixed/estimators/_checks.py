@@ -219,29 +219,72 @@ def check_response_not_among_features(
         )
 
 
-def check_exact_fit(objective: float, sigma: float, y: np.ndarray, random_effects: bool) -> None:
-    """After an LMM fit: an error (with random effects) or a warning (without) when
+def check_exact_fit(
+    X: np.ndarray, names: list, y: np.ndarray, weights: np.ndarray | None, random_effects: bool
+) -> None:
+    """Before an LMM fit: an error (with random effects) or a warning (without) when
     the fixed effects reproduce the response exactly.
 
-    Exact means an infinite objective or a residual SD below 1e-10 of the
-    response's SD: rounding leaves ~1e-15 of an exact fit, while real data, even a
-    steep trend with tiny noise, stays many orders of magnitude above.
+    With random effects the likelihood is then unbounded whatever the variance
+    components (the fit would return -inf and arbitrary variances); without them
+    the model is a linear regression with an exact, if degenerate, solution. The
+    test projects y on the column space of X: the residual of an exact fit is
+    rounding, ~1e-15 of y's spread, where real data leave far more than the 1e-10
+    allowed here. (The fitted sigma cannot tell: the factor computes it by
+    cancellation, to ~1e-8 of y.)
     """
-    spread = float(np.std(y))
-    if np.isfinite(objective) and sigma > 1e-10 * spread:
+    rows = slice(None) if weights is None else weights > 0
+    Xr, yr = X[rows], np.asarray(y, dtype=float)[rows]
+    if Xr.shape[1] == 0 or yr.shape[0] < 2:
         return
+    if weights is not None:
+        sw = np.sqrt(weights[rows])
+        Xr, yr = Xr * sw[:, None], yr * sw
+    spread = float(np.linalg.norm(yr - yr.mean()))
+    if spread == 0.0 or _projection_residual(Xr, yr) > 1e-10 * spread:
+        return
+    shown = ", ".join(map(repr, names[:10])) + (", ..." if len(names) > 10 else "")
     message = (
-        f"the fixed effects reproduce the response exactly (residual SD {sigma:.3g}, "
-        f"response SD {spread:.3g}): is the response, or a combination of columns "
-        "equal to it, among the fixed effects?"
+        f"the fixed effects ({shown}) reproduce the response exactly: is the response, "
+        "or a combination of columns equal to it, among the fixed effects"
+        + (" (or are there as many columns as observations)?" if X.shape[1] >= yr.shape[0] else "?")
     )
     if random_effects:
         raise DataError(message + " The variance components are undefined for such data")
     warnings.warn(
-        message + " The coefficients are the exact fit's; the log-likelihood is infinite",
+        message + " The coefficients are the exact fit's; the residual variance is zero",
         PerfectFitWarning,
         stacklevel=3,
     )
+
+
+def _projection_residual(X: np.ndarray, y: np.ndarray) -> float:
+    """||y - P y|| for P the projection on the column space of X.
+
+    Semi-normal equations with two steps of iterative refinement (Bjorck,
+    Numerical Methods for Least Squares Problems, 2.5.4): X'X and a few products
+    with X, accurate to ~cond(X) eps after column scaling, where a QR of X costs
+    10-100 times more (1.2 s for InstEval's 73421 x 28 X, against 40 ms here).
+    Dependent columns are handled by the pseudo-inverse of the small Gram matrix.
+    """
+    G = X.T @ X
+    d = np.sqrt(np.diag(G))
+    d[d == 0] = 1.0
+    Gs = G / np.outer(d, d)  # unit diagonal: the Gram matrix of the scaled columns
+    pinv = np.linalg.pinv(Gs, rcond=1e-12, hermitian=True)
+    Xty = (X.T @ y) / d
+    c = pinv @ Xty
+    # Screen: y'y - c'X'y is the residual sum of squares up to cancellation of
+    # ~1e-16 y'y; above 1e-6 y'y the fit is certainly not exact (most data stop here
+    # after one pass over X).
+    yty = float(y @ y)
+    if yty - float(c @ Xty) > 1e-6 * yty:
+        return float(np.sqrt(yty - float(c @ Xty)))
+    r = y - X @ (c / d)
+    for _ in range(2):
+        c = c + pinv @ ((X.T @ r) / d)
+        r = y - X @ (c / d)
+    return float(np.linalg.norm(r))
 
 
 # ------------------------------------------------------------ new data

@@ -154,6 +154,7 @@ class MixedLMRegressor(RegressorMixin, MixedModelBase):
                 )
         if design.reterms:  # without them it is an exact linear regression (warned below)
             check_response_not_among_features(design.X, design.coef_names, yv, w, affine=True)
+        check_exact_fit(design.X, design.coef_names, yv, w, bool(design.reterms))
         problem = LMMProblem(design.X, yv, design.reterms, weights=w, reml=self.reml)
         warn_rank_deficient(problem, design)
         try:
@@ -167,7 +168,6 @@ class MixedLMRegressor(RegressorMixin, MixedModelBase):
                 "among the fixed effects?"
             ) from exc
         result = lmm_result(problem, theta, optsum, design.formula_text, design.coef_names)
-        check_exact_fit(result.objective, result.sigma, ypos, bool(design.reterms))
         u = problem.u()
         self._set_fitted(result, design, problem, problem.b(u, theta), u, yv)
         self._problem, self._fit_weights, self._fit_reml = problem, w, self.reml
