@@ -121,7 +121,7 @@ def test_sample_weight_shapes_and_missing_values(case):
     n = len(df)
     for w, message in [
         (np.ones(n + 1), f"{n + 1} values for {n} observations"),
-        (np.ones((n, 1)), r"1D array or scalar; sample_weight has shape \(%d, 1\)" % n),
+        (np.ones((n, 1)), rf"1D array or scalar; sample_weight has shape \({n}, 1\)"),
         (np.ones((n // 2, 2)), "1D array or scalar"),
         (np.r_[np.nan, np.ones(n - 1)], "1 missing .* at row 0"),
         (np.array([None, *[1.0] * (n - 1)], dtype=object), "1 missing"),
