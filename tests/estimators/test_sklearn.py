@@ -209,3 +209,40 @@ def test_pickles_leave_out_the_core_problem_and_rebuild_it():
     clf2 = pickle.loads(pickle.dumps(clf))
     np.testing.assert_allclose(clf2.condvar()["dist"], clf.condvar()["dist"], rtol=1e-6)
     np.testing.assert_array_equal(clf2.predict_proba(contra), clf.predict_proba(contra))
+
+
+def test_poisson_rates_with_exposure_weights_as_scikit_learn_fits_them():
+    """Rates (counts / exposure) with the exposures as sample_weight: the usual
+    machine-learning idiom, fitted as scikit-learn's PoissonRegressor fits it."""
+    from sklearn.linear_model import PoissonRegressor
+
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(300, 2))
+    exposure = rng.uniform(0.5, 3.0, 300)
+    counts = rng.poisson(exposure * np.exp(0.2 + 0.4 * X[:, 0] - 0.3 * X[:, 1]))
+    rate = counts / exposure
+    assert np.any(rate != np.round(rate))
+    m = MixedGLMRegressor().fit(X, rate, sample_weight=exposure)
+    ref = PoissonRegressor(alpha=0.0, tol=1e-12, max_iter=1000).fit(X, rate, sample_weight=exposure)
+    np.testing.assert_allclose(m.coef_, np.r_[ref.intercept_, ref.coef_], rtol=1e-6)
+    assert np.isfinite(m.loglik_) and np.isfinite(m.aic_)
+    # and with random effects, from a DataFrame
+    df = pd.DataFrame({"x": X[:, 0], "g": np.arange(300) % 12, "rate": rate})
+    mixed = MixedGLMRegressor(formula="rate ~ 1 + x + (1|g)").fit(df, sample_weight=exposure)
+    assert abs(mixed.coef_[1] - 0.4) < 0.15 and np.isfinite(mixed.objective_)
+
+
+@pytest.mark.parametrize("groups", [0, [0]])
+def test_groups_given_as_an_integer_column_key(groups):
+    df = load_dataset("sleepstudy")
+    X = pd.DataFrame({0: df["subj"], 1: df["days"]})  # integer column labels
+    m = MixedLMRegressor(groups=groups).fit(X, df["reaction"])
+    ref = MixedLMRegressor(formula="reaction ~ 1 + days + (1|subj)").fit(df)
+    assert m.objective_ == pytest.approx(ref.objective_, abs=1e-8)
+    np.testing.assert_allclose(m.predict(X), ref.predict(df), rtol=1e-8)
+    assert list(m.ranef_) == ["0"] and m.ranef_["0"].shape == (18, 1)
+    clf = MixedGLMClassifier(groups=groups, fast=True).fit(X, df["reaction"] > 300)
+    assert clf.coef_names_ == ["(Intercept)", "1"]
+    strict = MixedLMRegressor(groups=groups, new_levels="error").fit(X, df["reaction"])
+    with pytest.raises(DataError, match=r"grouping factor '0': levels \['nobody'\]"):
+        strict.predict(pd.DataFrame({0: ["nobody"], 1: [3]}))
