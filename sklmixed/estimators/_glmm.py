@@ -22,6 +22,7 @@ from sklmixed.estimators._checks import (
     binary_labels,
     check_no_missing,
     check_response_not_among_features,
+    validate_target,
 )
 from sklmixed.exceptions import ConvergenceWarning, DataError, FitError, ParameterError
 
@@ -324,8 +325,9 @@ class MixedGLMRegressor(RegressorMixin, _GLMMBase):
     def score(self, X, y, sample_weight=None) -> float:
         """D^2: fraction of the deviance explained, ``1 - D(y, mu) / D(y, mean(y))``."""
         mu = self.family_.clamp(self.predict(X))
-        y = np.asarray(y, dtype=float)
-        w = np.ones_like(y) if sample_weight is None else np.asarray(sample_weight, float)
+        y = _validate_glm_response(validate_target(y, mu.shape[0]), self.family, None)
+        w = validate_sample_weight(sample_weight, y.shape[0])
+        w = np.ones_like(y) if w is None else w
         ybar = np.average(y, weights=w)
         dev = np.sum(w * self.family_.unit_deviance(y, mu))
         dev0 = np.sum(w * self.family_.unit_deviance(y, self.family_.clamp(np.full_like(y, ybar))))
