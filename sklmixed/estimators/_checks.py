@@ -53,8 +53,8 @@ def _rows(mask: np.ndarray) -> str:
 
 
 def _to_float(values: np.ndarray, what: str) -> np.ndarray:
-    if values.dtype.kind in "fiub":
-        return values.astype(float)
+    """``values`` as floats (numbers written as text too), or an error showing some
+    values that are not numbers."""
     try:
         return values.astype(float)
     except (TypeError, ValueError) as exc:
@@ -365,13 +365,15 @@ def conform_columns(df: pd.DataFrame, kinds: dict) -> pd.DataFrame:
 def validate_new_array(estimator, X) -> np.ndarray:
     """A 2-D numeric array for ``predict`` on array input (fit on arrays): numbers
     written as text are converted; errors are :class:`~sklmixed.exceptions.DataError`."""
-    arr = np.asarray(X) if not hasattr(X, "__array__") or isinstance(X, np.ndarray) else X
-    if isinstance(arr, np.ndarray) and arr.dtype.kind in "USO":
-        try:
-            arr = arr.astype(float)
-        except (TypeError, ValueError) as exc:
-            raise DataError(f"X must be numeric, as in fit: {exc}") from exc
-    return validate_array(estimator, arr, reset=False)
+    if isinstance(X, (list, tuple, np.ndarray)):
+        arr = np.asarray(X)
+        # scikit-learn refuses str arrays outright (object arrays it converts itself)
+        if arr.dtype.kind in "US":
+            try:
+                X = arr.astype(float)
+            except ValueError as exc:
+                raise DataError(f"X must be numeric, as in fit: {exc}") from exc
+    return validate_array(estimator, X, reset=False)
 
 
 def validate_array(estimator, X, y=None, **kwargs):
