@@ -328,3 +328,21 @@ def test_predict_never_modifies_the_new_data():
         warnings.simplefilter("ignore", UnseenLevelsWarning)
         m.predict(new)
     pd.testing.assert_frame_equal(new, before)
+
+
+def test_zero_weight_rows_leave_the_same_summary_as_removed_rows():
+    """Weighting a whole subject zero is removing it: the report is the same, the
+    number of levels of the grouping factor included."""
+    df = sleep()
+    w = np.where(df["subj"] == "S308", 0.0, 1.0)
+    formula = "reaction ~ 1 + days + (1 + days|subj)"
+    weighted = MixedLMRegressor(formula=formula).fit(df, sample_weight=w)
+    removed = MixedLMRegressor(formula=formula).fit(df[w > 0])
+    assert str(weighted.summary()) == str(removed.summary())
+    assert "levels of grouping factors: 17" in str(weighted.summary())
+    vb = load_dataset("verbagg")
+    w = np.where(vb["item"] == vb["item"].iloc[0], 0.0, 1.0)
+    formula = "r2 ~ 1 + anger + (1|item)"
+    weighted = MixedGLMClassifier(formula=formula, fast=True).fit(vb, sample_weight=w)
+    removed = MixedGLMClassifier(formula=formula, fast=True).fit(vb[w > 0])
+    assert str(weighted.summary()) == str(removed.summary())
