@@ -309,8 +309,13 @@ def _kind(series: pd.Series) -> str:
 
 
 def column_kinds(df: pd.DataFrame, columns: list) -> dict:
-    """What each column used by a fit held (see :func:`conform_columns`)."""
-    return {c: _kind(df[c]) for c in columns if c in df.columns}
+    """What each column used by a fit held, and whether it was a pandas
+    Categorical (see :func:`conform_columns`)."""
+    return {
+        c: (_kind(df[c]), isinstance(df[c].dtype, pd.CategoricalDtype))
+        for c in columns
+        if c in df.columns
+    }
 
 
 def _as_text(value):
@@ -333,12 +338,17 @@ def conform_columns(df: pd.DataFrame, kinds: dict) -> pd.DataFrame:
     names the column.
     """
     changed = {}
-    for col, kind in kinds.items():
+    for col, (kind, categorical) in kinds.items():
         if col not in df.columns or kind == "other":
             continue
         s = df[col]
         new = _kind(s)
-        if new == kind or new == "other" and kind == "text":
+        # a Categorical of numbers where plain numbers were fitted: their values
+        # (formulaic would not compute with it)
+        new_categorical = isinstance(s.dtype, pd.CategoricalDtype)
+        if new == kind and (kind == "text" or categorical or not new_categorical):
+            continue
+        if new == "other" and kind == "text":
             continue
         if kind == "number":
             converted = pd.to_numeric(s.astype(object), errors="coerce")

@@ -243,8 +243,12 @@ def test_numbers_read_back_as_text_predict_the_same(formula):
     np.testing.assert_allclose(m.predict(as_text), expected, rtol=1e-12)
     as_object = new.assign(days=new["days"].astype(str).astype(object))
     np.testing.assert_allclose(m.predict(as_object), expected, rtol=1e-12)
+    as_category = new.assign(days=new["days"].astype("category"))
+    np.testing.assert_allclose(m.predict(as_category), expected, rtol=1e-12)
     with pytest.raises(DataError, match="'days' was numeric in fit .*'abc'"):
         m.predict(df.assign(days=["abc"] + ["1"] * 179))
+    with pytest.raises(DataError, match="'days' was numeric in fit .*2020-01-01"):
+        m.predict(df.assign(days=pd.Timestamp("2020-01-01")))
 
 
 def test_csv_round_trip_predicts_the_same(tmp_path):
