@@ -389,6 +389,8 @@ def validate_new_array(estimator, X) -> np.ndarray:
 def validate_array(estimator, X, y=None, **kwargs):
     """scikit-learn's ``validate_data`` with its errors as sklmixed's classes
     (messages unchanged, so that scikit-learn's checks still recognise them)."""
+    if y is not None:  # named rows, and pd.NA, which scikit-learn's checks trip over
+        check_no_missing(_as_array(y), "y")
     try:
         if y is None:
             return validate_data(estimator, X, **kwargs)

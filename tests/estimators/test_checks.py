@@ -106,12 +106,13 @@ def test_missing_values_in_the_response_column(case, kind):
         est.fit(df)
 
 
-def test_response_of_array_input_with_missing_values():
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(20, 2))
-    y = np.array([None, *rng.normal(size=19).tolist()], dtype=object)
-    with pytest.raises(DataError, match="NaN"):
-        MixedLMRegressor().fit(X, y)
+@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("kind", list(MISSING))
+def test_missing_values_in_y_with_array_input(case, kind):
+    est, df, y = CASES[case]()
+    X = np.random.default_rng(0).normal(size=(len(df), 2))
+    with pytest.raises(DataError, match="y has 1 missing value .*at row 0"):
+        type(est)().fit(X, MISSING[kind](np.asarray(y)))
 
 
 # ----------------------------------------------------------- sample weights
