@@ -151,7 +151,7 @@ def test_fit_does_not_modify_data():
 
 
 def test_regressor_on_counts_in_the_sklearn_way():
-    """What the expected failures above skip, on counts: fit, predict, score."""
+    """Counts from a known model: fit, predict, score and the coefficient recovered."""
     rng = np.random.default_rng(3)
     X = rng.normal(size=(200, 2))
     y = rng.poisson(np.exp(0.3 + 0.5 * X[:, 0]))
