@@ -62,6 +62,8 @@ def test_pickle_roundtrip_predicts_identically():
     assert str(m2.summary()) == str(m.summary())
 
 
+# held-out subjects are unseen levels by design: their warning is expected here
+@pytest.mark.filterwarnings("ignore::sklmixed.exceptions.UnseenLevelsWarning")
 def test_grid_search_over_random_effect_structures_with_group_kfold():
     df = load_dataset("sleepstudy")
     y = df["reaction"].to_numpy()
@@ -75,6 +77,8 @@ def test_grid_search_over_random_effect_structures_with_group_kfold():
     assert np.all(np.isfinite(grid.cv_results_["mean_test_score"]))
 
 
+# held-out subjects are unseen levels by design: their warning is expected here
+@pytest.mark.filterwarnings("ignore::sklmixed.exceptions.UnseenLevelsWarning")
 def test_cross_val_score_within_subjects_uses_random_effects():
     df = load_dataset("sleepstudy")
     # rows of each subject in every fold: the conditional modes help prediction
@@ -162,6 +166,8 @@ def test_regressor_on_counts_in_the_sklearn_way():
         m.predict(rng.normal(size=(5, 3)))
 
 
+# held-out subjects are unseen levels by design: their warning is expected here
+@pytest.mark.filterwarnings("ignore::sklmixed.exceptions.UnseenLevelsWarning")
 def test_sample_weight_through_metadata_routing():
     from sklearn import config_context
     from sklearn.model_selection import cross_validate
