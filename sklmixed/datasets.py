@@ -13,6 +13,8 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.ipc as ipc
 
+from sklmixed.exceptions import DataError
+
 __all__ = ["list_datasets", "load_dataset"]
 
 
@@ -58,7 +60,7 @@ def load_dataset(name: str) -> pd.DataFrame:
     """
     names = list_datasets()
     if name not in names:
-        raise ValueError(f"unknown dataset {name!r}; available: {', '.join(names)}")
+        raise DataError(f"unknown dataset {name!r}; available: {', '.join(names)}")
     with (_data_dir() / f"{name}.arrow").open("rb") as fh:
         table = ipc.open_file(fh).read_all()
     return table.to_pandas()

@@ -8,7 +8,10 @@ import pytest
 matplotlib = pytest.importorskip("matplotlib")
 matplotlib.use("Agg")
 
-from sklmixed import MixedLMRegressor, load_dataset  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from sklmixed import MixedGLMClassifier, MixedLMRegressor, load_dataset  # noqa: E402
+from sklmixed.exceptions import ModelError, ParameterError  # noqa: E402
 from sklmixed.plotting import plot_ranef  # noqa: E402
 
 
@@ -27,3 +30,62 @@ def test_caterpillar_plot_intervals_from_condvar():
     assert len(y) == 18
     with pytest.raises(ValueError, match="no grouping factor 'nope'"):
         plot_ranef(m, "nope")
+
+
+def _tick_labels(ax):
+    ax.figure.canvas.draw()  # tick labels are resolved at drawing time
+    return [t.get_text() for t in ax.get_yticklabels() if t.get_visible()]
+
+
+def test_every_level_is_labelled_when_a_term_has_several_columns():
+    m = MixedLMRegressor(formula="reaction ~ 1 + days + (1 + days|subj)").fit(
+        load_dataset("sleepstudy")
+    )
+    modes = m.ranef_["subj"]
+    expected = [str(v) for v in modes.index[np.argsort(modes["(Intercept)"].to_numpy())]]
+    axes = plot_ranef(m)
+    assert _tick_labels(axes[0]) == expected
+    for a in axes:  # every axis has a tick per level, at the level's row
+        np.testing.assert_array_equal(a.get_yticks(), np.arange(18))
+        assert [t.get_text() for t in a.get_yticklabels()] in (expected, [])
+    assert not axes[1].yaxis.get_tick_params()["labelleft"]  # shared: labels once
+    # axes that the caller made (not shared): the first labelled, the others not
+    import matplotlib.pyplot as plt
+
+    _, own = plt.subplots(1, 2)
+    own = plot_ranef(m, ax=own)
+    assert _tick_labels(own[0]) == expected and _tick_labels(own[1]) == []
+    np.testing.assert_array_equal(own[1].get_yticks(), np.arange(18))
+    with pytest.raises(ParameterError, match="one Axes per random-effect column"):
+        plot_ranef(m, ax=plt.subplots(1, 3)[1])
+    with pytest.raises(ParameterError, match="level must be between 0 and 1"):
+        plot_ranef(m, level=95)
+    plt.close("all")
+
+
+@pytest.mark.filterwarnings("ignore::sklmixed.exceptions.SingularFitWarning")
+def test_three_columns_and_the_second_grouping_factor():
+    df = load_dataset("sleepstudy").assign(half=lambda d: np.where(d["days"] < 5, "a", "b"))
+    df["d2"] = df["days"] ** 2 / 10
+    m = MixedLMRegressor(formula="reaction ~ 1 + days + (1 + days + d2|subj) + (1|half)").fit(df)
+    axes = plot_ranef(m, "subj")
+    assert axes.shape == (3,) and len(_tick_labels(axes[0])) == 18
+    assert sorted(_tick_labels(plot_ranef(m, "half")[0])) == ["a", "b"]
+
+
+def test_a_model_without_random_effects_has_nothing_to_plot():
+    m = MixedLMRegressor(formula="reaction ~ 1 + days").fit(load_dataset("sleepstudy"))
+    with pytest.raises(ModelError, match="no random-effects terms"):
+        plot_ranef(m)
+    X = np.random.default_rng(0).normal(size=(10, 2))
+    clf = MixedGLMClassifier().fit(X, [0, 1] * 5)
+    with pytest.raises(ModelError, match="no random-effects terms"):
+        plot_ranef(clf)
+
+
+def test_integer_grouping_column_key():
+    df = load_dataset("sleepstudy")
+    X = pd.DataFrame({0: df["subj"], 1: df["days"]})
+    m = MixedLMRegressor(groups=0).fit(X, df["reaction"])
+    assert plot_ranef(m, 0).shape == (1,)
+    assert len(_tick_labels(plot_ranef(m)[0])) == 18

@@ -13,15 +13,29 @@ import warnings
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, is_classifier
-from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+from sklearn.utils.validation import check_is_fitted
 
+from sklmixed.estimators._checks import (
+    column_kinds,
+    conform_columns,
+    term_values,
+    validate_array,
+    validate_new_array,
+    validate_sample_weight,
+    validate_target,
+    warn_all_unseen,
+)
 from sklmixed.exceptions import (
     ConvergenceWarning,
     DataError,
+    DataTypeError,
+    ParameterError,
     RankDeficientWarning,
     SingularFitWarning,
 )
 from sklmixed.formula import build_design, build_design_from_columns
+
+__all__ = ["MixedModelBase", "as_frame", "validate_sample_weight", "warn_rank_deficient"]
 
 _NEW_LEVELS = ("population", "error")
 _CONTRASTS = ("dummy", "effects", "helmert")
@@ -62,25 +76,6 @@ def as_frame(X) -> pd.DataFrame:
     return pd.DataFrame(arr, columns=[f"x{i}" for i in range(arr.shape[1])])
 
 
-def validate_sample_weight(sample_weight, n: int):
-    """Finite, non-negative weights of the right length (None passes through)."""
-    if sample_weight is None:
-        return None
-    w = np.asarray(sample_weight, dtype=float).reshape(-1)
-    if w.shape[0] != n:
-        raise DataError(f"sample_weight has {w.shape[0]} values for {n} observations")
-    if not np.all(np.isfinite(w)):
-        raise DataError("sample_weight contains NaN or infinite values")
-    if np.any(w < 0):
-        raise DataError("sample_weight contains negative values")
-    if np.all(w == 0):
-        raise DataError(
-            "sample_weight is zero for every observation: Sample weights must "
-            "contain at least one non-zero number"
-        )
-    return w
-
-
 def warn_rank_deficient(problem, design) -> None:
     """Warn, naming the columns, when the core dropped dependent fixed effects."""
     if problem.p < problem.p_full:
@@ -107,28 +102,43 @@ class MixedModelBase(BaseEstimator):
 
     def _validate_common(self) -> None:
         if self.formula is not None and not isinstance(self.formula, str):
-            raise TypeError(f"formula must be a string or None; got {type(self.formula).__name__}")
+            raise ParameterError(
+                f"formula must be a string or None; got {type(self.formula).__name__}"
+            )
         if self.formula is not None and "~" not in self.formula:
-            raise ValueError(f"formula must contain '~'; got {self.formula!r}")
+            raise ParameterError(f"formula must contain '~'; got {self.formula!r}")
         if self.groups is not None:
-            groups = [self.groups] if isinstance(self.groups, str) else list(self.groups)
+            groups = self._groups_list()
             if not all(isinstance(g, (str, numbers.Integral)) for g in groups):
-                raise TypeError("groups must be a column name or a list of column names")
+                raise ParameterError("groups must be a column name or a list of column names")
         if self.new_levels not in _NEW_LEVELS:
-            raise ValueError(f"new_levels must be one of {_NEW_LEVELS}; got {self.new_levels!r}")
+            raise ParameterError(
+                f"new_levels must be one of {_NEW_LEVELS}; got {self.new_levels!r}"
+            )
         if not isinstance(getattr(self, "warm_start", False), (bool, np.bool_)):
-            raise TypeError(f"warm_start must be True or False; got {self.warm_start!r}")
+            raise ParameterError(f"warm_start must be True or False; got {self.warm_start!r}")
         if self.contrasts is not None:
             if not isinstance(self.contrasts, dict):
-                raise TypeError("contrasts must be a dict such as {'days': 'dummy'}")
+                raise ParameterError("contrasts must be a dict such as {'days': 'dummy'}")
             for col, coding in self.contrasts.items():
                 if coding not in _CONTRASTS:
-                    raise ValueError(f"contrasts[{col!r}] = {coding!r}; choose one of {_CONTRASTS}")
+                    raise ParameterError(
+                        f"contrasts[{col!r}] = {coding!r}; choose one of {_CONTRASTS}"
+                    )
 
     def _groups_list(self) -> list:
         if self.groups is None:
             return []
-        return [self.groups] if isinstance(self.groups, str) else list(self.groups)
+        # one column key (a name, or an integer for a frame with integer column
+        # labels), or a list of them
+        if isinstance(self.groups, (str, numbers.Integral)):
+            return [self.groups]
+        try:
+            return list(self.groups)
+        except TypeError:
+            raise ParameterError(
+                f"groups must be a column name or a list of column names; got {self.groups!r}"
+            ) from None
 
     # ----------------------------------------------------------------- design
 
@@ -149,20 +159,18 @@ class MixedModelBase(BaseEstimator):
             elif hasattr(self, "feature_names_in_"):
                 del self.feature_names_in_
             if y is not None:
-                y = column_or_1d(y, warn=True)
-                if y.shape[0] != df.shape[0]:
-                    raise DataError(f"y has {y.shape[0]} values but X has {df.shape[0]} rows")
+                y = validate_target(y, df.shape[0])
         else:
             if self.formula is not None:
-                raise TypeError(
+                raise DataTypeError(
                     "a formula needs X as a DataFrame whose columns it names; got "
                     f"{type(X).__name__}"
                 )
             if y is None:
-                raise ValueError(
+                raise DataError(
                     f"{type(self).__name__} requires y to be passed, but the target y is None"
                 )
-            X, y = validate_data(
+            X, y = validate_array(
                 self, X, y, reset=True, ensure_min_samples=2, y_numeric=not is_classifier(self)
             )
             df = pd.DataFrame(X, columns=[f"x{i}" for i in range(X.shape[1])])
@@ -183,12 +191,14 @@ class MixedModelBase(BaseEstimator):
                     f"groups names columns not in X: {missing}; columns are {list(df.columns)}"
                 )
             if y is None:
-                raise ValueError(
+                raise DataError(
                     f"{type(self).__name__} requires y to be passed, but the target y is None"
                 )
             fixed = [c for c in df.columns if c not in groups]
             design = build_design_from_columns(df, fixed=fixed, groups=groups, response=y)
             response = y
+        # what each used column held, so that predict can restore changed types
+        self._column_kinds = column_kinds(df, design.used_columns)
         return design, response
 
     def _score_target(self, X, y):
@@ -208,8 +218,8 @@ class MixedModelBase(BaseEstimator):
     def _new_frame(self, X) -> pd.DataFrame:
         """New data for prediction: tables as they are, arrays validated against fit."""
         if _is_table(X):
-            return as_frame(X)
-        X = validate_data(self, X, reset=False)
+            return conform_columns(as_frame(X), self.__dict__.get("_column_kinds", {}))
+        X = validate_new_array(self, X)
         return pd.DataFrame(X, columns=[f"x{i}" for i in range(X.shape[1])])
 
     # ----------------------------------------------------------- warm start
@@ -344,9 +354,12 @@ class MixedModelBase(BaseEstimator):
         eta = Xnew @ np.where(np.isnan(self.stderror_), 0.0, self.coef_)
         for term, tid, (refs, z) in zip(self.design_.reterms, self._term_order, re_parts):
             unseen = refs < 0
+            if unseen.shape[0] and unseen.all() and self.new_levels == "population":
+                warn_all_unseen(term.name, df, term.levels)
             if unseen.any() and self.new_levels == "error":
-                if term.name in df.columns:
-                    what = f"levels {sorted(map(str, pd.unique(df[term.name][unseen])))[:10]}"
+                values = term_values(df, term.name)
+                if values is not None:
+                    what = f"levels {sorted(map(str, pd.unique(values[unseen])))[:10]}"
                 else:
                     what = f"{int(unseen.sum())} rows with level combinations"
                 raise DataError(

@@ -7,7 +7,6 @@ import warnings
 
 import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin
-from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted
 
 from sklmixed._core._families import FAMILIES, LINKS, get_family, get_link
@@ -19,7 +18,13 @@ from sklmixed.estimators._base import (
     validate_sample_weight,
     warn_rank_deficient,
 )
-from sklmixed.exceptions import ConvergenceWarning, DataError
+from sklmixed.estimators._checks import (
+    binary_labels,
+    check_no_missing,
+    check_response_not_among_features,
+    validate_target,
+)
+from sklmixed.exceptions import ConvergenceWarning, DataError, FitError, ParameterError
 
 
 class _GLMMBase(MixedModelBase):
@@ -30,23 +35,27 @@ class _GLMMBase(MixedModelBase):
     def _validate_params_glmm(self) -> None:
         self._validate_common()
         if self.family not in self._allowed_families:
-            raise ValueError(
+            raise ParameterError(
                 f"unknown family {self.family!r} for {type(self).__name__}; choose one "
                 f"of {list(self._allowed_families)}"
             )
         if self.link is not None and self.link not in LINKS:
-            raise ValueError(f"unknown link {self.link!r}; choose one of {sorted(LINKS)}")
-        get_link(get_family(self.family), self.link)  # family/link compatibility
+            raise ParameterError(f"unknown link {self.link!r}; choose one of {sorted(LINKS)}")
+        if self.link is not None and self.link not in get_family(self.family).links:
+            raise ParameterError(
+                f"link {self.link!r} is not available for family {self.family!r}; "
+                f"choose one of {list(get_family(self.family).links)}"
+            )
         if (
             not isinstance(self.nagq, numbers.Integral)
             or isinstance(self.nagq, bool)
             or self.nagq < 1
         ):
-            raise ValueError(f"nagq must be a positive integer; got {self.nagq!r}")
+            raise ParameterError(f"nagq must be a positive integer; got {self.nagq!r}")
         if not isinstance(self.fast, (bool, np.bool_)):
-            raise TypeError(f"fast must be True or False; got {self.fast!r}")
+            raise ParameterError(f"fast must be True or False; got {self.fast!r}")
         if self.optimizer is not None and self.optimizer not in OPTIMIZERS:
-            raise ValueError(
+            raise ParameterError(
                 f"unknown optimizer {self.optimizer!r}; choose one of {sorted(OPTIMIZERS)}"
             )
 
@@ -64,7 +73,7 @@ class _GLMMBase(MixedModelBase):
         if self.nagq > 1:
             terms = design.reterms
             if len(terms) != 1 or terms[0].k != 1:
-                raise ValueError(
+                raise ParameterError(
                     f"nagq={self.nagq} (adaptive Gauss-Hermite quadrature) needs a single "
                     "scalar random-effects term such as (1|g); this model has "
                     + ", ".join(f"{t.name} ({t.k} columns)" for t in terms)
@@ -82,8 +91,8 @@ class _GLMMBase(MixedModelBase):
                 theta0=theta0,
                 beta0=beta0,
             )
-        except RuntimeError as exc:
-            raise RuntimeError(
+        except (RuntimeError, FloatingPointError) as exc:
+            raise FitError(
                 f"{exc}. Try fast=True, a simpler random-effects structure, or check "
                 "the response for complete separation"
             ) from exc
@@ -218,23 +227,16 @@ class MixedGLMClassifier(ClassifierMixin, _GLMMBase):
         self._validate_params_glmm()
         design, response = self._design(X, y)
         labels = np.asarray(response)
+        check_no_missing(labels, "the response")
         if labels.dtype.kind == "f" and not np.all(np.isfinite(labels)):
-            raise DataError("the response has NaN or infinite values")
+            raise DataError("the response has infinite values")
         weights = validate_sample_weight(sample_weight, labels.shape[0])
-        present = labels if weights is None else labels[weights > 0]
-        y_type = type_of_target(present, input_name="y")
-        if y_type not in ("binary", "unknown") or np.unique(present).shape[0] != 2:
-            if y_type == "continuous":
-                raise ValueError(f"Unknown label type: {y_type}; the response must be two labels")
-            found = np.unique(present)
-            raise ValueError(
-                "Only binary classification is supported: MixedGLMClassifier needs "
-                f"exactly two classes in the response; found {found.shape[0]} class"
-                f"{'es' if found.shape[0] != 1 else ''}: {found[:10].tolist()}"
+        # classes from the rows with positive weight: the others do not count
+        self.classes_, y01 = binary_labels(labels, weights)
+        if design.reterms:  # a leaked response; without random effects: separation, warned
+            check_response_not_among_features(
+                design.X, design.coef_names, y01, weights, affine=False
             )
-        classes = np.unique(labels)
-        self.classes_ = classes
-        y01 = (labels == classes[1]).astype(float)
         return self._fit_glmm(design, y01, sample_weight)
 
     def decision_function(self, X) -> np.ndarray:
@@ -322,8 +324,12 @@ class MixedGLMRegressor(RegressorMixin, _GLMMBase):
         self._validate_params_glmm()
         design, response = self._design(X, y)
         yv = _validate_glm_response(response, self.family, sample_weight)
-        if yv.shape[0] > 1 and np.all(yv == yv[0]):
-            raise DataError(f"the response is constant ({yv[0]:g}); there is nothing to model")
+        w = validate_sample_weight(sample_weight, yv.shape[0])
+        ypos = yv if w is None else yv[w > 0]  # zero-weight rows count nowhere (lme4)
+        if ypos.shape[0] > 1 and np.all(ypos == ypos[0]):
+            raise DataError(f"the response is constant ({ypos[0]:g}); there is nothing to model")
+        if design.reterms:  # a leaked response (a plain GLM may use any covariate)
+            check_response_not_among_features(design.X, design.coef_names, yv, w, affine=False)
         return self._fit_glmm(design, yv, sample_weight)
 
     def predict(self, X) -> np.ndarray:
@@ -340,7 +346,9 @@ class MixedGLMRegressor(RegressorMixin, _GLMMBase):
         with ``y=None`` the response is the formula's left-hand side in X."""
         y = np.asarray(self._score_target(X, y), dtype=float)
         mu = self.family_.clamp(self.predict(X))
-        w = np.ones_like(y) if sample_weight is None else np.asarray(sample_weight, float)
+        y = _validate_glm_response(validate_target(y, mu.shape[0]), self.family, None)
+        w = validate_sample_weight(sample_weight, y.shape[0])
+        w = np.ones_like(y) if w is None else w
         ybar = np.average(y, weights=w)
         dev = np.sum(w * self.family_.unit_deviance(y, mu))
         dev0 = np.sum(w * self.family_.unit_deviance(y, self.family_.clamp(np.full_like(y, ybar))))
@@ -350,6 +358,7 @@ class MixedGLMRegressor(RegressorMixin, _GLMMBase):
 def _validate_glm_response(response, family: str, sample_weight) -> np.ndarray:
     """The response as floats, checked against the family's support."""
     y = np.asarray(response)
+    check_no_missing(y, "the response")
     if y.dtype == bool:
         y = y.astype(float)
     try:
@@ -375,10 +384,12 @@ def _validate_glm_response(response, family: str, sample_weight) -> np.ndarray:
                 "counts as proportions with the numbers of trials as sample_weight)"
             )
     elif family == "poisson":
-        bad = (y < 0) | (y != np.round(y))
+        # counts, or non-negative rates (with exposures as sample_weight), as
+        # scikit-learn's PoissonRegressor and glum accept
+        bad = y < 0
         if bad.any():
             raise DataError(
-                "the poisson response must be non-negative integer counts; found "
+                "the poisson response must be non-negative (counts or rates); found "
                 f"{np.unique(y[bad])[:5].tolist()}"
             )
     return y

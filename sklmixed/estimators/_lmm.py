@@ -14,7 +14,12 @@ from sklmixed.estimators._base import (
     validate_sample_weight,
     warn_rank_deficient,
 )
-from sklmixed.exceptions import DataError
+from sklmixed.estimators._checks import (
+    check_exact_fit,
+    check_no_missing,
+    check_response_not_among_features,
+)
+from sklmixed.exceptions import DataError, ParameterError
 
 
 class MixedLMRegressor(RegressorMixin, MixedModelBase):
@@ -119,13 +124,13 @@ class MixedLMRegressor(RegressorMixin, MixedModelBase):
     def _validate_params_lmm(self) -> None:
         self._validate_common()
         if not isinstance(self.reml, (bool, np.bool_)):
-            raise TypeError(f"reml must be True or False; got {self.reml!r}")
+            raise ParameterError(f"reml must be True or False; got {self.reml!r}")
         if self.optimizer is not None and self.optimizer not in OPTIMIZERS:
-            raise ValueError(
+            raise ParameterError(
                 f"unknown optimizer {self.optimizer!r}; choose one of {sorted(OPTIMIZERS)}"
             )
         if not isinstance(self.maxfeval, (int, np.integer)) or isinstance(self.maxfeval, bool):
-            raise TypeError(f"maxfeval must be an integer; got {self.maxfeval!r}")
+            raise ParameterError(f"maxfeval must be an integer; got {self.maxfeval!r}")
 
     def fit(self, X, y=None, sample_weight=None):
         """Fit the model.
@@ -147,21 +152,34 @@ class MixedLMRegressor(RegressorMixin, MixedModelBase):
         self._validate_params_lmm()
         design, response = self._design(X, y)
         yv = _numeric_response(response)
-        if yv.shape[0] > 1 and np.all(yv == yv[0]):
-            raise DataError(f"the response is constant ({yv[0]:g}); there is nothing to model")
+        w = validate_sample_weight(sample_weight, yv.shape[0])
+        ypos = yv if w is None else yv[w > 0]  # zero-weight rows count nowhere (lme4)
+        if ypos.shape[0] > 1 and np.all(ypos == ypos[0]):
+            raise DataError(f"the response is constant ({ypos[0]:g}); there is nothing to model")
         for term in design.reterms:
-            if term.nlevels >= yv.shape[0]:
+            if term.nlevels >= ypos.shape[0]:
                 raise DataError(
                     f"grouping factor {term.name!r} has as many levels ({term.nlevels}) as "
                     "observations: its variance cannot be told apart from the residual's"
                 )
-        w = validate_sample_weight(sample_weight, yv.shape[0])
+        if design.reterms:  # without them it is an exact linear regression (warned below)
+            check_response_not_among_features(design.X, design.coef_names, yv, w, affine=True)
+        check_exact_fit(design.X, design.coef_names, yv, w, bool(design.reterms))
         problem = LMMProblem(design.X, yv, design.reterms, weights=w, reml=self.reml)
         warn_rank_deficient(problem, design)
         theta0, _ = self._warm_start(problem, design.coef_names)
-        theta, optsum = fit_lmm(
-            problem, optimizer=self.optimizer, maxfeval=self.maxfeval, theta0=theta0
-        )
+        try:
+            theta, optsum = fit_lmm(
+                problem, optimizer=self.optimizer, maxfeval=self.maxfeval, theta0=theta0
+            )
+        except FloatingPointError as exc:
+            # the objective is -inf (or NaN) already at the start: the fixed effects
+            # reproduce the response exactly (or the data are degenerate)
+            raise DataError(
+                f"{exc}: the fixed effects fit the response exactly (zero residual "
+                "variance); is the response, or a combination of columns equal to it, "
+                "among the fixed effects?"
+            ) from exc
         result = lmm_result(problem, theta, optsum, design.formula_text, design.coef_names)
         u = problem.u()
         self._set_fitted(result, design, problem, problem.b(u, theta), u, yv)
@@ -200,6 +218,8 @@ class MixedLMRegressor(RegressorMixin, MixedModelBase):
         4.69516
         """
         check_is_fitted(self, "problem_")
+        if not self.design_.reterms:
+            return _ols_leverage(self.design_.X[:, ~np.isnan(self.stderror_)], self._fit_weights)
         self.problem_.update(self.theta_)
         return leverage(self.problem_, self.theta_)
 
@@ -207,8 +227,17 @@ class MixedLMRegressor(RegressorMixin, MixedModelBase):
         return self.problem_
 
 
+def _ols_leverage(X: np.ndarray, weights) -> np.ndarray:
+    """Hat-matrix diagonal of a (weighted) linear model without random effects:
+    squared row norms of Q in sqrt(W) X = QR."""
+    sw = np.ones(X.shape[0]) if weights is None else np.sqrt(weights)
+    q, _ = np.linalg.qr(X * sw[:, None])
+    return np.einsum("ij,ij->i", q, q)
+
+
 def _numeric_response(response) -> np.ndarray:
     y = np.asarray(response)
+    check_no_missing(y, "the response")
     if y.dtype == object or y.dtype.kind in "USO":
         try:
             y = y.astype(float)

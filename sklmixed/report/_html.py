@@ -80,6 +80,8 @@ def _coef_rows(result) -> tuple[list[str], list[list[str]]]:
 
 def _nobs(result) -> str:
     levels = ", ".join(str(vc.nlevels) for vc in result.varcomps)
+    if not levels:  # no random-effects terms
+        return f"Number of obs: {result.nobs}"
     return f"Number of obs: {result.nobs}; levels of grouping factors: {levels}"
 
 
@@ -110,7 +112,9 @@ def render_html(result) -> str:
     parts.append("</p>")
     labels, values = _statistics(result)
     parts.append(_html_table(labels, [values], "Fit statistics"))
-    parts.append(_html_table(*_varcomp_rows(result), "Variance components"))
+    header, rows = _varcomp_rows(result)
+    if rows:  # a GLMM without random-effects terms has none
+        parts.append(_html_table(header, rows, "Variance components"))
     parts.append(f"<p>{e(_nobs(result))}</p>")
     parts.append(_html_table(*_coef_rows(result), "Fixed-effects parameters"))
     parts.append("</div>")
@@ -131,15 +135,13 @@ def render_markdown(result) -> str:
     """The summary as Markdown (a title, three tables and the observation counts)."""
     title = _title(result)
     labels, values = _statistics(result)
+    header, rows = _varcomp_rows(result)
     out = [f"**{title[0]}**", "", f"`{title[1]}`", ""]
     out += [t + "  " for t in title[2:]]
+    out += [_md_table(labels, [values]), ""]
+    if rows:  # a GLMM without random-effects terms has none
+        out += ["Variance components:", "", _md_table(header, rows), ""]
     out += [
-        _md_table(labels, [values]),
-        "",
-        "Variance components:",
-        "",
-        _md_table(*_varcomp_rows(result)),
-        "",
         _nobs(result),
         "",
         "Fixed-effects parameters:",
