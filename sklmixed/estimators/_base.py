@@ -209,7 +209,7 @@ class MixedModelBase(BaseEstimator):
             return y
         check_is_fitted(self, "design_")
         if not self.design_.has_response:  # formula=None, or no left-hand side
-            raise ValueError(
+            raise DataError(
                 f"{type(self).__name__}.score needs y: the model has no formula response "
                 "to take it from"
             )
