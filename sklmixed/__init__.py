@@ -6,13 +6,16 @@ with the ergonomics of scikit-learn.
 
 from sklmixed.datasets import list_datasets, load_dataset
 from sklmixed.estimators import MixedGLMClassifier, MixedGLMRegressor, MixedLMRegressor
+from sklmixed.inference import BootstrapResult, lrtest
 
 __version__ = "0.1.0"
 __all__ = [
+    "BootstrapResult",
     "MixedGLMClassifier",
     "MixedGLMRegressor",
     "MixedLMRegressor",
     "__version__",
     "list_datasets",
     "load_dataset",
+    "lrtest",
 ]

@@ -66,8 +66,12 @@ def minimize(
     optimizer: str | None = None,
     maxfeval: int = -1,
     use_bounds: bool | None = None,
+    initial_step: np.ndarray | None = None,
 ) -> OptSummary:
     """Minimize ``fun`` from ``x0`` with nlopt; return the OptSummary.
+
+    ``initial_step`` sets nlopt's first step per parameter (by default nlopt
+    derives it from the distance of ``x0`` to the bounds).
 
     ``fun`` may return ``inf`` where the parameters are infeasible (a factor that
     is not positive definite); nlopt then sees the initial objective instead, as
@@ -113,6 +117,8 @@ def minimize(
     opt.set_xtol_abs(XTOL_ABS)
     if maxfeval > 0:
         opt.set_maxeval(int(maxfeval))
+    if initial_step is not None:
+        opt.set_initial_step(np.asarray(initial_step, dtype=float))
     # NEWUOA is the unconstrained algorithm; the others honour the bounds.
     bounded = (name != "LN_NEWUOA") if use_bounds is None else use_bounds
     if bounded and np.any(np.isfinite(lower)):
@@ -168,15 +174,28 @@ def finalize_theta(
     return theta, float(best)
 
 
-def fit_lmm(problem, *, optimizer: str | None = None, maxfeval: int = -1):
+def fit_lmm(
+    problem,
+    *,
+    optimizer: str | None = None,
+    maxfeval: int = -1,
+    theta0=None,
+    initial_step=None,
+):
     """Optimize a :class:`~sklmixed._core._lmm.LMMProblem`; leave L at the optimum.
 
-    Returns the final theta and the OptSummary (whose ``final``/``fmin`` are the
-    flipped and snapped values).
+    Starts at lambda = I, or at ``theta0`` with first steps ``initial_step`` (a
+    bootstrap refit starts at the fitted theta). Returns the final theta and the
+    OptSummary (whose ``final``/``fmin`` are the flipped and snapped values).
     """
-    x0 = problem.initial_theta()
+    x0 = problem.initial_theta() if theta0 is None else np.array(theta0, dtype=float)
     opt = minimize(
-        problem.objective, x0, problem.lower_bounds(), optimizer=optimizer, maxfeval=maxfeval
+        problem.objective,
+        x0,
+        problem.lower_bounds(),
+        optimizer=optimizer,
+        maxfeval=maxfeval,
+        initial_step=initial_step,
     )
     if optimizer is None and problem.boundary_trap(opt.final):
         # A diagonal element of a correlated lambda stuck at its bound of zero while

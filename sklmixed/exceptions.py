@@ -14,6 +14,7 @@ __all__ = [
     "ConvergenceWarning",
     "DataError",
     "FormulaError",
+    "InferenceError",
     "MissingColumnError",
     "RankDeficientWarning",
     "SingularFitWarning",
@@ -34,6 +35,11 @@ class MissingColumnError(FormulaError, KeyError):
 
 class DataError(ValueError):
     """Data that cannot be modelled as asked (NaN, one level, wrong response, ...)."""
+
+
+class InferenceError(ValueError):
+    """An inference request that cannot be honoured: models that a likelihood-ratio
+    test cannot compare, a confidence level outside (0, 1), an unknown method."""
 
 
 class SklmixedWarning(UserWarning):
