@@ -66,5 +66,24 @@ out$confint_wald_sleepstudy <- ci_list(wald[lme4_rows, ], ci_names)
 prof <- confint(m2, method = "profile", oldNames = FALSE)
 out$confint_profile_sleepstudy <- ci_list(prof[lme4_rows, ], ci_names)
 
+# (e) lme4's parametric bootstrap of the same model (bootMer, new random effects,
+# use.u = FALSE): the 2.5% and 97.5% quantiles (type 7, numpy's default) of 4000
+# replicates of each parameter. Non-finite values (a correlation whose SD is 0 in
+# that replicate) are left out, as sklmixed does.
+params <- function(m) {
+  # VarCorr's data frame lists sd_(Intercept), sd_days, cor, then sigma: with
+  # fixef first this is the order of ci_names
+  c(fixef(m), as.data.frame(VarCorr(m))$sdcor)
+}
+nboot <- 4000
+t0 <- Sys.time()
+b <- bootMer(m2, params, nsim = nboot, seed = 20261125, use.u = FALSE, type = "parametric")
+elapsed <- as.numeric(difftime(Sys.time(), t0, units = "secs"))
+q <- apply(b$t, 2, function(v) quantile(v[is.finite(v)], c(0.025, 0.975), type = 7))
+out$bootstrap_percentile_sleepstudy <- list(
+  names = ci_names, n_boot = nboot, seconds = elapsed,
+  lower = unname(q[1, ]), upper = unname(q[2, ]),
+  n_finite = unname(colSums(is.finite(b$t))))
+
 writeLines(toJSON(out, digits = NA, auto_unbox = TRUE, pretty = TRUE, na = "null"),
            "inference_reference.json")
