@@ -440,13 +440,13 @@ class MixedModelBase(BaseEstimator):
         >>> from sklmixed import MixedLMRegressor, load_dataset
         >>> m = MixedLMRegressor(formula="reaction ~ 1 + days + (1 + days|subj)")
         >>> m.fit(load_dataset("sleepstudy")).confint().round(3)
-                                       lower    upper
-        (Intercept)                  238.402  264.409
-        days                           7.518   13.347
-        sd(subj: (Intercept))            NaN      NaN
-        sd(subj: days)                   NaN      NaN
-        corr(subj: (Intercept), days)    NaN      NaN
-        sigma                            NaN      NaN
+                                         lower    upper
+        (Intercept)                    238.406  264.404
+        days                             7.523   13.412
+        sd(subj: (Intercept))              NaN      NaN
+        sd(subj: days)                     NaN      NaN
+        corr(subj: (Intercept), days)      NaN      NaN
+        sigma                              NaN      NaN
         """
         from sklmixed.inference import confint
 

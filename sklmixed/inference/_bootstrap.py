@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import copy
 import math
-import numbers
 import warnings
 
 import numpy as np
@@ -29,31 +28,10 @@ from sklmixed._optim import fit_glmm, fit_lmm
 from sklmixed.exceptions import ConvergenceWarning, InferenceError
 from sklmixed.inference._params import check_level, parameter_names, variance_parameters
 from sklmixed.inference._progress import progress_bar
-from sklmixed.inference._simulate import Simulator, check_count
+from sklmixed.inference._simulate import Simulator, check_count, seed_sequence
 
 _CONVERGED = ("SUCCESS", "FTOL_REACHED", "XTOL_REACHED", "STOPVAL_REACHED")
 _METHODS = ("shortest", "percentile")
-
-
-def _seed_sequence(random_state) -> np.random.SeedSequence:
-    """One root SeedSequence from None, an int, a SeedSequence, a Generator or a
-    RandomState (the last two are advanced by one draw of entropy)."""
-    if random_state is None:
-        return np.random.SeedSequence()
-    if isinstance(random_state, np.random.SeedSequence):
-        return random_state
-    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
-        if random_state < 0:
-            raise InferenceError(f"random_state must be non-negative; got {random_state}")
-        return np.random.SeedSequence(int(random_state))
-    if isinstance(random_state, np.random.Generator):
-        return np.random.SeedSequence(random_state.integers(0, 2**63, size=4).tolist())
-    if isinstance(random_state, np.random.RandomState):
-        return np.random.SeedSequence(random_state.randint(0, 2**31, size=4).tolist())
-    raise InferenceError(
-        "random_state must be None, an int, a numpy Generator, SeedSequence or RandomState; "
-        f"got {type(random_state).__name__}"
-    )
 
 
 class _LMMRefit:
@@ -188,7 +166,9 @@ class BootstrapResult:
             values = self.replicates[name].to_numpy(dtype=float)
             values = np.sort(values[np.isfinite(values)])
             rows.append(_interval(values, level, method))
-        return pd.DataFrame(rows, index=list(self.replicates.columns[1:]), columns=["lower", "upper"])
+        return pd.DataFrame(
+            rows, index=list(self.replicates.columns[1:]), columns=["lower", "upper"]
+        )
 
 
 def _interval(v: np.ndarray, level: float, method: str) -> tuple[float, float]:
@@ -209,7 +189,7 @@ def bootstrap(model, n_boot=1000, random_state=None, n_jobs=None, verbose=False)
     """Parametric bootstrap of a fitted model; see the estimators' ``bootstrap``."""
     check_is_fitted(model, "result_")
     n_boot = check_count(n_boot, "n_boot")
-    root = _seed_sequence(random_state)
+    root = seed_sequence(random_state)
     refit = _GLMMRefit(model) if model.result_.is_glmm else _LMMRefit(model)
     seeds = root.spawn(n_boot)
 

@@ -193,27 +193,27 @@ def lrtest(*models) -> pd.DataFrame:
             raise InferenceError(
                 f"argument {i + 1} of lrtest ({type(m).__name__}) is not a fitted mixed model"
             )
-    models = list(models)
-    _check_kinds(models)
-    _check_same_data(models)
-    order = sorted(range(len(models)), key=lambda i: models[i].dof_)  # stable
+    fits = list(models)
+    _check_kinds(fits)
+    _check_same_data(fits)
+    order = sorted(range(len(fits)), key=lambda i: fits[i].dof_)  # stable
     for a, b in zip(order, order[1:]):
-        if models[a].dof_ == models[b].dof_:
+        if fits[a].dof_ == fits[b].dof_:
             raise InferenceError(
-                f"{_label(a, models[a])} and {_label(b, models[b])} both have "
-                f"{models[a].dof_} parameters: nested models must differ in their number "
+                f"{_label(a, fits[a])} and {_label(b, fits[b])} both have "
+                f"{fits[a].dof_} parameters: nested models must differ in their number "
                 "of parameters"
             )
-        _check_nested(models[a], models[b], a, b)
+        _check_nested(fits[a], fits[b], a, b)
 
-    dof = np.array([models[i].dof_ for i in order], dtype=np.int64)
-    dev = np.array([models[i].objective_ for i in order], dtype=float)
+    dof = np.array([fits[i].dof_ for i in order], dtype=np.int64)
+    dev = np.array([fits[i].objective_ for i in order], dtype=float)
     drop = dev[:-1] - dev[1:]
     if np.any(drop < 0):
         k = int(np.argmin(drop))
         warnings.warn(
-            f"{_label(order[k + 1], models[order[k + 1]])} has a higher deviance than the "
-            f"smaller {_label(order[k], models[order[k]])}: the larger fit may not have "
+            f"{_label(order[k + 1], fits[order[k + 1]])} has a higher deviance than the "
+            f"smaller {_label(order[k], fits[order[k]])}: the larger fit may not have "
             "reached its optimum; its chi-squared statistic is set to 0",
             ConvergenceWarning,
             stacklevel=2,
@@ -223,7 +223,7 @@ def lrtest(*models) -> pd.DataFrame:
     p = np.concatenate(([np.nan], stats.chi2.sf(chisq[1:], df[1:])))
     return pd.DataFrame(
         {
-            "formula": [models[i].result_.formula for i in order],
+            "formula": [fits[i].result_.formula for i in order],
             "dof": dof,
             "deviance": dev,
             "chisq": chisq,

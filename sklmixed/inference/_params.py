@@ -27,7 +27,7 @@ def _corr_pairs(structural_zero: np.ndarray) -> list[tuple[int, int]]:
 def variance_names(groups: Sequence[tuple[str, Sequence[str], np.ndarray]]) -> list[str]:
     """``sd(g: col)`` and ``corr(g: col1, col2)`` rows for terms given as
     (grouping factor, column names, structural-zero mask)."""
-    names = []
+    names: list[str] = []
     for group, columns, zero in groups:
         names.extend(f"sd({group}: {c})" for c in columns)
         names.extend(

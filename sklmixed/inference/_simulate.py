@@ -20,23 +20,34 @@ from sklmixed.exceptions import DataError, InferenceError
 _FAMILIES = ("bernoulli", "binomial", "poisson")
 
 
-def as_generator(random_state) -> np.random.Generator:
-    """A numpy Generator from None, an int, a SeedSequence, a Generator or a
-    legacy RandomState (which is advanced, as scikit-learn does)."""
-    if isinstance(random_state, np.random.Generator):
+def seed_sequence(random_state) -> np.random.SeedSequence:
+    """A SeedSequence from None, an int, a SeedSequence, a Generator or a legacy
+    RandomState (the last two are advanced by one draw of entropy, as
+    scikit-learn consumes a RandomState)."""
+    if random_state is None:
+        return np.random.SeedSequence()
+    if isinstance(random_state, np.random.SeedSequence):
         return random_state
-    if isinstance(random_state, np.random.RandomState):
-        return np.random.default_rng(random_state.randint(0, 2**32, size=4, dtype=np.uint64))
-    if random_state is None or isinstance(
-        random_state, (numbers.Integral, np.random.SeedSequence)
-    ):
-        if isinstance(random_state, numbers.Integral) and random_state < 0:
+    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
+        if random_state < 0:
             raise InferenceError(f"random_state must be non-negative; got {random_state}")
-        return np.random.default_rng(random_state)
+        return np.random.SeedSequence(int(random_state))
+    if isinstance(random_state, np.random.Generator):
+        return np.random.SeedSequence(random_state.integers(0, 2**63, size=4).tolist())
+    if isinstance(random_state, np.random.RandomState):
+        return np.random.SeedSequence(random_state.randint(0, 2**31, size=4).tolist())
     raise InferenceError(
         "random_state must be None, an int, a numpy Generator, SeedSequence or RandomState; "
-        f"got {type(random_state).__name__}"
+        f"got {random_state!r}"
     )
+
+
+def as_generator(random_state) -> np.random.Generator:
+    """A Generator: the one given, or one seeded by :func:`seed_sequence` (an int
+    seed gives numpy's ``default_rng(seed)`` stream)."""
+    if isinstance(random_state, np.random.Generator):
+        return random_state
+    return np.random.default_rng(seed_sequence(random_state))
 
 
 def check_count(value, name: str) -> int:

@@ -176,6 +176,8 @@ def test_bad_random_state():
     m = MixedLMRegressor(formula="yield ~ 1 + (1|batch)").fit(load_dataset("dyestuff"))
     with pytest.raises(InferenceError, match="random_state"):
         m.simulate(1, random_state="seed")
+    with pytest.raises(InferenceError, match="random_state"):
+        m.simulate(1, random_state=True)
 
 
 def test_binomial_needs_whole_trials():
