@@ -221,3 +221,10 @@ def test_glmms_of_different_families_are_refused(sleep):
     m1 = MixedGLMRegressor(formula="fast ~ 1 + days + (1|subj)", family="bernoulli").fit(d)
     with pytest.raises(InferenceError, match="differ in family or link"):
         lrtest(m0, m1)
+
+
+def test_a_model_without_random_effects_is_nested_in_one_with(sleep, fits):
+    lm = MixedLMRegressor(formula="reaction ~ 1 + days").fit(sleep)
+    table = lrtest(fits[1], lm)
+    assert table["dof"].tolist() == [3, 4]
+    assert table["chisq"].iloc[1] == pytest.approx(lm.objective_ - fits[1].objective_)
