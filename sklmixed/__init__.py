@@ -6,6 +6,7 @@ with the ergonomics of scikit-learn.
 
 from sklmixed.datasets import list_datasets, load_dataset
 from sklmixed.estimators import MixedGLMClassifier, MixedGLMRegressor, MixedLMRegressor
+from sklmixed.inference import BootstrapResult, lrtest
 from sklmixed.scorers import (
     conditional_deviance,
     conditional_loglik,
@@ -15,6 +16,7 @@ from sklmixed.scorers import (
 
 __version__ = "0.1.0"
 __all__ = [
+    "BootstrapResult",
     "MixedGLMClassifier",
     "MixedGLMRegressor",
     "MixedLMRegressor",
@@ -25,4 +27,5 @@ __all__ = [
     "load_dataset",
     "marginal_deviance",
     "marginal_loglik",
+    "lrtest",
 ]

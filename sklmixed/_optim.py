@@ -77,6 +77,9 @@ def minimize(
 ) -> OptSummary:
     """Minimize ``fun`` from ``x0`` with nlopt; return the OptSummary.
 
+    ``initial_step`` sets nlopt's first step per parameter (by default nlopt
+    derives it from the distance of ``x0`` to the bounds).
+
     ``fun`` may return ``inf`` where the parameters are infeasible (a factor that
     is not positive definite); nlopt then sees the initial objective instead, as
     MixedModels.jl does, which keeps the quadratic models of NEWUOA/BOBYQA finite.
@@ -184,13 +187,19 @@ def warm_step(x0: np.ndarray) -> np.ndarray:
 
 
 def fit_lmm(
-    problem, *, optimizer: str | None = None, maxfeval: int = -1, theta0: np.ndarray | None = None
+    problem,
+    *,
+    optimizer: str | None = None,
+    maxfeval: int = -1,
+    theta0: np.ndarray | None = None,
+    initial_step: np.ndarray | None = None,
 ):
     """Optimize a :class:`~sklmixed._core._lmm.LMMProblem`; leave L at the optimum.
 
-    ``theta0`` (a warm start, e.g. the optimum of a related fit) replaces the
-    default start lambda = I. Returns the final theta and the OptSummary (whose
-    ``final``/``fmin`` are the flipped and snapped values).
+    Starts at lambda = I, or at ``theta0`` (a warm start, e.g. the optimum of a
+    related fit, or the fitted theta for a bootstrap refit) with first steps
+    ``initial_step`` (default :func:`warm_step`). Returns the final theta and the
+    OptSummary (whose ``final``/``fmin`` are the flipped and snapped values).
     """
     x0 = problem.initial_theta() if theta0 is None else np.array(theta0, dtype=float)
     opt = minimize(
@@ -199,7 +208,9 @@ def fit_lmm(
         problem.lower_bounds(),
         optimizer=optimizer,
         maxfeval=maxfeval,
-        initial_step=None if theta0 is None else warm_step(x0),
+        initial_step=(
+            initial_step if initial_step is not None or theta0 is None else warm_step(x0)
+        ),
     )
     if optimizer is None and problem.boundary_trap(opt.final):
         # A diagonal element of a correlated lambda stuck at its bound of zero while

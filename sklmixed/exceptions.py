@@ -20,6 +20,7 @@ __all__ = [
     "DataTypeError",
     "FitError",
     "FormulaError",
+    "InferenceError",
     "MissingColumnError",
     "ModelError",
     "ParameterError",
@@ -65,6 +66,11 @@ class ModelError(ValueError):
 class FitError(RuntimeError):
     """The numerical fit failed (the conditional modes or the factor could not be
     computed at any parameter value the optimizer tried)."""
+
+
+class InferenceError(ValueError):
+    """An inference request that cannot be honoured: models that a likelihood-ratio
+    test cannot compare, a confidence level outside (0, 1), an unknown method."""
 
 
 class SklmixedWarning(UserWarning):

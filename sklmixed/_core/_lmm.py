@@ -250,6 +250,32 @@ class LMMProblem:
         self.A = A
         self._dense = None  # rebuilt from the new A on the next objective()
 
+    def set_response(self, y: ArrayLike) -> None:
+        """Install a new response, keeping every block that does not depend on it.
+
+        Only the last row of A changes: Z_j' W y for each term, and X' W y, y' W y
+        (the weights are those installed last). This is the whole per-replicate
+        setup of a parametric bootstrap; the block patterns, the Z'Z and X'X
+        blocks and the small-problem dense evaluator are reused in place.
+        """
+        y = np.asarray(y, dtype=float).reshape(-1)
+        if y.shape[0] != self.n:
+            raise ValueError(f"the new response has {y.shape[0]} values for {self.n} rows")
+        self.y = y
+        self._Xy_raw[:, -1] = y
+        wy = y if self.sqrtw is None else y * self.sqrtw**2
+        m = self.m
+        for j in range(m):
+            self.A[(m, j)][-1, :] = self._Zt[j] @ wy
+        last = self._Xy_raw.T @ wy  # [X y]' W y: the last row (and column) of A_mm
+        self.A[(m, m)][-1, :] = last
+        self.A[(m, m)][:, -1] = last
+        if self._dense is not None:  # the same row and column of its dense copy of A
+            Ad, q = self._dense.A, self._dense.q
+            row = np.concatenate([self.A[(m, j)][-1, :] for j in range(m)] + [last])
+            Ad[q + self.p, :] = row
+            Ad[:, q + self.p] = row
+
     # ------------------------------------------------------ theta bookkeeping
 
     def initial_theta(self) -> NDArray[Any]:

@@ -455,3 +455,127 @@ class MixedModelBase(BaseEstimator):
     def residuals(self) -> np.ndarray:
         """Response residuals of the training data, y - fitted."""
         return self._y_fit - self.fitted_values()
+
+    # ------------------------------------------------------------- inference
+
+    def confint(
+        self,
+        level: float = 0.95,
+        method: str = "wald",
+        *,
+        n_boot: int = 1000,
+        random_state=None,
+        n_jobs=None,
+        verbose: bool = False,
+    ) -> pd.DataFrame:
+        """Confidence intervals of the fixed effects and variance parameters.
+
+        Parameters
+        ----------
+        level : float, default=0.95
+            Coverage, strictly between 0 and 1.
+        method : {"wald", "profile", "bootstrap"}, default="wald"
+            ``"wald"``: coef +- z * standard error for the fixed effects and NaN for
+            the variance parameters (lme4's ``confint(method = "Wald")``);
+            ``"profile"``: profile-likelihood intervals (lme4's default);
+            ``"bootstrap"``: shortest intervals of a parametric bootstrap
+            (:meth:`bootstrap`, whose arguments follow).
+        n_boot, random_state, n_jobs, verbose
+            Passed to :meth:`bootstrap` when ``method="bootstrap"``.
+
+        Returns
+        -------
+        DataFrame
+            Columns ``lower`` and ``upper``; rows ``coef_names_``, then per
+            random-effects term ``sd(g: col)`` and ``corr(g: col1, col2)``, then
+            ``sigma`` (models with a residual scale).
+
+        Examples
+        --------
+        >>> from sklmixed import MixedLMRegressor, load_dataset
+        >>> m = MixedLMRegressor(formula="reaction ~ 1 + days + (1 + days|subj)")
+        >>> m.fit(load_dataset("sleepstudy")).confint().round(3)
+                                         lower    upper
+        (Intercept)                    238.406  264.404
+        days                             7.523   13.412
+        sd(subj: (Intercept))              NaN      NaN
+        sd(subj: days)                     NaN      NaN
+        corr(subj: (Intercept), days)      NaN      NaN
+        sigma                              NaN      NaN
+        """
+        from sklmixed.inference import confint
+
+        return confint(
+            self,
+            level,
+            method,
+            n_boot=n_boot,
+            random_state=random_state,
+            n_jobs=n_jobs,
+            verbose=verbose,
+        )
+
+    def simulate(self, n_sims: int = 1, random_state=None) -> np.ndarray:
+        """Responses simulated from the fitted model, shape (n_sims, n_samples).
+
+        Each simulation draws new random effects from the fitted covariance and
+        new noise: normal with the fitted sigma (divided by sqrt(sample_weight))
+        for a linear mixed model; Bernoulli, binomial (proportions of successes
+        out of the sample_weight trials) or Poisson draws at the conditional
+        mean for a GLMM; class labels for the classifier.
+
+        Parameters
+        ----------
+        n_sims : int, default=1
+        random_state : int, numpy Generator or RandomState, optional
+
+        Examples
+        --------
+        >>> from sklmixed import MixedLMRegressor, load_dataset
+        >>> m = MixedLMRegressor(formula="yield ~ 1 + (1|batch)").fit(load_dataset("dyestuff"))
+        >>> m.simulate(n_sims=3, random_state=0).shape
+        (3, 30)
+        """
+        from sklmixed.inference import simulate
+
+        return simulate(self, n_sims, random_state)
+
+    def bootstrap(self, n_boot: int = 1000, random_state=None, n_jobs=None, verbose=False):
+        """Parametric bootstrap: refit the model to responses simulated from it.
+
+        As MixedModels.jl's ``parametricbootstrap``: each replicate simulates a
+        response (:meth:`simulate`) and refits, reusing every part of the fit that
+        does not depend on the response and starting from the fitted parameters.
+
+        Parameters
+        ----------
+        n_boot : int, default=1000
+            Number of replicates.
+        random_state : int, numpy Generator or RandomState, optional
+            The replicates are the same for a given seed whatever ``n_jobs``.
+        n_jobs : int, optional
+            Parallel workers (joblib); None is one.
+        verbose : bool, default=False
+            Show a progress bar (tqdm's when installed).
+
+        Returns
+        -------
+        BootstrapResult
+            ``replicates`` (a DataFrame: ``objective`` and the parameters of
+            :meth:`confint`, one row per replicate) and ``confint(level, method)``.
+
+        Examples
+        --------
+        >>> from sklmixed import MixedLMRegressor, load_dataset
+        >>> m = MixedLMRegressor(formula="yield ~ 1 + (1|batch)").fit(load_dataset("dyestuff"))
+        >>> boot = m.bootstrap(n_boot=200, random_state=1)
+        >>> boot.replicates.columns.tolist()
+        ['objective', '(Intercept)', 'sd(batch: (Intercept))', 'sigma']
+        >>> boot.confint().columns.tolist()
+        ['lower', 'upper']
+        """
+        from sklmixed.inference import bootstrap
+
+        return bootstrap(
+            self, n_boot=n_boot, random_state=random_state, n_jobs=n_jobs, verbose=verbose
+        )

@@ -216,3 +216,31 @@ def test_condvar_and_leverage_match_dense_formulas(structure):
     P[:q, :q] = np.eye(q)
     H = W @ np.linalg.solve(W.T @ W + P, W.T)
     np.testing.assert_allclose(leverage(prob, theta, chunk=37), np.diag(H), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("dense_max", [0, 10_000], ids=["blocked", "dense"])
+@pytest.mark.parametrize("structure", ["vector", "crossed", "vector_and_scalar"])
+def test_set_response_equals_a_problem_built_for_that_response(structure, dense_max, monkeypatch):
+    monkeypatch.setattr(_lmm, "DENSE_MAX", dense_max)
+    rng = np.random.default_rng(5)
+    terms = _structures(np.random.default_rng(0))[structure]
+    n = terms[0].refs.shape[0]
+    X = np.column_stack((np.ones(n), rng.normal(size=n)))
+    weights = rng.uniform(0.5, 2.0, n)
+    y1, y2 = rng.normal(size=(2, n)) + 3.0
+    prob = LMMProblem(X, y1, terms, weights=weights)
+    theta = rng.uniform(0.3, 1.5, prob.ntheta)
+    prob.objective(theta)  # builds the dense evaluator (when used) from y1
+    prob.set_response(y2)
+    fresh = LMMProblem(X, y2, terms, weights=weights)
+    for key, blk in fresh.A.items():
+        got = prob.A[key]
+        dense = getattr(blk, "to_dense", None)
+        np.testing.assert_allclose(
+            got.to_dense() if dense else got, dense() if dense else blk, rtol=1e-13, atol=1e-12
+        )
+    assert prob.objective(theta) == pytest.approx(fresh.objective(theta), rel=1e-12)
+    assert prob.update(theta) and fresh.update(theta)
+    np.testing.assert_allclose(prob.beta(), fresh.beta(), rtol=1e-10)
+    with pytest.raises(ValueError, match="3 values for"):
+        prob.set_response(np.ones(3))
