@@ -1,9 +1,11 @@
 """Errors and warnings that sklmixed raises, so that users can catch or filter them.
 
-Every error is a subclass of ``ValueError`` (bad formulas, bad data) or of
-``KeyError`` as well (a column that is not there), raised before any numerics.
-Warnings derive from :class:`SklmixedWarning`; ``ConvergenceWarning`` is
-scikit-learn's, so existing filters for it apply.
+Errors about the input (a formula, the data, a hyperparameter) are subclasses of
+``ValueError`` (``MissingColumnError`` is a ``KeyError`` as well) and are raised
+before any numerics, with a message naming the column, term or value at fault.
+sklmixed's own warnings derive from ``SklmixedWarning``; ``ConvergenceWarning``
+is scikit-learn's, so existing filters for it apply. The troubleshooting page
+lists every error and warning a fit can raise, these and the others.
 """
 
 from __future__ import annotations

@@ -170,7 +170,7 @@ def plot_shrinkage(model, data, group: str | None = None, *, ax=None):
     """Shrinkage plot: conditional modes against within-group estimates.
 
     For each level of ``group`` an arrow runs from the level's own least-squares
-    estimate of its random effects (:func:`within_group_estimates`, open circle)
+    estimate of its random effects (``within_group_estimates``, open circle)
     to its conditional mode (``model.ranef_``, filled circle), as in
     MixedModels.jl's ``shrinkageplot``: how far the model pulls each level
     towards the population (the origin). A term with two or more columns gets
