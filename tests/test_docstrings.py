@@ -12,7 +12,8 @@ For every public class, function and method (what the API page shows):
   entry per parameter (a grouped ``a, b : ...`` entry gets no default on the page);
 - each entry has a type; ``default=<value>`` equals the signature's default, a
   None default is written ``optional`` (or ``default=None``), a required
-  parameter says neither;
+  parameter says neither; a choice set ``{...}`` starts with the default (the
+  page shows its first element as the default);
 - functions and methods have a Returns section (unless annotated ``-> None``);
 - no Sphinx roles (``:class:`...```), which mkdocstrings prints literally;
 - the estimators' Attributes sections list exactly the public fitted attributes.
@@ -127,6 +128,12 @@ def _check_parameters(qualname, func, doc, errors):
             errors.append(f"{qualname}: parameter {name!r} has no type")
             continue
         stated = re.search(r"default=(.+)$", kind)
+        if kind.startswith("{") and p.default is not p.empty:
+            # mkdocstrings (griffe) shows a choice set's first element as the
+            # default, whatever the signature says
+            first = ast.literal_eval(kind[1 : kind.index("}")].split(",")[0].strip())
+            if first != p.default:
+                errors.append(f"{qualname}: {name!r}: first choice {first!r} is not the default")
         if p.default is p.empty:
             if stated or "optional" in kind:
                 errors.append(f"{qualname}: required parameter {name!r} says {kind!r}")

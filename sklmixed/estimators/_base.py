@@ -23,6 +23,10 @@ from sklmixed.exceptions import (
 )
 from sklmixed.formula import build_design, build_design_from_columns
 
+# Where the documentation site is published (mkdocs.yml's site_url; a test keeps
+# the two equal). The estimators' HTML repr links to their pages there.
+DOCS_URL = "https://sklmixed.readthedocs.io/en/latest/"
+
 _NEW_LEVELS = ("population", "error")
 _CONTRASTS = ("dummy", "effects", "helmert")
 
@@ -97,6 +101,12 @@ def warn_rank_deficient(problem, design) -> None:
 
 class MixedModelBase(BaseEstimator):
     """Shared behaviour of the mixed-model estimators (not for direct use)."""
+
+    # scikit-learn's HTML repr (notebooks) links the estimator's name to this page
+    # and each parameter and fitted attribute to its entry there (a text fragment
+    # made of the name and its docstring type line, which the site displays).
+    _doc_link_module = "sklmixed"
+    _doc_link_template = DOCS_URL + "api/{estimator_name}/"
 
     # ------------------------------------------------------------ validation
 

@@ -146,8 +146,9 @@ class MixedGLMClassifier(ClassifierMixin, _GLMMBase):
         Grouping columns, used only when ``formula`` is None.
     family : {"bernoulli"}, default="bernoulli"
         The response distribution (the only one for binary labels).
-    link : {"logit", "probit", "cloglog", "cauchit"}, optional
-        The link function; logit by default.
+    link : str, optional
+        The link function: ``"logit"`` (the default), ``"probit"``,
+        ``"cloglog"`` or ``"cauchit"``.
     nagq : int, default=1
         Number of adaptive Gauss-Hermite quadrature points; 1 is the Laplace
         approximation. Values above 1 need a single scalar random-effects term
@@ -395,10 +396,11 @@ class MixedGLMRegressor(RegressorMixin, _GLMMBase):
         the response is the proportion of successes and ``sample_weight`` the
         number of trials, as MixedModels.jl's ``wts``. ``"bernoulli"``: a 0/1
         response.
-    link : {"logit", "probit", "cloglog", "cauchit", "log", "identity", "sqrt"}, optional
-        The link function; by default the family's canonical link (log for
-        poisson, logit for binomial and bernoulli). The first four are for
-        binomial and bernoulli, the last three for poisson.
+    link : str, optional
+        The link function; by default the family's canonical link, ``"log"``
+        for poisson (also ``"identity"``, ``"sqrt"``) and ``"logit"`` for
+        binomial and bernoulli (also ``"probit"``, ``"cloglog"``,
+        ``"cauchit"``).
     nagq : int, default=1
         Number of adaptive Gauss-Hermite quadrature points; 1 is the Laplace
         approximation. Values above 1 need a single scalar random-effects term
