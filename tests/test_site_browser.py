@@ -26,6 +26,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from test_docs import formulas_in  # the same recognizer as for the Markdown sources
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
@@ -94,39 +95,6 @@ def _pages(site: Path) -> list[str]:
             continue
         pages.append("" if rel == "." else rel + "/")
     return pages
-
-
-# A formula in a code span: "y ~ ...", or random-effects terms alone
-# ("(1 | g)", "zerocorr(1 + x | g)", "(1 | a) + (1 | a & b)"), or a formula= argument.
-_TWO_SIDED = re.compile(r"[A-Za-z_][\w.]* ~ [^~]+")
-_RANDOM_TERMS = re.compile(r"(zerocorr)?\([^()]*\|[^()]*\)( \+ (zerocorr)?\([^()]*\|[^()]*\))*")
-_ARGUMENT = re.compile(r'formula="([^"]+)"')
-
-
-def formulas_in(code: str) -> list[str]:
-    """The model formulas a code span shows (lme4 and Julia calls are not ours)."""
-    found = _ARGUMENT.findall(code)
-    if found:
-        return found
-    code = code.strip()
-    if _TWO_SIDED.fullmatch(code) and "..." not in code:
-        return [code]
-    if _RANDOM_TERMS.fullmatch(code):
-        return ["y ~ 1 + " + code]
-    return []
-
-
-def test_formulas_in_recognizes_what_the_pages_show():
-    assert formulas_in("reaction ~ 1 + days + (1 + days|subj)") == [
-        "reaction ~ 1 + days + (1 + days|subj)"
-    ]
-    assert formulas_in("(1 | a) + (1 | a & b)") == ["y ~ 1 + (1 | a) + (1 | a & b)"]
-    assert formulas_in('MixedLMRegressor(formula="y ~ 1 + x + (1 + x|g)").fit(d)') == [
-        "y ~ 1 + x + (1 + x|g)"
-    ]
-    assert formulas_in("lmer(y ~ x + (x | g), d, REML = FALSE)") == []
-    assert formulas_in("fit(MixedModel, @formula(y ~ 1 + x + (1 + x | g)), d)") == []
-    assert formulas_in("coef_") == []
 
 
 def test_every_page(site, server, browser):
