@@ -188,7 +188,7 @@ class MixedGLMClassifier(ClassifierMixin, _GLMMBase):
         Relative covariance parameters (for a GLMM without dispersion, the
         lower triangles of the random effects' Cholesky factors themselves).
     sigma_ : None
-        Always None: the Bernoulli family have no dispersion parameter.
+        Always None: the Bernoulli family has no dispersion parameter.
     vcov_ : ndarray of shape (n_coef, n_coef)
         Covariance matrix of the fixed-effects estimates, from the PIRLS factor
         (MixedModels.jl's; lme4's ``vcov(m, use.hessian = FALSE)``).
@@ -437,7 +437,8 @@ class MixedGLMRegressor(RegressorMixin, _GLMMBase):
         Relative covariance parameters (for a GLMM without dispersion, the
         lower triangles of the random effects' Cholesky factors themselves).
     sigma_ : None
-        Always None: the Poisson, binomial and Bernoulli families have no dispersion parameter.
+        Always None: the Poisson, binomial and Bernoulli families have no
+        dispersion parameter.
     vcov_ : ndarray of shape (n_coef, n_coef)
         Covariance matrix of the fixed-effects estimates, from the PIRLS factor
         (MixedModels.jl's; lme4's ``vcov(m, use.hessian = FALSE)``).
