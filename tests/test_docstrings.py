@@ -1,6 +1,6 @@
 """The docstrings of every name on the API page agree with the code.
 
-The API page (docs/api.md) is rendered by mkdocstrings from the numpydoc
+The API pages (docs/api.md, docs/api/*.md) are rendered by mkdocstrings from the numpydoc
 docstrings, so a docstring that drifts from its signature is wrong on the site.
 Checked here, with ``inspect`` and a small numpydoc section parser rather than
 numpydoc's own validator: numpydoc validates the layout but not that a stated
@@ -31,7 +31,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-API_PAGE = ROOT / "docs" / "api.md"
+# the API reference: an overview page and a page per estimator
+API_PAGES = [ROOT / "docs" / "api.md", *sorted((ROOT / "docs" / "api").glob("*.md"))]
 
 # the mkdocstrings filters of mkdocs.yml: members the page does not show
 HIDDEN = re.compile(r"^_|^set_|^get_metadata_routing$|^(problem|result|design)_$")
@@ -43,7 +44,7 @@ ROLE = re.compile(r":(class|func|meth|attr|mod|obj|data|exc|ref|doc):`")
 
 
 def _api_names() -> list[str]:
-    return re.findall(r"^::: *([\w.]+)", API_PAGE.read_text(), flags=re.M)
+    return [n for p in API_PAGES for n in re.findall(r"^::: *([\w.]+)", p.read_text(), flags=re.M)]
 
 
 def _resolve(path: str):
