@@ -37,6 +37,10 @@ from sklmixed.formula import build_design, build_design_from_columns
 
 __all__ = ["MixedModelBase", "as_frame", "validate_sample_weight", "warn_rank_deficient"]
 
+# Where the documentation site is published (mkdocs.yml's site_url; a test keeps
+# the two equal). The estimators' HTML repr links to their pages there.
+DOCS_URL = "https://sklmixed.readthedocs.io/en/latest/"
+
 _NEW_LEVELS = ("population", "error")
 _CONTRASTS = ("dummy", "effects", "helmert")
 
@@ -97,6 +101,12 @@ def _theta_layout(problem) -> tuple:
 
 class MixedModelBase(BaseEstimator):
     """Shared behaviour of the mixed-model estimators (not for direct use)."""
+
+    # scikit-learn's HTML repr (notebooks) links the estimator's name to this page
+    # and each parameter and fitted attribute to its entry there (a text fragment
+    # made of the name and its docstring type line, which the site displays).
+    _doc_link_module = "sklmixed"
+    _doc_link_template = DOCS_URL + "api/{estimator_name}/"
 
     # ------------------------------------------------------------ validation
 
@@ -328,8 +338,13 @@ class MixedModelBase(BaseEstimator):
 
     @property
     def ranef_(self) -> dict:
-        """Conditional modes per grouping factor: DataFrames (levels x columns),
-        built on first use (most fits never look at them)."""
+        """Conditional modes of the random effects, per grouping factor.
+
+        A dict from grouping-factor name (``"subj"``, ``"batch & cask"``) to a
+        DataFrame indexed by the factor's levels with one column per random
+        effect (``"(Intercept)"``, ``"days"``), on the scale of the response's
+        linear predictor: lme4's ``ranef(m)``. Built on first use.
+        """
         if "_ranef_parts" not in self.__dict__:
             raise AttributeError("ranef_ is set by fit")
         if self._ranef_tables is None:
@@ -374,14 +389,40 @@ class MixedModelBase(BaseEstimator):
     # ---------------------------------------------------------------- report
 
     def summary(self):
-        """The MixedModels.jl model summary (``str`` text, HTML in notebooks)."""
+        """The model summary, as MixedModels.jl prints it.
+
+        Returns
+        -------
+        summary : sklmixed.report.Summary
+            ``print(summary)`` shows MixedModels.jl's text report line for line;
+            notebooks render it as HTML tables; ``to_markdown()`` gives Markdown.
+
+        Examples
+        --------
+        >>> from sklmixed import MixedLMRegressor, load_dataset
+        >>> m = MixedLMRegressor(formula="yield ~ 1 + (1|batch)").fit(load_dataset("dyestuff"))
+        >>> print(m.summary().as_text().splitlines()[0])
+        Linear mixed model fit by maximum likelihood
+        """
         from sklmixed.report import Summary
 
         check_is_fitted(self, "result_")
         return Summary(self.result_)
 
     def coeftable(self, level: float = 0.95) -> pd.DataFrame:
-        """Coefficients, standard errors, z, p and confidence limits at ``level``.
+        """The fixed-effects table: estimates, standard errors, z, p and Wald limits.
+
+        Parameters
+        ----------
+        level : float, default=0.95
+            Coverage of the Wald confidence intervals (estimate +- z * SE).
+
+        Returns
+        -------
+        table : DataFrame
+            One row per coefficient (index: ``coef_names_``) with columns
+            ``Coef.``, ``Std. Error``, ``z``, ``Pr(>|z|)`` (two-sided, from the
+            normal distribution, as MixedModels.jl) and the lower and upper limits.
 
         Examples
         --------
@@ -394,16 +435,49 @@ class MixedModelBase(BaseEstimator):
         return self.result_.coeftable(level)
 
     def varcorr(self):
-        """The variance components: prints as MixedModels.jl's ``VarCorr``; its
-        ``table`` is a DataFrame of variances, SDs and correlations."""
+        """The estimated variance components.
+
+        Returns
+        -------
+        varcorr : sklmixed.report.VarCorr
+            Prints as MixedModels.jl's ``VarCorr`` block; ``table`` is a
+            DataFrame of the variances and standard deviations, ``correlations``
+            the correlation matrix of each grouping factor.
+
+        Examples
+        --------
+        >>> from sklmixed import MixedLMRegressor, load_dataset
+        >>> m = MixedLMRegressor(formula="yield ~ 1 + (1|batch)").fit(load_dataset("dyestuff"))
+        >>> m.varcorr().table["group"].tolist()
+        ['batch', 'Residual']
+        """
         from sklmixed.report import VarCorr
 
         check_is_fitted(self, "result_")
         return VarCorr(self.result_)
 
     def ranef(self, uscale: bool = False) -> dict:
-        """Conditional modes per grouping factor; ``uscale=True`` gives them on the
-        spherical (u) scale, where their prior is N(0, sigma^2 I)."""
+        """Conditional modes of the random effects, per grouping factor.
+
+        Parameters
+        ----------
+        uscale : bool, default=False
+            False: the random effects b, as ``ranef_`` (lme4's ``ranef``). True:
+            the spherical random effects u, with b = Lambda u, whose prior is
+            N(0, sigma^2 I) (MixedModels.jl's ``ranef(m; uscale=true)``).
+
+        Returns
+        -------
+        modes : dict of str to DataFrame
+            Per grouping factor, levels x random-effect columns.
+
+        Examples
+        --------
+        >>> from sklmixed import MixedLMRegressor, load_dataset
+        >>> m = MixedLMRegressor(formula="yield ~ 1 + (1|batch)").fit(load_dataset("dyestuff"))
+        >>> round(float(m.ranef()["batch"].loc["A", "(Intercept)"]), 4)
+        -16.6282
+        """
         check_is_fitted(self, "ranef_")
         if not uscale:
             return self.ranef_
@@ -413,15 +487,31 @@ class MixedModelBase(BaseEstimator):
         }
 
     def raneftables(self) -> dict:
-        """Per grouping factor, a DataFrame with the level column(s) and the modes."""
+        """The conditional modes with the levels as columns (MixedModels.jl's
+        ``raneftables``).
+
+        Returns
+        -------
+        tables : dict of str to DataFrame
+            Per grouping factor, ``ranef_[name].reset_index()``: the level
+            column(s) followed by one column per random effect.
+        """
         check_is_fitted(self, "ranef_")
         return {name: df.reset_index() for name, df in self.ranef_.items()}
 
     def condvar(self) -> dict:
-        """Conditional covariance of the random effects given the data, per
-        grouping factor an array (levels, k, k): the diagonal blocks of
-        s^2 Lambda (Lambda'Z'WZ Lambda + I)^{-1} Lambda' (MixedModels.jl's
-        ``condVar``; s = sigma for an LMM, 1 for a GLMM, W its working weights).
+        """Conditional covariance of the random effects given the data.
+
+        The diagonal blocks of s^2 Lambda (Lambda'Z'WZ Lambda + I)^{-1} Lambda'
+        (MixedModels.jl's ``condVar``, lme4's ``condVar = TRUE``), with s = sigma
+        for a linear model and 1 for a GLMM, and W the GLMM's working weights at
+        the fit.
+
+        Returns
+        -------
+        condvar : dict of str to ndarray of shape (n_levels, k, k)
+            Per grouping factor, one k x k covariance matrix per level, in the
+            order of ``ranef_[name]``'s rows and columns.
 
         Examples
         --------
@@ -447,13 +537,27 @@ class MixedModelBase(BaseEstimator):
         return eta
 
     def fitted_values(self) -> np.ndarray:
-        """Fitted values of the training data (the mean response for a GLMM)."""
+        """Fitted values of the training data.
+
+        Returns
+        -------
+        fitted : ndarray of shape (n_samples,)
+            X beta + Z b for a linear model; the mean response (the inverse link
+            of it) for a GLMM.
+        """
         check_is_fitted(self, "result_")
         eta = self._fitted_eta()
         return self.link_.inverse(eta) if hasattr(self, "link_") else eta
 
     def residuals(self) -> np.ndarray:
-        """Response residuals of the training data, y - fitted."""
+        """Response residuals of the training data.
+
+        Returns
+        -------
+        residuals : ndarray of shape (n_samples,)
+            The response minus ``fitted_values()``; for a classifier the
+            response is 1 for ``classes_[1]`` and 0 otherwise.
+        """
         return self._y_fit - self.fitted_values()
 
     # ------------------------------------------------------------- inference

@@ -145,40 +145,116 @@ class _GLMMBase(MixedModelBase):
 class MixedGLMClassifier(ClassifierMixin, _GLMMBase):
     """Binary classification with a Bernoulli generalized linear mixed model.
 
-    Fits ``P(y = classes_[1]) = g^{-1}(X beta + Z b)`` by maximum likelihood with the
-    Laplace approximation (``nagq=1``) or adaptive Gauss-Hermite quadrature, as
-    MixedModels.jl's ``fit(MixedModel, f, data, Bernoulli())``.
+    Fits ``P(y = classes_[1]) = g^-1(X beta + Z b)`` by maximum likelihood with
+    the Laplace approximation (``nagq=1``) or adaptive Gauss-Hermite quadrature,
+    as MixedModels.jl's ``fit(MixedModel, f, data, Bernoulli())`` and lme4's
+    ``glmer(f, data, family = binomial)``. The response may have any two labels.
 
     Parameters
     ----------
     formula : str, optional
-        lme4/MixedModels.jl formula; the response may have any two labels.
+        An lme4/MixedModels.jl formula such as ``"r2 ~ 1 + anger + (1|subj)"``;
+        see ``MixedLMRegressor``. Without a formula every column of X except
+        ``groups`` is a fixed effect and each ``groups`` column gets a random
+        intercept.
     groups : str or list of str, optional
-        Grouping columns for ``formula=None`` (random intercepts).
+        Grouping columns, used only when ``formula`` is None.
     family : {"bernoulli"}, default="bernoulli"
-    link : {"logit", "probit", "cloglog", "cauchit"}, optional
-        Default logit.
+        The response distribution (the only one for binary labels).
+    link : str, optional
+        The link function: ``"logit"`` (the default), ``"probit"``,
+        ``"cloglog"`` or ``"cauchit"``.
     nagq : int, default=1
-        Adaptive Gauss-Hermite points; > 1 only for a single scalar term.
+        Number of adaptive Gauss-Hermite quadrature points; 1 is the Laplace
+        approximation. Values above 1 need a single scalar random-effects term
+        such as ``(1|g)`` (lme4's ``nAGQ``).
     fast : bool, default=False
-        Optimize theta only, beta from PIRLS (faster, deviance slightly higher).
-    contrasts, new_levels, optimizer, maxfeval
-        As in :class:`MixedLMRegressor`.
+        Optimize the covariance parameters only and take the fixed effects from
+        PIRLS (MixedModels.jl's ``fast=true``, like lme4's ``nAGQ = 0``): about
+        ten times faster, at a slightly higher deviance.
+    contrasts : dict of str to str, optional
+        Column name -> coding, ``"dummy"``, ``"effects"`` or ``"helmert"``.
+    new_levels : {"population", "error"}, default="population"
+        What ``predict`` does with grouping-factor levels not seen in ``fit``:
+        predict them from the fixed effects alone, or raise ``DataError``.
+    optimizer : str, optional
+        An nlopt derivative-free algorithm (see ``MixedLMRegressor``); by
+        default LN_BOBYQA, first over theta with the fixed effects from PIRLS,
+        then (``fast=False``) over the fixed effects and theta jointly.
+    maxfeval : int, default=-1
+        Maximum number of deviance evaluations per optimization stage; -1 for
+        no limit.
     warm_start : bool, default=False
-        As in :class:`MixedLMRegressor`; the fixed effects start from the
-        previous fit's too when the fixed-effects columns are the same (and then,
-        with ``fast=False``, the theta-only first stage is skipped).
+        As in ``MixedLMRegressor``; the fixed effects start from the previous
+        fit's too when the fixed-effects columns are the same (and then, with
+        ``fast=False``, the theta-only first stage is skipped).
 
     Attributes
     ----------
     classes_ : ndarray of shape (2,)
-        Sorted labels; the model's probability is that of ``classes_[1]``.
-    coef_, coef_names_, theta_, vcov_, stderror_, ranef_ :
-        As in :class:`MixedLMRegressor`; ``sigma_`` is None (no dispersion).
-    objective_, deviance_ : float
-        The Laplace (or AGQ) deviance, MixedModels.jl's ``deviance``.
-    loglik_, aic_, aicc_, bic_, dof_, nobs_, converged_, optsum_ :
-        As in :class:`MixedLMRegressor`.
+        The two labels, sorted; the model's probability is that of
+        ``classes_[1]`` (``"Y"`` for ``"N"``/``"Y"``, 1 for 0/1).
+    coef_ : ndarray of shape (n_coef,)
+        Fixed-effects estimates on the linear-predictor scale, one per column of
+        X, intercept included; -0.0 for columns dropped as linearly dependent.
+    coef_names_ : list of str
+        MixedModels.jl's names of the coefficients.
+    fixef_ : ndarray of shape (rank,)
+        The estimable fixed effects only (``coef_`` without dropped columns).
+    fixef_names_ : list of str
+        Names of ``fixef_``.
+    theta_ : ndarray of shape (n_theta,)
+        Relative covariance parameters (for a GLMM without dispersion, the
+        lower triangles of the random effects' Cholesky factors themselves).
+    sigma_ : None
+        Always None: the Bernoulli family has no dispersion parameter.
+    vcov_ : ndarray of shape (n_coef, n_coef)
+        Covariance matrix of the fixed-effects estimates, from the PIRLS factor
+        (MixedModels.jl's; lme4's ``vcov(m, use.hessian = FALSE)``).
+    stderror_ : ndarray of shape (n_coef,)
+        Standard errors of the fixed effects (NaN for dropped columns).
+    ranef_ : dict of str to DataFrame
+        Conditional modes of the random effects per grouping factor, levels x
+        random-effect columns, on the linear-predictor scale.
+    objective_ : float
+        The minimized deviance: Laplace (``nagq=1``) or adaptive Gauss-Hermite.
+    deviance_ : float
+        The same as ``objective_``: MixedModels.jl's ``deviance``.
+    loglik_ : float
+        Log-likelihood including the distribution's normalizing constants (lme4's
+        ``logLik`` for nAGQ <= 1).
+    aic_ : float
+        Akaike's information criterion, -2 loglik + 2 dof.
+    aicc_ : float
+        AIC with the small-sample correction.
+    bic_ : float
+        Bayesian information criterion, -2 loglik + dof log(nobs).
+    dof_ : int
+        Number of estimated parameters: fixed effects and theta.
+    nobs_ : int
+        Number of observations.
+    converged_ : bool
+        Whether the optimizer reported convergence.
+    optsum_ : dict
+        The optimizer's record (see ``MixedLMRegressor``); with ``fast=False``
+        its parameters are the fixed effects followed by theta.
+    is_singular_ : bool
+        Whether the fit is on the boundary of the parameter space (a variance of
+        zero or a correlation of +-1).
+    family_ : object
+        The response distribution; ``family_.name`` is ``"bernoulli"``.
+    link_ : object
+        The link function; ``link_.name`` is its name and ``link_.inverse(eta)``
+        maps the linear predictor to the mean.
+    n_features_in_ : int
+        Number of columns of X seen in ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Column names of X seen in ``fit``, when they are all strings.
+
+    See Also
+    --------
+    MixedGLMRegressor : The same models with a 0/1 response, and other families.
+    MixedLMRegressor : Linear mixed models.
 
     Examples
     --------
@@ -223,7 +299,25 @@ class MixedGLMClassifier(ClassifierMixin, _GLMMBase):
         self.warm_start = warm_start
 
     def fit(self, X, y=None, sample_weight=None):
-        """Fit the model (see :class:`MixedLMRegressor.fit` for the arguments)."""
+        """Fit the model.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+            The data: a pandas DataFrame (polars and pyarrow tables are converted)
+            holding every column the formula names; a numeric array only
+            without a formula. Never modified.
+        y : array-like of shape (n_samples,), optional
+            The response. When omitted, the formula's left-hand side is taken
+            from X; when given, it replaces it.
+        sample_weight : array-like of shape (n_samples,), optional
+            Non-negative prior weights of the observations; a zero weight removes one.
+
+        Returns
+        -------
+        self : MixedGLMClassifier
+            The fitted estimator.
+        """
         self._validate_params_glmm()
         design, response = self._design(X, y)
         labels = np.asarray(response)
@@ -240,16 +334,53 @@ class MixedGLMClassifier(ClassifierMixin, _GLMMBase):
         return self._fit_glmm(design, y01, sample_weight)
 
     def decision_function(self, X) -> np.ndarray:
-        """The linear predictor (log-odds for the logit link) of ``classes_[1]``."""
+        """The linear predictor of ``classes_[1]`` for new data.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+            New data with the columns of the formula (the response is not
+            needed).
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,)
+            X beta + Z b: the log-odds of ``classes_[1]`` for the logit link;
+            levels not seen in ``fit`` follow ``new_levels``.
+        """
         return self._linear_predictor(X)
 
     def predict_proba(self, X) -> np.ndarray:
-        """Probabilities of ``classes_[0]`` and ``classes_[1]``, shape (n, 2)."""
+        """Class probabilities for new data.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+            New data with the columns of the formula (the response is not
+            needed).
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, 2)
+            The probabilities of ``classes_[0]`` and ``classes_[1]``.
+        """
         p = self._mean(X)
         return np.column_stack((1.0 - p, p))
 
     def predict(self, X) -> np.ndarray:
-        """The more probable class."""
+        """The more probable class for new data.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+            New data with the columns of the formula (the response is not
+            needed).
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+            ``classes_[1]`` where its probability exceeds 0.5, else ``classes_[0]``.
+        """
         check_is_fitted(self, "classes_")
         return self.classes_[(self._mean(X) > 0.5).astype(int)]
 
@@ -268,21 +399,116 @@ class MixedGLMClassifier(ClassifierMixin, _GLMMBase):
 class MixedGLMRegressor(RegressorMixin, _GLMMBase):
     """Generalized linear mixed model for counts, proportions or 0/1 responses.
 
-    Families ``"poisson"`` (log link), ``"binomial"`` (response = proportion of
-    successes, ``sample_weight`` = number of trials, as MixedModels.jl), and
-    ``"bernoulli"``; ``predict`` returns the mean response. ``score`` is D^2, the
-    fraction of deviance explained (1 - deviance / null deviance, with the null
-    model the weighted mean response), which equals R^2 for a Gaussian model.
+    ``predict`` returns the mean response. ``score`` is D^2, the fraction of
+    deviance explained (1 - deviance / null deviance, with the null model the
+    weighted mean response), which equals R^2 for a Gaussian model.
 
     Parameters
     ----------
-    formula, groups, link, nagq, fast, contrasts, new_levels, optimizer, maxfeval, warm_start
-        As in :class:`MixedGLMClassifier`.
+    formula : str, optional
+        An lme4/MixedModels.jl formula such as ``"y ~ 1 + x + (1|g)"``; see
+        ``MixedLMRegressor``.
+    groups : str or list of str, optional
+        Grouping columns, used only when ``formula`` is None.
     family : {"poisson", "binomial", "bernoulli"}, default="poisson"
+        ``"poisson"``: non-negative integer counts (log link). ``"binomial"``:
+        the response is the proportion of successes and ``sample_weight`` the
+        number of trials, as MixedModels.jl's ``wts``. ``"bernoulli"``: a 0/1
+        response.
+    link : str, optional
+        The link function; by default the family's canonical link, ``"log"``
+        for poisson (also ``"identity"``, ``"sqrt"``) and ``"logit"`` for
+        binomial and bernoulli (also ``"probit"``, ``"cloglog"``,
+        ``"cauchit"``).
+    nagq : int, default=1
+        Number of adaptive Gauss-Hermite quadrature points; 1 is the Laplace
+        approximation. Values above 1 need a single scalar random-effects term
+        such as ``(1|g)`` (lme4's ``nAGQ``).
+    fast : bool, default=False
+        Optimize the covariance parameters only and take the fixed effects from
+        PIRLS (MixedModels.jl's ``fast=true``, like lme4's ``nAGQ = 0``): about
+        ten times faster, at a slightly higher deviance.
+    contrasts : dict of str to str, optional
+        Column name -> coding, ``"dummy"``, ``"effects"`` or ``"helmert"``.
+    new_levels : {"population", "error"}, default="population"
+        What ``predict`` does with grouping-factor levels not seen in ``fit``:
+        predict them from the fixed effects alone, or raise ``DataError``.
+    optimizer : str, optional
+        An nlopt derivative-free algorithm (see ``MixedLMRegressor``); by
+        default LN_BOBYQA, first over theta with the fixed effects from PIRLS,
+        then (``fast=False``) over the fixed effects and theta jointly.
+    maxfeval : int, default=-1
+        Maximum number of deviance evaluations per optimization stage; -1 for
+        no limit.
+
+    Attributes
+    ----------
+    coef_ : ndarray of shape (n_coef,)
+        Fixed-effects estimates on the linear-predictor scale, one per column of
+        X, intercept included; -0.0 for columns dropped as linearly dependent.
+    coef_names_ : list of str
+        MixedModels.jl's names of the coefficients.
+    fixef_ : ndarray of shape (rank,)
+        The estimable fixed effects only (``coef_`` without dropped columns).
+    fixef_names_ : list of str
+        Names of ``fixef_``.
+    theta_ : ndarray of shape (n_theta,)
+        Relative covariance parameters (for a GLMM without dispersion, the
+        lower triangles of the random effects' Cholesky factors themselves).
+    sigma_ : None
+        Always None: the Poisson, binomial and Bernoulli families have no
+        dispersion parameter.
+    vcov_ : ndarray of shape (n_coef, n_coef)
+        Covariance matrix of the fixed-effects estimates, from the PIRLS factor
+        (MixedModels.jl's; lme4's ``vcov(m, use.hessian = FALSE)``).
+    stderror_ : ndarray of shape (n_coef,)
+        Standard errors of the fixed effects (NaN for dropped columns).
+    ranef_ : dict of str to DataFrame
+        Conditional modes of the random effects per grouping factor, levels x
+        random-effect columns, on the linear-predictor scale.
+    objective_ : float
+        The minimized deviance: Laplace (``nagq=1``) or adaptive Gauss-Hermite.
+    deviance_ : float
+        The same as ``objective_``: MixedModels.jl's ``deviance``.
+    loglik_ : float
+        Log-likelihood including the distribution's normalizing constants (lme4's
+        ``logLik`` for nAGQ <= 1).
+    aic_ : float
+        Akaike's information criterion, -2 loglik + 2 dof.
+    aicc_ : float
+        AIC with the small-sample correction.
+    bic_ : float
+        Bayesian information criterion, -2 loglik + dof log(nobs).
+    dof_ : int
+        Number of estimated parameters: fixed effects and theta.
+    nobs_ : int
+        Number of observations.
+    converged_ : bool
+        Whether the optimizer reported convergence.
+    optsum_ : dict
+        The optimizer's record (see ``MixedLMRegressor``); with ``fast=False``
+        its parameters are the fixed effects followed by theta.
+    is_singular_ : bool
+        Whether the fit is on the boundary of the parameter space (a variance of
+        zero or a correlation of +-1).
+    family_ : object
+        The response distribution; ``family_.name`` is ``"poisson"``,
+        ``"binomial"`` or ``"bernoulli"``.
+    link_ : object
+        The link function; ``link_.name`` is its name and ``link_.inverse(eta)``
+        maps the linear predictor to the mean.
+    n_features_in_ : int
+        Number of columns of X seen in ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Column names of X seen in ``fit``, when they are all strings.
+
+    See Also
+    --------
+    MixedGLMClassifier : Binary labels of any type, with ``predict_proba``.
+    MixedLMRegressor : Linear mixed models.
 
     Examples
     --------
-    >>> import numpy as np
     >>> from sklmixed import MixedGLMRegressor, load_dataset
     >>> df = load_dataset("verbagg")
     >>> df["y"] = (df["r2"] == "Y").astype(int)
@@ -320,7 +546,27 @@ class MixedGLMRegressor(RegressorMixin, _GLMMBase):
         self.warm_start = warm_start
 
     def fit(self, X, y=None, sample_weight=None):
-        """Fit the model (see :class:`MixedLMRegressor.fit` for the arguments)."""
+        """Fit the model.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+            The data: a pandas DataFrame (polars and pyarrow tables are converted)
+            holding every column the formula names; a numeric array only
+            without a formula. Never modified.
+        y : array-like of shape (n_samples,), optional
+            The response. When omitted, the formula's left-hand side is taken
+            from X; when given, it replaces it.
+        sample_weight : array-like of shape (n_samples,), optional
+            Non-negative prior weights; for the binomial family the numbers of
+            trials behind each proportion (without them every proportion counts
+            as one trial, with a warning).
+
+        Returns
+        -------
+        self : MixedGLMRegressor
+            The fitted estimator.
+        """
         self._validate_params_glmm()
         design, response = self._design(X, y)
         yv = _validate_glm_response(response, self.family, sample_weight)
@@ -333,7 +579,20 @@ class MixedGLMRegressor(RegressorMixin, _GLMMBase):
         return self._fit_glmm(design, yv, sample_weight)
 
     def predict(self, X) -> np.ndarray:
-        """Mean response (rate, probability or proportion) for new data."""
+        """The mean response for new data.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+            New data with the columns of the formula (the response is not
+            needed).
+
+        Returns
+        -------
+        mu : ndarray of shape (n_samples,)
+            The inverse link of X beta + Z b: a rate (poisson), a proportion
+            (binomial) or a probability (bernoulli).
+        """
         return self._mean(X)
 
     def __sklearn_tags__(self):
@@ -342,8 +601,24 @@ class MixedGLMRegressor(RegressorMixin, _GLMMBase):
         return tags
 
     def score(self, X, y=None, sample_weight=None) -> float:
-        """D^2: fraction of the deviance explained, ``1 - D(y, mu) / D(y, mean(y))``;
-        with ``y=None`` the response is the formula's left-hand side in X."""
+        """D^2, the fraction of the deviance explained on the given data.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+            Data with the columns of the formula.
+        y : array-like of shape (n_samples,), optional
+            The observed response; by default the formula's left-hand side
+            evaluated on X.
+        sample_weight : array-like of shape (n_samples,), optional
+            Weights of the observations (the numbers of trials for binomial).
+
+        Returns
+        -------
+        score : float
+            ``1 - D(y, mu) / D(y, mean(y))`` with D the family's deviance and
+            mu the predictions; NaN when y is constant.
+        """
         y = np.asarray(self._score_target(X, y), dtype=float)
         mu = self.family_.clamp(self.predict(X))
         y = _validate_glm_response(validate_target(y, mu.shape[0]), self.family, None)

@@ -26,33 +26,42 @@ class MixedLMRegressor(RegressorMixin, MixedModelBase):
     """Linear mixed-effects model, fit by maximum likelihood or REML.
 
     The model ``y = X beta + Z b + e`` with ``b ~ N(0, Sigma(theta))`` and
-    ``e ~ N(0, sigma^2 I)``, specified by an lme4/MixedModels.jl formula, fit as
-    MixedModels.jl fits it (penalized least squares, blocked sparse Cholesky,
-    derivative-free optimization of the relative covariance parameters theta).
+    ``e ~ N(0, sigma^2 I)``, specified by an lme4/MixedModels.jl formula and fit
+    as MixedModels.jl fits it: penalized least squares with a blocked sparse
+    Cholesky factor, and derivative-free optimization of the relative covariance
+    parameters theta. The estimates and the printed summary are MixedModels.jl's.
 
     Parameters
     ----------
     formula : str, optional
         ``"y ~ 1 + x + (1 + x|g)"``: fixed effects as in formulaic, random-effects
         terms ``(expr|g)``, ``zerocorr(expr|g)``, ``(expr||g)``, ``(1|a/b)``,
-        ``fulldummy(x)``. A random term has an intercept only where ``1`` is
-        written. With ``formula=None`` every column of X except ``groups`` is a
-        fixed effect and each ``groups`` column gets a random intercept.
+        ``fulldummy(x)`` (see the formula page). A random term has an intercept
+        only where ``1`` is written. Without a formula every column of X except
+        ``groups`` is a fixed effect and each ``groups`` column gets a random
+        intercept.
     groups : str or list of str, optional
         Grouping columns, used only when ``formula`` is None.
     reml : bool, default=False
-        Fit by REML instead of maximum likelihood.
-    contrasts : dict, optional
-        Column -> coding (``"dummy"``, ``"effects"``, ``"helmert"``); marks a
-        column categorical, as MixedModels.jl's ``contrasts`` keyword.
+        Fit by REML (restricted maximum likelihood, lme4's default) instead of
+        maximum likelihood (MixedModels.jl's default).
+    contrasts : dict of str to str, optional
+        Column name -> coding, ``"dummy"``, ``"effects"`` or ``"helmert"``;
+        marks the column categorical with that coding, as MixedModels.jl's
+        ``contrasts`` keyword.
     new_levels : {"population", "error"}, default="population"
-        How ``predict`` treats grouping-factor levels not seen in ``fit``:
-        random effects of zero, or an error.
+        What ``predict`` does with grouping-factor levels not seen in ``fit``:
+        ``"population"`` predicts them from the fixed effects alone (random
+        effects of zero), ``"error"`` raises ``DataError`` naming them.
     optimizer : str, optional
-        nlopt algorithm name (``"LN_NEWUOA"``, ``"LN_BOBYQA"``, ...); by default
-        LN_BOBYQA for one covariance parameter, LN_NEWUOA otherwise.
+        An nlopt derivative-free algorithm: ``"LN_BOBYQA"``, ``"LN_NEWUOA"``,
+        ``"LN_COBYLA"``, ``"LN_NELDERMEAD"``, ``"LN_SBPLX"`` or ``"LN_PRAXIS"``.
+        By default LN_BOBYQA with the diagonal of each lambda bounded at zero,
+        followed by an unbounded LN_NEWUOA run from its optimum when BOBYQA
+        stops with a correlated term's diagonal element on its bound.
     maxfeval : int, default=-1
-        Maximum number of objective evaluations (-1: no limit).
+        Maximum number of objective evaluations; -1 for no limit. Reaching it
+        emits a ``ConvergenceWarning``.
     warm_start : bool, default=False
         When refitting this estimator (scikit-learn's convention: a later ``fit``
         on the same object, not a clone), start the optimizer from the previous
@@ -64,28 +73,68 @@ class MixedLMRegressor(RegressorMixin, MixedModelBase):
 
     Attributes
     ----------
-    coef_ : ndarray of shape (p,)
-        Fixed-effects estimates, intercept included (-0.0 for dropped columns).
+    coef_ : ndarray of shape (n_coef,)
+        Fixed-effects estimates, one per column of X, intercept included;
+        -0.0 for columns dropped as linearly dependent.
     coef_names_ : list of str
-        MixedModels.jl names of the coefficients.
-    theta_ : ndarray
-        Relative covariance parameters, lower triangles of the lambdas.
+        MixedModels.jl's names of the coefficients: ``"(Intercept)"``,
+        ``"days"``, ``"dept: D02"``, ``"service: Y & dept: D02"``.
+    fixef_ : ndarray of shape (rank,)
+        The estimable fixed effects only (``coef_`` without dropped columns),
+        as lme4's and MixedModels.jl's ``fixef``.
+    fixef_names_ : list of str
+        Names of ``fixef_``.
+    theta_ : ndarray of shape (n_theta,)
+        Relative covariance parameters: the lower triangle of each term's
+        lambda, column by column, terms in MixedModels.jl's order.
     sigma_ : float
         Residual standard deviation.
-    vcov_ : ndarray of shape (p, p)
-        Covariance matrix of the fixed-effects estimates.
-    stderror_ : ndarray of shape (p,)
-        Standard errors of the fixed effects.
-    ranef_ : dict of DataFrame
-        Conditional modes per grouping factor (levels x random-effect columns).
-    objective_, loglik_, aic_, aicc_, bic_ : float
-        -2 log-likelihood (or the REML criterion) and the information criteria.
-    dof_, nobs_ : int
-        Degrees of freedom consumed and number of observations.
+    vcov_ : ndarray of shape (n_coef, n_coef)
+        Covariance matrix of the fixed-effects estimates (NaN for dropped
+        columns).
+    stderror_ : ndarray of shape (n_coef,)
+        Standard errors of the fixed effects (NaN for dropped columns).
+    ranef_ : dict of str to DataFrame
+        Conditional modes of the random effects per grouping factor, levels x
+        random-effect columns.
+    objective_ : float
+        The minimized criterion: -2 log-likelihood (ML) or the REML criterion
+        (MixedModels.jl's ``objective``).
+    loglik_ : float
+        -objective_ / 2: the log-likelihood, or under REML the restricted
+        log-likelihood (as lme4's ``logLik`` and MixedModels.jl's
+        ``loglikelihood`` report it).
+    aic_ : float
+        Akaike's information criterion, -2 loglik + 2 dof.
+    aicc_ : float
+        AIC with the small-sample correction.
+    bic_ : float
+        Bayesian information criterion, -2 loglik + dof log(nobs).
+    dof_ : int
+        Number of estimated parameters: fixed effects, theta and sigma.
+    nobs_ : int
+        Number of observations.
     converged_ : bool
-        Whether the optimizer reported convergence.
+        Whether the optimizer reported convergence (as opposed to stopping at
+        ``maxfeval``).
     optsum_ : dict
-        The optimizer's record: initial and final theta, fmin, evaluations, log.
+        The optimizer's record, as MixedModels.jl's ``optsum``: ``initial`` and
+        ``final`` theta, ``finitial``, ``fmin``, ``feval``, ``optimizer``,
+        ``returnvalue``, the tolerances, ``maxfeval`` and ``fitlog``, the
+        parameters and objective of every evaluation.
+    is_singular_ : bool
+        Whether the fit is on the boundary of the parameter space (a variance of
+        zero or a correlation of +-1), as lme4's ``isSingular``; such fits emit
+        a ``SingularFitWarning``.
+    n_features_in_ : int
+        Number of columns of X seen in ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Column names of X seen in ``fit``, when they are all strings.
+
+    See Also
+    --------
+    MixedGLMClassifier : Bernoulli GLMMs for binary labels.
+    MixedGLMRegressor : GLMMs for counts and proportions.
 
     Examples
     --------
@@ -138,16 +187,21 @@ class MixedLMRegressor(RegressorMixin, MixedModelBase):
         Parameters
         ----------
         X : DataFrame or array-like of shape (n_samples, n_features)
-            The data. With a two-sided formula and ``y=None`` the response is
-            taken from X.
+            The data: a pandas DataFrame (polars and pyarrow tables are converted)
+            holding every column the formula names; a numeric array only
+            without a formula. Never modified.
         y : array-like of shape (n_samples,), optional
-            The response (overrides the formula's left-hand side).
+            The response. When omitted, the formula's left-hand side is taken
+            from X; when given, it replaces it.
         sample_weight : array-like of shape (n_samples,), optional
-            Prior (case) weights, as lme4's ``weights``.
+            Non-negative prior weights, as lme4's ``weights``: the residual
+            variance of observation i is sigma^2 / w_i. A zero weight removes
+            an observation.
 
         Returns
         -------
         self : MixedLMRegressor
+            The fitted estimator.
         """
         self._validate_params_lmm()
         design, response = self._design(X, y)
@@ -198,8 +252,20 @@ class MixedLMRegressor(RegressorMixin, MixedModelBase):
         return problem
 
     def predict(self, X):
-        """Predicted mean response: fixed effects plus the conditional modes of
-        the levels seen in fit (unseen levels follow ``new_levels``)."""
+        """Predict the response for new data.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+            New data with the columns of the formula (the response is not
+            needed).
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+            X beta plus the conditional modes of the levels seen in ``fit``;
+            levels not seen follow ``new_levels``.
+        """
         return self._linear_predictor(X)
 
     def score(self, X, y=None, sample_weight=None) -> float:
@@ -208,7 +274,14 @@ class MixedLMRegressor(RegressorMixin, MixedModelBase):
         return super().score(X, self._score_target(X, y), sample_weight=sample_weight)
 
     def leverage(self) -> np.ndarray:
-        """Diagonal of the hat matrix; its sum is the effective degrees of freedom.
+        """Leverage: the diagonal of the hat matrix of the fit.
+
+        Returns
+        -------
+        leverage : ndarray of shape (n_samples,)
+            d y_hat_i / d y_i for each training observation (MixedModels.jl's
+            ``leverage``, lme4's ``hatvalues``); their sum is the effective
+            number of parameters.
 
         Examples
         --------
