@@ -325,8 +325,13 @@ class MixedModelBase(BaseEstimator):
         check_is_fitted(self, "result_")
         return Summary(self.result_)
 
-    def coeftable(self, level: float = 0.95) -> pd.DataFrame:
+    def coeftable(self, level: float = 0.95, ddf: str | None = None) -> pd.DataFrame:
         """Coefficients, standard errors, z, p and confidence limits at ``level``.
+
+        With ``ddf="satterthwaite"`` or ``"kenward-roger"`` (linear mixed models),
+        t tests on approximate denominator degrees of freedom as lmerTest reports
+        them: columns ``Coef.``, ``Std. Error``, ``df``, ``t``, ``Pr(>|t|)`` and
+        t-based limits (see :func:`sklmixed.inference.ddf_coeftable`).
 
         Examples
         --------
@@ -336,6 +341,10 @@ class MixedModelBase(BaseEstimator):
         ['Coef.', 'Std. Error', 'z', 'Pr(>|z|)', 'Lower 95%', 'Upper 95%']
         """
         check_is_fitted(self, "result_")
+        if ddf is not None:
+            from sklmixed.inference import ddf_coeftable
+
+            return ddf_coeftable(self, level, ddf)
         return self.result_.coeftable(level)
 
     def varcorr(self):
