@@ -229,9 +229,19 @@ class MixedGLMClassifier(ClassifierMixin, _GLMMBase):
         """The linear predictor (log-odds for the logit link) of ``classes_[1]``."""
         return self._linear_predictor(X)
 
-    def predict_proba(self, X) -> np.ndarray:
-        """Probabilities of ``classes_[0]`` and ``classes_[1]``, shape (n, 2)."""
+    def predict_proba(self, X, marginal=False) -> np.ndarray:
+        """Probabilities of ``classes_[0]`` and ``classes_[1]``, shape (n, 2).
+
+        ``marginal=True`` averages over the random effects of levels not seen in
+        fit (Gauss-Hermite quadrature over their prior) instead of setting them
+        to zero; seen levels use their conditional modes either way.
+        """
         p = self._mean(X)
+        if marginal:
+            from sklmixed.inference import marginal_mean
+
+            _, parts = self.design_.transform(self._new_frame(X))
+            p = marginal_mean(self, self._linear_predictor(X), parts)
         return np.column_stack((1.0 - p, p))
 
     def predict(self, X) -> np.ndarray:

@@ -166,10 +166,41 @@ class MixedLMRegressor(RegressorMixin, MixedModelBase):
         problem.update(self.theta_)
         return problem
 
-    def predict(self, X):
+    def predict(self, X, return_std=False):
         """Predicted mean response: fixed effects plus the conditional modes of
-        the levels seen in fit (unseen levels follow ``new_levels``)."""
-        return self._linear_predictor(X)
+        the levels seen in fit (unseen levels follow ``new_levels``).
+
+        With ``return_std=True``, also the standard error of each conditional
+        mean, from the joint covariance of the fixed and random effects given the
+        data (an unseen level adds its random effect's prior variance); returns
+        ``(mean, std)``. See :func:`sklmixed.inference.conditional_std`.
+        """
+        mean = self._linear_predictor(X)
+        if not return_std:
+            return mean
+        from sklmixed.inference import conditional_std
+
+        Xnew, parts = self.design_.transform(self._new_frame(X))
+        return mean, conditional_std(self, Xnew, parts)
+
+    def predict_interval(self, X, level=0.95, kind="confidence"):
+        """Intervals for the conditional mean (``kind="confidence"``) or for a new
+        observation (``kind="prediction"``, adding sigma^2): a DataFrame with
+        ``mean``, ``lower``, ``upper``.
+
+        Examples
+        --------
+        >>> from sklmixed import MixedLMRegressor, load_dataset
+        >>> df = load_dataset("sleepstudy")
+        >>> m = MixedLMRegressor(formula="reaction ~ 1 + days + (1 + days|subj)").fit(df)
+        >>> m.predict_interval(df.head(2), kind="prediction").round(1)
+            mean  lower  upper
+        0  254.2  198.8  309.7
+        1  273.8  219.6  327.9
+        """
+        from sklmixed.inference import predict_interval
+
+        return predict_interval(self, X, level, kind)
 
     def leverage(self) -> np.ndarray:
         """Diagonal of the hat matrix; its sum is the effective degrees of freedom.

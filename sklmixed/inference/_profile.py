@@ -527,7 +527,17 @@ class _Profiler:
                 return math.inf
             return lik.at_sigma(mapped[0], mapped[1], reml)
 
+        is_corr = np.array([vc.kinds[k] == "corr" for k in free], dtype=bool)
+
         def fit_vc(x: float, start: np.ndarray) -> tuple[float, np.ndarray]:
+            # Holding a correlation of a term with three or more columns can make
+            # the other correlations of the warm start infeasible (C indefinite):
+            # shrink them towards zero until C is positive semi-definite.
+            for shrink in (1.0, 0.9, 0.7, 0.5, 0.25, 0.0):
+                trial = np.where(is_corr, start * shrink, start)
+                if math.isfinite(objective(x, trial)):
+                    start = trial
+                    break
             step = np.maximum(0.1 * np.abs(start), base_steps)
             return _minimize(lambda v: objective(x, v), start, lower, upper, step)
 
@@ -576,7 +586,11 @@ class _Profiler:
         pts: list[tuple[float, float, np.ndarray]] = [(xhat, 0.0, start)]
 
         def evaluate(x: float) -> float:
-            near = min(pts, key=lambda q: abs(q[0] - x))
+            # Warm start from the nearest point on the inside (between the
+            # estimate and x): the profile's continuation. A point farther out,
+            # such as the bound, can sit in another basin of the conditional fit.
+            inside = [q for q in pts if sign * (q[0] - x) <= 0]
+            near = max(inside, key=lambda q: sign * q[0])
             fval, arg = fit(x, near[2])
             zeta = self._zeta(x, xhat, fval, base)
             pts.append((x, zeta, arg))
@@ -606,30 +620,36 @@ class _Profiler:
         inv: Callable[[float], float],
         uhat: float,
     ) -> float:
-        """The next trial point: secant on the transformed scale until the
-        crossing is bracketed, then regula falsi (Illinois) inside the bracket."""
+        """The next trial point: a secant step on the transformed scale through
+        the two points closest to the target; once the crossing is bracketed,
+        steps that leave the bracket are replaced by regula falsi (Illinois)."""
+        near = sorted(pts, key=lambda q: abs(q[1] - target))
+        (x1, z1, _), (x2, z2, _) = near[0], near[1]
+        u1, u2 = fwd(x1), fwd(x2)
+        u = math.nan
+        if z1 != z2 and math.isfinite(u1) and math.isfinite(u2):
+            u = u1 + (target - z1) * (u2 - u1) / (z2 - z1)
         short = [q for q in pts if sign * (q[1] - target) < 0]
         beyond = [q for q in pts if sign * (q[1] - target) > 0]
         if beyond:
             a = max(short, key=lambda q: sign * q[1])
             b = min(beyond, key=lambda q: sign * q[1])
-            xa, za, xb, zb = a[0], a[1] - target, b[0], b[1] - target
-            # Illinois: if the last point landed on the same side as the one
-            # before, halve the weight of the endpoint that stayed
-            if len(pts) >= 3:
-                last, prev = pts[-1], pts[-2]
-                if (last[1] - target) * (prev[1] - target) > 0:
-                    if last is b:
-                        za *= 0.5
-                    elif last is a:
-                        zb *= 0.5
-            x = xb - zb * (xb - xa) / (zb - za)
+            xa, xb = a[0], b[0]
             lo, hi = min(xa, xb), max(xa, xb)
-            if not lo < x < hi:
-                x = 0.5 * (xa + xb)
-            return x
-        # not bracketed yet: extrapolate on the transformed scale from the two
-        # points farthest out (largest |zeta|)
+            if math.isfinite(u):
+                x = inv(u)
+                if lo < x < hi:
+                    return x
+            za, zb = a[1] - target, b[1] - target
+            # Illinois: halve the weight of an endpoint kept twice in a row
+            if len(pts) >= 3 and (pts[-1][1] - target) * (pts[-2][1] - target) > 0:
+                if pts[-1] is b:
+                    za *= 0.5
+                elif pts[-1] is a:
+                    zb *= 0.5
+            x = xb - zb * (xb - xa) / (zb - za)
+            return x if lo < x < hi else 0.5 * (xa + xb)
+        # not bracketed yet: extrapolate from the two points farthest out
         ordered = sorted(pts, key=lambda q: sign * q[1])
         (x1, z1, _), (x2, z2, _) = ordered[-2], ordered[-1]
         u1, u2 = fwd(x1), fwd(x2)
