@@ -20,8 +20,8 @@ as known, as in lme4's and MixedModels.jl's conditional variances.
 GLMM. ``marginal=True`` averages the mean response over the random effects of
 unseen levels instead of setting them to zero: their sum is normal with variance
 s^2 = sum_j z_j' lambda_j lambda_j' z_j, so the mean is the one-dimensional
-integral of g^{-1}(eta + s x) against the standard normal density, by
-Gauss-Hermite quadrature.
+integral of g^{-1}(eta + s x) against the standard normal density (computed by
+the trapezoidal rule, see :func:`_normal_average`).
 """
 
 from __future__ import annotations
@@ -40,10 +40,8 @@ from sklmixed.inference._profile import _check_level
 _KINDS = ("confidence", "prediction")
 # Rows per batch of the forward substitution (memory: q x this many doubles).
 _CHUNK = 2048
-# Gauss-Hermite nodes for the marginal mean: the integrand g^{-1}(eta + s x) is
-# bounded and analytic, and 64 nodes reproduce adaptive quadrature to ~1e-10 for
-# s up to about 5 on the logit scale (tests/inference/test_predict.py).
-_GH_NODES = 64
+# Elements per batch of the marginal means' quadrature (rows x grid points).
+_CHUNK_ELEMENTS = 1_000_000
 
 
 def term_lambdas(model: Any) -> dict[str, np.ndarray]:
@@ -186,20 +184,49 @@ def marginal_mean(
     """Mean response of a GLMM averaged over the random effects of unseen levels.
 
     ``eta`` is the linear predictor with those random effects at zero (fixed
-    effects plus the conditional modes of seen levels).
+    effects plus the conditional modes of seen levels); ``re_parts`` as for
+    :func:`conditional_std`. Rows whose levels were all seen keep g^{-1}(eta).
     """
     lams = term_lambdas(model)
+    eta = np.asarray(eta, dtype=float)
     s2 = np.zeros(eta.shape[0])
     for t, (refs, z) in zip(model.design_.reterms, re_parts):
         unseen = np.asarray(refs) < 0
         if unseen.any():
             zl = np.asarray(z, dtype=float)[unseen] @ lams[t.name]
             s2[unseen] += np.einsum("ij,ij->i", zl, zl)
-    mu = np.asarray(model.link_.inverse(eta), dtype=float)
+    mu = np.asarray(model.link_.inverse(eta), dtype=float).copy()
     rows = np.flatnonzero(s2 > 0)
     if rows.size:
-        x, w = np.polynomial.hermite_e.hermegauss(_GH_NODES)
-        w = w / math.sqrt(2.0 * math.pi)  # weights of the standard normal density
-        vals = model.link_.inverse(eta[rows, None] + np.sqrt(s2[rows])[:, None] * x[None, :])
-        mu[rows] = np.asarray(vals, dtype=float) @ w
+        mu[rows] = _normal_average(model.link_.inverse, eta[rows], np.sqrt(s2[rows]))
     return mu
+
+
+def _normal_average(f: Any, eta: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """E f(eta + s X), X standard normal, for each row, by the trapezoidal rule.
+
+    For an integrand analytic in a strip of half-width d around the real line the
+    trapezoidal rule with step h errs by about exp(-2 pi d / h). The inverse links
+    have their nearest singularities at distance about 1 / s (cauchit; pi / s for
+    logit) in x, and the normal density is entire, so h = min(0.5, 1 / (6 s))
+    gives rounding-level accuracy; the grid spans |x| <= 9 + s (the density is
+    below 1e-18 beyond 9; the + s covers growing links such as log). Fixed-node
+    Gauss-Hermite does not have this uniformity: 64 nodes err by 5e-5 at s = 5
+    and 3e-3 at s = 10 on the logit scale.
+    """
+    out = np.empty(eta.shape[0])
+    h = np.minimum(0.5, 1.0 / (6.0 * s))
+    # steps rounded down to 0.5 / 2^j so that rows share a few grids
+    level = np.ceil(np.log2(0.5 / h)).astype(int)
+    for lev in np.unique(level):
+        rows = np.flatnonzero(level == lev)
+        step = 0.5 / 2.0**lev
+        half = int(math.ceil((9.0 + float(s[rows].max())) / step))
+        x = np.arange(-half, half + 1) * step
+        wts = stats.norm.pdf(x) * step
+        chunk = max(1, _CHUNK_ELEMENTS // x.shape[0])
+        for start in range(0, rows.shape[0], chunk):
+            r = rows[start : start + chunk]
+            vals = f(eta[r, None] + s[r, None] * x[None, :])
+            out[r] = np.asarray(vals, dtype=float) @ wts
+    return out
