@@ -588,7 +588,6 @@ class _DenseEvaluator:
         r = L[-1, -1]
         return 2.0 * logd[:q].sum(), 2.0 * (logd[q:].sum() - logd[-1]), r * r
 
-
     def xy_factor(self, theta: NDArray[Any]) -> tuple[float, NDArray[Any]] | None:
         """(log|L_Z|^2, the [X y] block of L) from one dense factorization."""
         buf = self._theta1

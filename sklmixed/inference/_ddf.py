@@ -170,7 +170,7 @@ def _satterthwaite(
 
     parts = lik.parts(theta)
     assert parts is not None
-    beta = lik.beta_hat(parts[1])
+    beta = lik.beta_hat(parts[1], parts[2])
     V = unscaled_vcov(theta)
     var = sigma * sigma * np.diag(V)
     H = _hessian(objective, v0)
@@ -287,7 +287,7 @@ def _kenward_roger(problem: Any, theta: np.ndarray) -> tuple[np.ndarray, np.ndar
     lik = _Likelihood(problem)
     parts = lik.parts(theta)
     assert parts is not None
-    beta = lik.beta_hat(parts[1])
+    beta = lik.beta_hat(parts[1], parts[2])
     sigma2 = lik.sigma_hat(theta, True) ** 2
     n, p = lik.n, lik.p
     q = sum(t.nranef for t in problem.terms)

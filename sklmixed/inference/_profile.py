@@ -163,8 +163,9 @@ class _Likelihood:
         self.logw = 0.0 if w is None else float(np.sum(np.log(w[w > 0])))
         self.log2pi = math.log(2.0 * math.pi)
 
-    def parts(self, theta: np.ndarray) -> tuple[float, np.ndarray, float] | None:
-        """(log|L_Z|^2, R_X^{-1}, r^2) at theta, or None where not positive definite."""
+    def parts(self, theta: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, float] | None:
+        """(log|L_Z|^2, R_X^{-1}, c, r^2) at theta, or None where not positive
+        definite; R_X' beta_hat = c, so beta_hat = R_X^{-T} c."""
         out = self.problem.xy_factor(theta)
         if out is None:
             return None
@@ -177,19 +178,18 @@ class _Likelihood:
                 return None
         else:
             Rinv = np.zeros((0, 0))
-        # beta_hat = R^{-T} c with c the last row of the block
-        self._c = Lxy[p, :p]
-        return ldz, Rinv, r * r
+        return ldz, Rinv, Lxy[p, :p], r * r
 
-    def beta_hat(self, Rinv: np.ndarray) -> np.ndarray:
-        return np.asarray(Rinv.T @ self._c)
+    @staticmethod
+    def beta_hat(Rinv: np.ndarray, c: np.ndarray) -> np.ndarray:
+        return np.asarray(Rinv.T @ c)
 
     def ml_profiled(self, theta: np.ndarray) -> float:
         """Deviance with beta and sigma at their conditional optima."""
         pr = self.parts(theta)
         if pr is None:
             return math.inf
-        ldz, _, r2 = pr
+        ldz, _, _, r2 = pr
         n = self.n
         return ldz + n * (1.0 + self.log2pi + math.log(r2 / n)) - self.logw
 
@@ -198,10 +198,10 @@ class _Likelihood:
         pr = self.parts(theta)
         if pr is None:
             return math.inf
-        ldz, Rinv, r2 = pr
+        ldz, Rinv, c, r2 = pr
         col = Rinv[:, j]  # V_jj = ||R^{-1} e_j||^2 (R lower, V = R^{-T} R^{-1})
         vjj = float(col @ col)
-        bj = float(col @ self._c)
+        bj = float(col @ c)
         r2 = r2 + (b - bj) ** 2 / vjj
         n = self.n
         return ldz + n * (1.0 + self.log2pi + math.log(r2 / n)) - self.logw
@@ -211,7 +211,7 @@ class _Likelihood:
         pr = self.parts(theta)
         if pr is None or not sigma > 0:
             return math.inf
-        ldz, Rinv, r2 = pr
+        ldz, Rinv, _, r2 = pr
         s2 = sigma * sigma
         if reml:
             d = self.n - self.p
@@ -224,7 +224,7 @@ class _Likelihood:
         pr = self.parts(theta)
         assert pr is not None  # called at estimates
         d = self.n - self.p if reml else self.n
-        return math.sqrt(pr[2] / d)
+        return math.sqrt(pr[3] / d)
 
 
 # ------------------------------------------------ variance-component scale
@@ -442,13 +442,13 @@ class _Profiler:
             base = lik.ml_profiled(theta0)
         pr = lik.parts(theta0)
         assert pr is not None
-        _, Rinv, r2 = pr
-        bhat = lik.beta_hat(Rinv)
+        _, Rinv, c, r2 = pr
+        bhat = lik.beta_hat(Rinv, c)
         sigma2 = r2 / lik.n
         se = np.sqrt(sigma2 * np.einsum("ij,ij->j", Rinv, Rinv))
-        for c, name in enumerate(coef_names):
+        for col, name in enumerate(coef_names):
             bar.describe(name)
-            j = kept.get(c)
+            j = kept.get(col)
             if j is None:
                 out[name] = (math.nan, math.nan)
                 bar.step()

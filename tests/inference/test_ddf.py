@@ -115,6 +115,13 @@ def test_t_based_intervals():
     np.testing.assert_allclose(tab["Upper 90%"], tab["Coef."] + q * tab["Std. Error"])
 
 
+def test_function_and_method_agree():
+    model = fitted("machines_reml")
+    pd.testing.assert_frame_equal(
+        ddf_coeftable(model, 0.9, "satterthwaite"), model.coeftable(0.9, ddf="satterthwaite")
+    )
+
+
 def test_ddf_none_is_the_z_table():
     model = fitted("sleepstudy_ml")
     pd.testing.assert_frame_equal(model.coeftable(ddf=None), model.result_.coeftable(0.95))
@@ -134,9 +141,9 @@ def test_rank_deficient_coefficient_is_nan():
     df = load_dataset("sleepstudy")
     df["days2"] = 2 * df["days"]
     with pytest.warns(RankDeficientWarning):
-        model = MixedLMRegressor(
-            formula="reaction ~ 1 + days + days2 + (1|subj)", reml=True
-        ).fit(df)
+        model = MixedLMRegressor(formula="reaction ~ 1 + days + days2 + (1|subj)", reml=True).fit(
+            df
+        )
     for ddf in ("satterthwaite", "kenward-roger"):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

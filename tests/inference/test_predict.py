@@ -16,6 +16,7 @@ form Phi(eta / sqrt(1 + s^2)).
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -60,8 +61,13 @@ def _mme_std(model, train, new, X_train, X_new, terms, weights=None):
     Z = np.hstack(Zs)
     Ginv = np.linalg.inv(
         np.block(
-            [[Gs[i] if i == j else np.zeros((Gs[i].shape[0], Gs[j].shape[1])) for j in range(len(Gs))]
-             for i in range(len(Gs))]
+            [
+                [
+                    Gs[i] if i == j else np.zeros((Gs[i].shape[0], Gs[j].shape[1]))
+                    for j in range(len(Gs))
+                ]
+                for i in range(len(Gs))
+            ]
         )
     )
     Rinv = w / sigma2
@@ -73,9 +79,7 @@ def _mme_std(model, train, new, X_train, X_new, terms, weights=None):
 
 
 def _sleep_terms():
-    return [
-        ("subj", lambda d: d["subj"], lambda d: np.column_stack([np.ones(len(d)), d["days"]]))
-    ]
+    return [("subj", lambda d: d["subj"], lambda d: np.column_stack([np.ones(len(d)), d["days"]]))]
 
 
 def _sleep_new():
@@ -117,9 +121,7 @@ def test_crossed_terms_with_unseen_levels():
         {"plate": ["a", "b", "zz", "c", "zz"], "sample": ["A", "F", "B", "QQ", "QQ"]}
     )
     _, std = model.predict(new, return_std=True)
-    terms = [
-        (g, lambda d, g=g: d[g], lambda d: np.ones((len(d), 1))) for g in ("plate", "sample")
-    ]
+    terms = [(g, lambda d, g=g: d[g], lambda d: np.ones((len(d), 1))) for g in ("plate", "sample")]
     ref = _mme_std(model, df, new, np.ones((len(df), 1)), np.ones((len(new), 1)), terms)
     np.testing.assert_allclose(std, ref, rtol=1e-8)
     # both levels unseen: the population mean's variance plus both prior variances
@@ -172,9 +174,7 @@ def test_predict_interval():
     np.testing.assert_allclose(conf["mean"], mean)
     np.testing.assert_allclose(conf["upper"] - conf["mean"], z * std)
     pred = model.predict_interval(new, level=0.9, kind="prediction")
-    np.testing.assert_allclose(
-        pred["upper"] - pred["mean"], z * np.sqrt(std**2 + model.sigma_**2)
-    )
+    np.testing.assert_allclose(pred["upper"] - pred["mean"], z * np.sqrt(std**2 + model.sigma_**2))
     np.testing.assert_allclose(pred["mean"] - pred["lower"], pred["upper"] - pred["mean"])
 
 
@@ -245,28 +245,45 @@ def test_marginal_probability_by_quadrature():
     np.testing.assert_allclose(clf.predict_proba(new, marginal=True).sum(axis=1), 1.0)
 
 
-def test_marginal_probability_two_unseen_terms_probit():
-    """Two crossed terms, probit link: the exact marginal is
-    Phi(eta / sqrt(1 + s^2)) with s^2 the sum of the unseen terms' variances."""
+def test_marginal_probability_two_unseen_terms():
+    """Two crossed terms, both unseen: the marginal is the double integral over the
+    two random effects (scipy's dblquad); one unseen: the single integral."""
     rng = np.random.default_rng(11)
     n = 300
     g = rng.integers(0, 12, n)
     h = rng.integers(0, 8, n)
     x = rng.normal(size=n)
     eta = -0.3 + 0.8 * x + rng.normal(0, 0.9, 12)[g] + rng.normal(0, 0.6, 8)[h]
-    y = np.where(rng.random(n) < stats.norm.cdf(eta), "Y", "N")
+    y = np.where(rng.random(n) < special.expit(eta), "Y", "N")
     df = pd.DataFrame({"y": y, "x": x, "g": [f"g{i}" for i in g], "h": [f"h{i}" for i in h]})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        clf = MixedGLMClassifier(
-            formula="y ~ 1 + x + (1|g) + (1|h)", link="probit", fast=True
-        ).fit(df)
-    new = pd.DataFrame({"x": [0.5, -1.0, 2.0], "g": ["g1", "new", "new"], "h": ["new", "h2", "new"]})
+        clf = MixedGLMClassifier(formula="y ~ 1 + x + (1|g) + (1|h)", fast=True).fit(df)
+    new = pd.DataFrame(
+        {"x": [0.5, -1.0, 2.0], "g": ["g1", "new", "new"], "h": ["new", "h2", "new"]}
+    )
     sd = {v.group: v.sd[0] for v in clf.result_.varcomps}
-    s2 = np.array([sd["h"] ** 2, sd["g"] ** 2, sd["g"] ** 2 + sd["h"] ** 2])
     eta0 = clf.decision_function(new)
-    expected = stats.norm.cdf(eta0 / np.sqrt(1 + s2))
-    np.testing.assert_allclose(clf.predict_proba(new, marginal=True)[:, 1], expected, rtol=1e-10)
+    got = clf.predict_proba(new, marginal=True)[:, 1]
+    for i, s in ((0, sd["h"]), (1, sd["g"])):
+        ref, _ = integrate.quad(
+            lambda t, i=i, s=s: special.expit(eta0[i] + s * t) * stats.norm.pdf(t),
+            -np.inf,
+            np.inf,
+            epsabs=1e-13,
+        )
+        assert got[i] == pytest.approx(ref, abs=1e-10)
+    e2, sg, sh = float(eta0[2]), float(sd["g"]), float(sd["h"])
+
+    def integrand(a, b):  # plain floats: dblquad calls it many thousand times
+        return (
+            math.exp(-0.5 * (a * a + b * b))
+            / (2 * math.pi)
+            / (1.0 + math.exp(-(e2 + sg * a + sh * b)))
+        )
+
+    ref, _ = integrate.dblquad(integrand, -9, 9, -9, 9, epsabs=1e-11, epsrel=1e-11)
+    assert got[2] == pytest.approx(ref, abs=1e-9)
 
 
 @pytest.mark.parametrize("sd", [0.05, 0.7, 5.0, 30.0])
