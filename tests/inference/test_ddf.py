@@ -41,7 +41,7 @@ def fitted(name):
         else:
             df = load_dataset(ref["data"])
         model = MixedLMRegressor(formula=ref["sklmixed_formula"], reml=ref["fit"]["reml"])
-        _CACHE[name] = model.fit(df)
+        _CACHE[name] = model.fit(df, sample_weight=df["w"] if "weighted" in name else None)
     return _CACHE[name]
 
 

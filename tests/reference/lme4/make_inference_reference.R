@@ -108,7 +108,14 @@ for (reml in c(TRUE, FALSE)) {
                            "machines.csv")
 }
 
-# (d) likelihood-ratio tests of nested sleepstudy ML fits
+# (d) prior weights: the weighted sleepstudy fit of make_reference.R (ML)
+sw <- read.csv("data/sleep_weights.csv", stringsAsFactors = FALSE)
+m <- lmer(reaction ~ 1 + days + (1 + days | subj), sw, weights = w, REML = FALSE, control = ctrl)
+models$sleepstudy_weighted_ml <- describe(m, "sleepstudy_weighted_ml",
+                                          "reaction ~ 1 + days + (1 + days|subj)",
+                                          "sleep_weights.csv")
+
+# (e) likelihood-ratio tests of nested sleepstudy ML fits
 f0 <- lmer(Reaction ~ 1 + Days + (1 | Subject), sleep, REML = FALSE, control = ctrl)
 f1 <- lmer(Reaction ~ 1 + Days + (1 | Subject) + (0 + Days | Subject), sleep, REML = FALSE,
            control = ctrl)
