@@ -115,7 +115,12 @@ models$sleepstudy_weighted_ml <- describe(m, "sleepstudy_weighted_ml",
                                           "reaction ~ 1 + days + (1 + days|subj)",
                                           "sleep_weights.csv")
 
-# (e) likelihood-ratio tests of nested sleepstudy ML fits
+# (e) a singular (boundary) fit: Dyestuff2, REML (no profile: sd at zero)
+m <- lmer(Yield ~ 1 + (1 | Batch), Dyestuff2, REML = TRUE, control = ctrl)
+models$dyestuff2_reml <- describe(m, "dyestuff2_reml", "yield ~ 1 + (1|batch)", "dyestuff2",
+                                  profile = FALSE)
+
+# (f) likelihood-ratio tests of nested sleepstudy ML fits
 f0 <- lmer(Reaction ~ 1 + Days + (1 | Subject), sleep, REML = FALSE, control = ctrl)
 f1 <- lmer(Reaction ~ 1 + Days + (1 | Subject) + (0 + Days | Subject), sleep, REML = FALSE,
            control = ctrl)
