@@ -425,6 +425,25 @@ class LMMProblem:
             return np.inf
         return self._objective_from_L()
 
+    def xy_factor(self, theta: NDArray[Any]) -> tuple[float, NDArray[Any]] | None:
+        """log|L_Z|^2 and the [X y] block of L (p + 1 square, lower) at ``theta``.
+
+        Everything the likelihood needs as a function of beta and sigma as well
+        as theta (profiles, derivatives): with R = the block's leading p x p part,
+        c its last row and r its corner, beta-hat solves R' beta = c, the unscaled
+        covariance of beta is (R R')^{-1} and r^2 is the penalized residual sum of
+        squares. None if the factor is not positive definite. Small problems use
+        the dense evaluator; otherwise the blocked factor is updated (and kept).
+        """
+        theta = np.asarray(theta, dtype=float)
+        if self._dense is None and self._qtot <= DENSE_MAX:
+            self._dense = _DenseEvaluator(self)
+        if self._dense is not None:
+            return self._dense.xy_factor(theta)
+        if not self.update(theta):
+            return None
+        return self.logdet_re(), np.array(self.L[(self.m, self.m)])
+
     def logdet_re(self) -> float:
         """log |Lambda' Z'Z Lambda + I| = 2 sum log diag(L_ZZ)."""
         L = self.L
@@ -597,6 +616,25 @@ class _DenseEvaluator:
         q = self.q
         r = L[-1, -1]
         return 2.0 * logd[:q].sum(), 2.0 * (logd[q:].sum() - logd[-1]), r * r
+
+    def xy_factor(self, theta: NDArray[Any]) -> tuple[float, NDArray[Any]] | None:
+        """(log|L_Z|^2, the [X y] block of L) from one dense factorization."""
+        buf = self._theta1
+        buf[:-1] = theta
+        if self.all_scalar:
+            s = buf[self.col_theta]
+            M = self.A * s[:, None]
+            M *= s
+        else:
+            lam = self._lam
+            lam.flat[self._lam_pos] = buf[self._lam_src]
+            M = lam.T @ self.A @ lam
+        M += self._identity_re
+        L, info = _potrf(M, lower=1, clean=1, overwrite_a=1)
+        if info != 0:
+            return None
+        q = self.q
+        return 2.0 * float(np.log(L.diagonal()[:q]).sum()), L[q:, q:]
 
 
 # ------------------------------------------------------------- block kernels

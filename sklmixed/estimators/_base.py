@@ -409,20 +409,26 @@ class MixedModelBase(BaseEstimator):
         check_is_fitted(self, "result_")
         return Summary(self.result_)
 
-    def coeftable(self, level: float = 0.95) -> pd.DataFrame:
+    def coeftable(self, level: float = 0.95, ddf: str | None = None) -> pd.DataFrame:
         """The fixed-effects table: estimates, standard errors, z, p and Wald limits.
 
         Parameters
         ----------
         level : float, default=0.95
-            Coverage of the Wald confidence intervals (estimate +- z * SE).
+            Coverage of the confidence intervals.
+        ddf : {"satterthwaite", "kenward-roger"}, optional
+            Linear mixed models: t tests on approximate denominator degrees of
+            freedom, as lmerTest (Satterthwaite) and pbkrtest (Kenward-Roger)
+            compute them, instead of z tests.
 
         Returns
         -------
         table : DataFrame
             One row per coefficient (index: ``coef_names_``) with columns
             ``Coef.``, ``Std. Error``, ``z``, ``Pr(>|z|)`` (two-sided, from the
-            normal distribution, as MixedModels.jl) and the lower and upper limits.
+            normal distribution, as MixedModels.jl) and the lower and upper limits;
+            with ``ddf``, ``Coef.``, ``Std. Error``, ``df``, ``t``, ``Pr(>|t|)``
+            and t-based limits.
 
         Examples
         --------
@@ -432,6 +438,10 @@ class MixedModelBase(BaseEstimator):
         ['Coef.', 'Std. Error', 'z', 'Pr(>|z|)', 'Lower 95%', 'Upper 95%']
         """
         check_is_fitted(self, "result_")
+        if ddf is not None:
+            from sklmixed.inference import ddf_coeftable
+
+            return ddf_coeftable(self, level, ddf)
         return self.result_.coeftable(level)
 
     def varcorr(self):

@@ -350,7 +350,7 @@ class MixedGLMClassifier(ClassifierMixin, _GLMMBase):
         """
         return self._linear_predictor(X)
 
-    def predict_proba(self, X) -> np.ndarray:
+    def predict_proba(self, X, marginal=False) -> np.ndarray:
         """Class probabilities for new data.
 
         Parameters
@@ -358,6 +358,10 @@ class MixedGLMClassifier(ClassifierMixin, _GLMMBase):
         X : DataFrame or array-like of shape (n_samples, n_features)
             New data with the columns of the formula (the response is not
             needed).
+        marginal : bool, default=False
+            Average over the random effects of levels not seen in fit (a
+            quadrature over their prior) instead of setting them to zero; seen
+            levels use their conditional modes either way.
 
         Returns
         -------
@@ -365,6 +369,11 @@ class MixedGLMClassifier(ClassifierMixin, _GLMMBase):
             The probabilities of ``classes_[0]`` and ``classes_[1]``.
         """
         p = self._mean(X)
+        if marginal:
+            from sklmixed.inference import marginal_mean
+
+            _, parts = self.design_.transform(self._new_frame(X))
+            p = marginal_mean(self, self._linear_predictor(X), parts)
         return np.column_stack((1.0 - p, p))
 
     def predict(self, X) -> np.ndarray:

@@ -251,7 +251,7 @@ class MixedLMRegressor(RegressorMixin, MixedModelBase):
         problem.update(self.theta_)
         return problem
 
-    def predict(self, X):
+    def predict(self, X, return_std=False):
         """Predict the response for new data.
 
         Parameters
@@ -259,14 +259,58 @@ class MixedLMRegressor(RegressorMixin, MixedModelBase):
         X : DataFrame or array-like of shape (n_samples, n_features)
             New data with the columns of the formula (the response is not
             needed).
+        return_std : bool, default=False
+            Also return the standard error of each conditional mean, from the
+            joint covariance of the fixed and random effects given the data (an
+            unseen level adds its random effect's prior variance).
 
         Returns
         -------
         y_pred : ndarray of shape (n_samples,)
             X beta plus the conditional modes of the levels seen in ``fit``;
             levels not seen follow ``new_levels``.
+        y_std : ndarray of shape (n_samples,)
+            The standard errors (only with ``return_std=True``).
         """
-        return self._linear_predictor(X)
+        mean = self._linear_predictor(X)
+        if not return_std:
+            return mean
+        from sklmixed.inference import conditional_std
+
+        Xnew, parts = self.design_.transform(self._new_frame(X))
+        return mean, conditional_std(self, Xnew, parts)
+
+    def predict_interval(self, X, level=0.95, kind="confidence"):
+        """Intervals for the conditional mean or for a new observation.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+            New data with the columns of the formula.
+        level : float, default=0.95
+            Coverage of the intervals.
+        kind : {"confidence", "prediction"}, default="confidence"
+            ``"confidence"``: for the conditional mean; ``"prediction"``: for a new
+            observation (adding the residual variance sigma^2).
+
+        Returns
+        -------
+        intervals : DataFrame
+            Columns ``mean``, ``lower``, ``upper``, one row per row of X.
+
+        Examples
+        --------
+        >>> from sklmixed import MixedLMRegressor, load_dataset
+        >>> df = load_dataset("sleepstudy")
+        >>> m = MixedLMRegressor(formula="reaction ~ 1 + days + (1 + days|subj)").fit(df)
+        >>> m.predict_interval(df.head(2), kind="prediction").round(1)
+            mean  lower  upper
+        0  254.2  198.8  309.7
+        1  273.8  219.6  327.9
+        """
+        from sklmixed.inference import predict_interval
+
+        return predict_interval(self, X, level, kind)
 
     def score(self, X, y=None, sample_weight=None) -> float:
         """R^2 of ``predict(X)``; with ``y=None`` the true values are the
