@@ -143,10 +143,16 @@ class FitResult:
         )
 
 
-def _varcomps(terms, theta_slices, theta, scale: float) -> tuple:
-    """Variance components of each term: SDs and correlations of scale * lambda."""
+def _varcomps(terms, theta_slices, theta, scale: float, weights=None) -> tuple:
+    """Variance components of each term: SDs and correlations of scale * lambda.
+
+    The levels counted are those met in rows of positive weight: zero prior weights
+    remove an observation (lme4), and a level seen only there is not in the data.
+    """
     out = []
+    positive = None if weights is None else np.asarray(weights) > 0
     for t, s in zip(terms, theta_slices):
+        nlevels = t.nlevels if positive is None else int(np.unique(t.refs[positive]).shape[0])
         lam = t.lambda_from_theta(theta[s]) * scale
         cov = lam @ lam.T
         sd = np.sqrt(np.diag(cov))
@@ -154,7 +160,7 @@ def _varcomps(terms, theta_slices, theta, scale: float) -> tuple:
             corr = cov / np.outer(sd, sd)
         corr[np.outer(sd, sd) == 0] = np.nan
         np.fill_diagonal(corr, 1.0)
-        out.append(VarComp(t.name, tuple(t.cnames), sd, corr, t.structural_zero, t.nlevels))
+        out.append(VarComp(t.name, tuple(t.cnames), sd, corr, t.structural_zero, nlevels))
     return tuple(out)
 
 
@@ -194,7 +200,7 @@ def lmm_result(problem, theta, optsum, formula: str, coef_names) -> FitResult:
         vcov=vcov,
         theta=np.asarray(theta, dtype=float),
         sigma=sigma,
-        varcomps=_varcomps(problem.terms, problem.theta_slices, theta, sigma),
+        varcomps=_varcomps(problem.terms, problem.theta_slices, theta, sigma, problem.weights),
         objective=objective,
         loglik=-objective / 2,
         aic=ic["aic"],
@@ -241,17 +247,18 @@ def glmm_result(problem, beta, theta, optsum, formula: str, coef_names, fast: bo
         usq = sum(float(np.sum(u**2)) for u in problem.u)
         loglik = problem.conditional_loglik(problem._eta) - (usq + lmm.logdet_re()) / 2
     dof = lmm.p + lmm.ntheta + int(family.has_dispersion)
-    ic = information_criteria(-2 * loglik, dof, problem.n)
+    # zero prior weights remove an observation: it counts in neither n nor the criteria
+    ic = information_criteria(-2 * loglik, dof, lmm.nobs)
     return FitResult(
         formula=formula,
-        nobs=problem.n,
+        nobs=lmm.nobs,
         coef=coef,
         coef_names=tuple(coef_names),
         stderror=stderror,
         vcov=vcov,
         theta=np.asarray(theta, dtype=float),
         sigma=None,
-        varcomps=_varcomps(lmm.terms, lmm.theta_slices, theta, 1.0),
+        varcomps=_varcomps(lmm.terms, lmm.theta_slices, theta, 1.0, problem.pw),
         objective=deviance,
         loglik=loglik,
         aic=ic["aic"],

@@ -281,6 +281,9 @@ class PoissonFamily(Family):
         return np.asarray(2.0 * (special.xlogy(y, y / mu) - (y - mu)))
 
     def loglik(self, y: Array, mu: Array, wt: Array) -> Array:
+        # y may be a non-negative rate as well as a count (scikit-learn's
+        # PoissonRegressor and glum accept both): lgamma(y + 1) is log y! for counts
+        # and its continuous extension in between.
         return np.asarray(wt * (special.xlogy(y, mu) - mu - special.gammaln(y + 1)))
 
 
