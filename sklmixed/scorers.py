@@ -32,7 +32,10 @@ The scorers declare that they consume ``sample_weight`` (prior weights are part
 of a mixed model: the residual variance of a weighted LMM row is sigma^2 / w, the
 number of trials of a binomial row is its weight), so with metadata routing
 enabled the weights passed to ``GridSearchCV.fit`` or ``cross_validate(params=)``
-reach them without ``set_score_request``; rows of weight zero are left out.
+reach them without ``set_score_request``; rows of weight zero are left out. They
+consume ``offset`` the same way: the held-out rows' offsets of a model fitted with
+the ``offset`` parameter (the formula's ``offset(expr)`` terms are evaluated on the
+held-out rows by themselves).
 
 Examples
 --------
@@ -72,15 +75,16 @@ __all__ = [
 
 class _Scorer:
     """A scorer function that declares (for metadata routing) that it consumes
-    ``sample_weight``, and pickles as a reference to its module-level name."""
+    ``sample_weight`` and ``offset``, and pickles as a reference to its
+    module-level name."""
 
     def __init__(self, func):
         functools.update_wrapper(self, func)
         self._func = func
         self._name: str = func.__name__
 
-    def __call__(self, estimator, X, y=None, sample_weight=None) -> float:
-        return self._func(estimator, X, y, sample_weight)
+    def __call__(self, estimator, X, y=None, sample_weight=None, offset=None) -> float:
+        return self._func(estimator, X, y, sample_weight, offset)
 
     def __repr__(self) -> str:
         return f"sklmixed.scorers.{self._name}"
@@ -91,6 +95,7 @@ class _Scorer:
     def get_metadata_routing(self) -> MetadataRequest:
         request = MetadataRequest(owner=self._name)
         request.score.add_request(param="sample_weight", alias=True)
+        request.score.add_request(param="offset", alias=True)
         return request
 
     def _accept_sample_weight(self) -> bool:  # scikit-learn's check without routing
@@ -136,14 +141,14 @@ def _response(model, Xt, X, y, scorer: str):
     )
 
 
-def _evaluate(which, scorer: str, estimator, X, y, sample_weight) -> tuple[float, int]:
+def _evaluate(which, scorer: str, estimator, X, y, sample_weight, offset) -> tuple[float, int]:
     model, Xt = _final_step(estimator, X, scorer)
     y = _response(model, Xt, X, y, scorer)
-    return which(model, Xt, y, sample_weight)
+    return which(model, Xt, y, sample_weight, offset)
 
 
 @_Scorer
-def marginal_loglik(estimator, X, y=None, sample_weight=None) -> float:
+def marginal_loglik(estimator, X, y=None, sample_weight=None, offset=None) -> float:
     """Mean log predictive density of the held-out rows, random effects integrated out.
 
     Answers: *how probable are new data under the fitted model, as a whole?* For
@@ -163,7 +168,9 @@ def marginal_loglik(estimator, X, y=None, sample_weight=None) -> float:
     included) are correlated. Generalized linear mixed models: the integral over
     those random effects by the Laplace approximation (at the joint mode, the
     Hessian from the GLM working weights, as in the fit), or by adaptive
-    Gauss-Hermite quadrature with the fit's ``nagq`` nodes. Approximations in
+    Gauss-Hermite quadrature with the fit's ``nagq`` nodes (the negative
+    binomial, Gamma and inverse Gaussian at their fitted shape or dispersion,
+    with the observed information, as they are fitted). Approximations in
     both: the fixed effects and covariance parameters are plugged in, and seen
     levels' random effects are taken as independent of each other and of beta
     (their posterior correlations, non-zero for crossed terms, are ignored). The
@@ -180,6 +187,9 @@ def marginal_loglik(estimator, X, y=None, sample_weight=None) -> float:
         Their response; by default the formula's response column of X.
     sample_weight : array-like of shape (n_samples,), optional
         Prior weights as in ``fit`` (LMM precision weights, binomial trials).
+    offset : array-like of shape (n_samples,), optional
+        The held-out rows' offsets, for a model fitted with the ``offset``
+        parameter (required then); they add to the formula's offsets.
 
     Returns
     -------
@@ -199,13 +209,13 @@ def marginal_loglik(estimator, X, y=None, sample_weight=None) -> float:
     (1 + days|subj) -6.136
     """
     total, n = _evaluate(
-        _predictive.marginal_loglik, "marginal_loglik", estimator, X, y, sample_weight
+        _predictive.marginal_loglik, "marginal_loglik", estimator, X, y, sample_weight, offset
     )
     return total / n
 
 
 @_Scorer
-def conditional_loglik(estimator, X, y=None, sample_weight=None) -> float:
+def conditional_loglik(estimator, X, y=None, sample_weight=None, offset=None) -> float:
     """Mean log density of the held-out rows given the conditional modes.
 
     Answers: *how well do the model's predictions, with its residual scale, fit
@@ -219,7 +229,7 @@ def conditional_loglik(estimator, X, y=None, sample_weight=None) -> float:
 
     Parameters
     ----------
-    estimator, X, y, sample_weight
+    estimator, X, y, sample_weight, offset
         As in :func:`marginal_loglik`.
 
     Returns
@@ -228,13 +238,13 @@ def conditional_loglik(estimator, X, y=None, sample_weight=None) -> float:
         Higher is better.
     """
     total, n = _evaluate(
-        _predictive.conditional_loglik, "conditional_loglik", estimator, X, y, sample_weight
+        _predictive.conditional_loglik, "conditional_loglik", estimator, X, y, sample_weight, offset
     )
     return total / n
 
 
 @_Scorer
-def marginal_deviance(estimator, X, y=None, sample_weight=None) -> float:
+def marginal_deviance(estimator, X, y=None, sample_weight=None, offset=None) -> float:
     """-2 x the summed marginal log predictive density of the held-out rows.
 
     The question of :func:`marginal_loglik` on the deviance scale (that of
@@ -244,7 +254,7 @@ def marginal_deviance(estimator, X, y=None, sample_weight=None) -> float:
 
     Parameters
     ----------
-    estimator, X, y, sample_weight
+    estimator, X, y, sample_weight, offset
         As in :func:`marginal_loglik`.
 
     Returns
@@ -252,13 +262,13 @@ def marginal_deviance(estimator, X, y=None, sample_weight=None) -> float:
     float
     """
     total, _ = _evaluate(
-        _predictive.marginal_loglik, "marginal_deviance", estimator, X, y, sample_weight
+        _predictive.marginal_loglik, "marginal_deviance", estimator, X, y, sample_weight, offset
     )
     return -2.0 * total
 
 
 @_Scorer
-def conditional_deviance(estimator, X, y=None, sample_weight=None) -> float:
+def conditional_deviance(estimator, X, y=None, sample_weight=None, offset=None) -> float:
     """-2 x the summed log density of the held-out rows given the conditional modes.
 
     The question of :func:`conditional_loglik` on the deviance scale, summed.
@@ -266,7 +276,7 @@ def conditional_deviance(estimator, X, y=None, sample_weight=None) -> float:
 
     Parameters
     ----------
-    estimator, X, y, sample_weight
+    estimator, X, y, sample_weight, offset
         As in :func:`marginal_loglik`.
 
     Returns
@@ -274,6 +284,6 @@ def conditional_deviance(estimator, X, y=None, sample_weight=None) -> float:
     float
     """
     total, _ = _evaluate(
-        _predictive.conditional_loglik, "conditional_deviance", estimator, X, y, sample_weight
+        _predictive.conditional_loglik, "conditional_deviance", estimator, X, y, sample_weight, offset
     )
     return -2.0 * total

@@ -87,6 +87,10 @@ class LMMProblem:
         Prior (case) weights; the rows of Z, X and y are scaled by their square roots.
     reml : bool
         Whether :meth:`objective` is the REML criterion.
+    offset : ndarray, shape (n,), optional
+        A known part of the mean (coefficient 1): the model is fitted to
+        y - offset, which is what ``self.y`` holds; ``self.offset`` keeps it (None
+        without one) for whoever simulates or compares responses on the data's scale.
     """
 
     def __init__(
@@ -96,9 +100,13 @@ class LMMProblem:
         reterms: list[ReTerm],
         weights: ArrayLike | None = None,
         reml: bool = False,
+        offset: ArrayLike | None = None,
     ) -> None:
         X = np.asarray(X, dtype=float)
         y = np.asarray(y, dtype=float).reshape(-1)
+        self.offset = None if offset is None else np.asarray(offset, dtype=float).reshape(-1)
+        if self.offset is not None:
+            y = y - self.offset
         self.n = int(y.shape[0])
         self.p_full = int(X.shape[1])
         # Estimability is judged on the weighted rows: a zero weight removes a row.
@@ -256,11 +264,14 @@ class LMMProblem:
         Only the last row of A changes: Z_j' W y for each term, and X' W y, y' W y
         (the weights are those installed last). This is the whole per-replicate
         setup of a parametric bootstrap; the block patterns, the Z'Z and X'X
-        blocks and the small-problem dense evaluator are reused in place.
+        blocks and the small-problem dense evaluator are reused in place. ``y`` is
+        on the data's scale: the problem's offset (if any) is subtracted here.
         """
         y = np.asarray(y, dtype=float).reshape(-1)
         if y.shape[0] != self.n:
             raise ValueError(f"the new response has {y.shape[0]} values for {self.n} rows")
+        if self.offset is not None:
+            y = y - self.offset
         self.y = y
         self._Xy_raw[:, -1] = y
         wy = y if self.sqrtw is None else y * self.sqrtw**2

@@ -14,7 +14,9 @@ columns per term and level).
 - Other families: log of the integral over u of prod_i p(y_i | eta0_i + v_i'u)
   against N(0, I), by the Laplace approximation at the mode of the integrand
   (found by Fisher scoring with step halving; the Hessian is I + V' W V with the
-  GLM working weights W, as in the fit's PIRLS), or, for a single scalar term, by
+  GLM working weights W, as in the fit's PIRLS, or with the observed information
+  for the families fitted with it, the negative binomial, Gamma and inverse
+  Gaussian at their fitted dispersion), or, for a single scalar term, by
   adaptive Gauss-Hermite quadrature centred at that mode.
 
 M >= I, so every factorization here is of a well-conditioned matrix.
@@ -93,7 +95,14 @@ class _SPDFactor:
         self.dense = isinstance(V, np.ndarray)
         if isinstance(V, np.ndarray):
             M = np.eye(q) + (V.T * w) @ V
-            self.chol = sla.cho_factor(M, lower=True)
+            try:
+                self.chol = sla.cho_factor(M, lower=True)
+            except np.linalg.LinAlgError:
+                # only an observed information with negative rows can do this
+                raise FloatingPointError(
+                    "the curvature of the new groups' log-likelihood is not positive "
+                    "definite at their conditional modes"
+                ) from None
         else:
             Ms = (sp.identity(q, format="csc") + (V.T @ sp.diags(w) @ V)).tocsc()
             self.lu = splu(Ms)
@@ -148,11 +157,25 @@ class _Integrand:
         return float(np.sum(self.loglik_rows(self.eta(u))) - 0.5 * float(u @ u))
 
     def weights_and_score(self, eta: NDArray[Any]) -> tuple[NDArray[Any], NDArray[Any]]:
-        """GLM working weights wt mu'^2 / V(mu) and d loglik / d eta per row."""
+        """GLM working weights wt mu'^2 / (phi V(mu)) and d loglik / d eta per row."""
         mu = self.family.clamp(self.link.inverse(eta))
         dmu = self.link.mu_eta(eta)
-        var = self.family.variance(mu)
+        var = self.family.scale * self.family.variance(mu)
         return self.wt * dmu * dmu / var, self.wt * (self.y - mu) * dmu / var
+
+    def curvature(self, eta: NDArray[Any]) -> NDArray[Any]:
+        """-d^2 loglik / d eta^2 per row for the Laplace log-determinant: the
+        working weights, or, for a family fitted with the observed information,
+        that (the weights minus wt (y - mu) / phi d/deta (mu' / V), which vanishes
+        for canonical links)."""
+        W, _ = self.weights_and_score(eta)
+        fam = self.family
+        if not fam.observed_information:
+            return W
+        mu = fam.clamp(self.link.inverse(eta))
+        dmu, d2mu = self.link.mu_eta(eta), self.link.mu_eta2(eta)
+        v, dv = fam.variance(mu), fam.variance_deriv(mu)
+        return np.asarray(W - self.wt * (self.y - mu) * (d2mu / v - dmu**2 * dv / v**2) / fam.scale)
 
     def mode(self) -> NDArray[Any]:
         """The maximizer of the (log-concave in u for canonical links) integrand."""
@@ -198,8 +221,7 @@ def laplace_loglik(
     u = f.mode()
     val = f.value(u)
     if u.size:
-        W, _ = f.weights_and_score(f.eta(u))
-        val -= 0.5 * _SPDFactor(V, W).logdet()
+        val -= 0.5 * _SPDFactor(V, f.curvature(f.eta(u))).logdet()
     return val
 
 
@@ -226,8 +248,14 @@ def agq_loglik(
     V = sp.csr_matrix((v, (np.arange(n), lev)), shape=(n, q))
     f = _Integrand(y, eta0, wt, V, family, link)
     u = f.mode()
-    W, _ = f.weights_and_score(f.eta(u))
-    sd = 1.0 / np.sqrt(1.0 + np.bincount(lev, W * v * v, minlength=q))
+    W = f.curvature(f.eta(u))
+    h = 1.0 + np.bincount(lev, W * v * v, minlength=q)
+    if not np.all(h > 0):  # an observed information with negative rows
+        raise FloatingPointError(
+            "the curvature of the new groups' log-likelihood is not positive at their "
+            "conditional modes"
+        )
+    sd = 1.0 / np.sqrt(h)
 
     def g(uu: NDArray[Any]) -> NDArray[Any]:
         rows = f.loglik_rows(eta0 + v * uu[lev])

@@ -610,7 +610,8 @@ class MixedModelBase(BaseEstimator):
         DataFrame
             Columns ``lower`` and ``upper``; rows ``coef_names_``, then per
             random-effects term ``sd(g: col)`` and ``corr(g: col1, col2)``, then
-            ``sigma`` (models with a residual scale).
+            ``sigma`` (models with a residual scale), or ``shape`` (negative
+            binomial) or ``dispersion`` (Gamma, inverse Gaussian).
 
         Examples
         --------
@@ -643,8 +644,10 @@ class MixedModelBase(BaseEstimator):
         Each simulation draws new random effects from the fitted covariance and
         new noise: normal with the fitted sigma (divided by sqrt(sample_weight))
         for a linear mixed model; Bernoulli, binomial (proportions of successes
-        out of the sample_weight trials) or Poisson draws at the conditional
-        mean for a GLMM; class labels for the classifier.
+        out of the sample_weight trials), Poisson, negative binomial (at the
+        fitted shape), Gamma or inverse Gaussian (at the fitted dispersion)
+        draws at the conditional mean for a GLMM; class labels for the
+        classifier. The offsets of the fit are part of the mean.
 
         Parameters
         ----------

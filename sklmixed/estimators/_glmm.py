@@ -113,6 +113,7 @@ class _GLMMBase(MixedModelBase):
         b = problem.lmm.b(problem.u, theta)
         self._set_fitted(result, design, problem.lmm, b, problem.u, y)
         self._problem, self._fit_weights, self._fit_offset = problem, w, off
+        self._offset_param = offset is not None  # held-out rows then need theirs
         self.deviance_ = result.deviance
         self.family_ = problem.family  # at the estimated dispersion
         self.link_ = link

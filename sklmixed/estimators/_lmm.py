@@ -230,7 +230,9 @@ class MixedLMRegressor(RegressorMixin, MixedModelBase):
         if design.reterms:  # without them it is an exact linear regression (warned below)
             check_response_not_among_features(design.X, design.coef_names, ywork, w, affine=True)
         check_exact_fit(design.X, design.coef_names, ywork, w, bool(design.reterms))
-        problem = LMMProblem(design.X, ywork, design.reterms, weights=w, reml=self.reml)
+        problem = LMMProblem(
+            design.X, yv, design.reterms, weights=w, reml=self.reml, offset=off
+        )
         warn_rank_deficient(problem, design)
         theta0, _ = self._warm_start(problem, design.coef_names)
         try:
@@ -250,15 +252,17 @@ class MixedLMRegressor(RegressorMixin, MixedModelBase):
         self._set_fitted(result, design, problem, problem.b(u, theta), u, yv)
         self._problem, self._fit_weights, self._fit_reml = problem, w, self.reml
         self._fit_offset = off
+        self._offset_param = offset is not None  # held-out rows then need theirs
         return self
 
     def _rebuild_problem(self):
         problem = LMMProblem(
             self.design_.X,
-            self._y_fit if self._fit_offset is None else self._y_fit - self._fit_offset,
+            self._y_fit,
             self.design_.reterms,
             weights=self._fit_weights,
             reml=self._fit_reml,
+            offset=self._fit_offset,
         )
         problem.update(self.theta_)
         return problem

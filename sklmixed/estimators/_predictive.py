@@ -13,7 +13,12 @@ Two predictive distributions of held-out rows:
   posterior correlations between levels of crossed terms, and with beta, are
   left out). For an LMM the rest is exact (a multivariate normal density); for
   a GLMM the integral is approximated as the model was fitted: Laplace, or
-  adaptive Gauss-Hermite quadrature with the fit's ``nagq`` nodes.
+  adaptive Gauss-Hermite quadrature with the fit's ``nagq`` nodes (the families
+  with a dispersion at its fitted value, with the observed information).
+
+The held-out rows' offsets are part of their linear predictor: the formula's
+``offset(expr)`` terms evaluated on them, plus the ``offset`` given (required when
+the model was fitted with the ``offset`` parameter).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from sklmixed._core._predictive import (
 from sklmixed.estimators._base import validate_sample_weight
 from sklmixed.estimators._glmm import MixedGLMClassifier, _validate_glm_response
 from sklmixed.estimators._lmm import MixedLMRegressor, _numeric_response
+from sklmixed.estimators._offset import validate_offset
 from sklmixed.exceptions import DataError
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
@@ -54,21 +60,30 @@ def _response(est, y) -> np.ndarray:
     return _validate_glm_response(y, est.family, None)
 
 
-def _prepare(est, X, y, sample_weight):
-    """(frame, response, prior weights) of the rows with positive weight."""
+def _prepare(est, X, y, sample_weight, offset=None):
+    """(frame, response, prior weights, offset parameter) of the rows with
+    positive weight."""
     df = est._new_frame(X)
     y = np.asarray(y).reshape(-1) if np.ndim(y) else np.asarray([y])
     if y.shape[0] != df.shape[0]:
         raise DataError(f"y has {y.shape[0]} values but X has {df.shape[0]} rows")
     w = validate_sample_weight(sample_weight, df.shape[0])
+    off = validate_offset(offset, df.shape[0])
+    if off is None and est.__dict__.get("_offset_param", False):
+        # offset 0 is predict's default, but a density at the wrong mean is no score
+        raise DataError(
+            "the model was fitted with the offset parameter: pass the held-out rows' "
+            "offsets to the scorer (offset=...; with metadata routing, as fit params)"
+        )
     if w is not None and np.any(w == 0):
         # zero weight removes a row, as in fit
         keep = np.flatnonzero(w > 0)
         df, y, w = df.iloc[keep], y[keep], w[keep]
+        off = None if off is None else off[keep]
     if df.shape[0] == 0:
         raise DataError("cannot score empty data (0 rows)")
     yv = _response(est, y)
-    return df, yv, (np.ones(yv.shape[0]) if w is None else w)
+    return df, yv, (np.ones(yv.shape[0]) if w is None else w), off
 
 
 def _lambdas(est) -> dict:
@@ -80,17 +95,17 @@ def _lambdas(est) -> dict:
     return out
 
 
-def marginal_loglik(est, X, y, sample_weight=None) -> tuple[float, int]:
+def marginal_loglik(est, X, y, sample_weight=None, offset=None) -> tuple[float, int]:
     """(sum of the marginal log predictive density, number of rows scored)."""
-    df, yv, w = _prepare(est, X, y, sample_weight)
+    df, yv, w, off = _prepare(est, X, y, sample_weight, offset)
     n = yv.shape[0]
     Xnew, parts = est.design_.transform(df, new_level_codes=True)
     eta = Xnew @ np.where(np.isnan(est.stderror_), 0.0, est.coef_)
+    for extra in (est.design_.offset_for(df), off):
+        if extra is not None:
+            eta = eta + extra
+    # the families with a dispersion: family_ holds it at its fitted value
     glmm = hasattr(est, "family_")
-    if glmm and est.family_.has_dispersion:  # pragma: no cover - no such family yet
-        raise NotImplementedError(
-            f"marginal log-likelihoods of the {est.family_.name} family are not implemented"
-        )
     # b = Lambda u with u ~ N(0, s^2 I): s = sigma for an LMM, 1 for a GLMM
     s = 1.0 if glmm else float(est.sigma_)
     lambdas = _lambdas(est)
@@ -121,10 +136,10 @@ def marginal_loglik(est, X, y, sample_weight=None) -> tuple[float, int]:
     return laplace_loglik(yv, eta, w, V, est.family_, est.link_), n
 
 
-def conditional_loglik(est, X, y, sample_weight=None) -> tuple[float, int]:
+def conditional_loglik(est, X, y, sample_weight=None, offset=None) -> tuple[float, int]:
     """(sum of the log density given the conditional modes, number of rows)."""
-    df, yv, w = _prepare(est, X, y, sample_weight)
-    eta = est._linear_predictor(df)  # unseen levels as ``new_levels`` says
+    df, yv, w, off = _prepare(est, X, y, sample_weight, offset)
+    eta = est._linear_predictor(df, off)  # unseen levels as ``new_levels`` says
     if not hasattr(est, "family_"):
         var = float(est.sigma_) ** 2 / w
         r = yv - eta

@@ -90,13 +90,16 @@ class _GLMMRefit:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
-                beta, theta, opt = fit_glmm(
+                beta, params, opt = fit_glmm(
                     problem, fast=self.fast, optimizer=self.optimizer, maxfeval=self.maxfeval
                 )
         except (RuntimeError, FloatingPointError):  # PIRLS failed on this response
             return np.nan, coef, theta, np.nan, False
         coef[problem.lmm.keep] = beta
-        return opt.fmin, coef, theta, np.nan, opt.returnvalue in _CONVERGED
+        # params: theta, then the log shape or dispersion for a family with one
+        theta = params[: problem.ntheta]
+        dispersion = float(np.exp(params[-1])) if problem.family.has_dispersion else np.nan
+        return opt.fmin, coef, theta, dispersion, opt.returnvalue in _CONVERGED
 
 
 def _run_chunk(refit, seeds):
@@ -112,7 +115,8 @@ class BootstrapResult:
         One row per replicate: ``objective`` (the refit's -2 log L, REML
         criterion or GLMM deviance), then the parameters in the order of
         ``confint`` (coefficients, ``sd(g: col)``, ``corr(g: col1, col2)``,
-        ``sigma``). Coefficients dropped as not estimable are NaN; a GLMM
+        ``sigma``, or a GLMM's ``shape`` or ``dispersion``). Coefficients
+        dropped as not estimable are NaN; a GLMM
         replicate whose refit failed is NaN throughout.
     theta : ndarray of shape (n_boot, n_theta)
         The refits' relative covariance parameters.
@@ -218,6 +222,7 @@ def bootstrap(model, n_boot=1000, random_state=None, n_jobs=None, verbose=False)
     objective = np.array([r[0] for r in out], dtype=float)
     coefs = np.vstack([r[1] for r in out])
     thetas = np.vstack([np.asarray(r[2], dtype=float) for r in out])
+    # sigma for an LMM, the shape or dispersion for a GLMM family with one
     sigmas = np.array([r[3] for r in out], dtype=float)
     converged = np.array([r[4] for r in out], dtype=bool)
 
@@ -226,7 +231,8 @@ def bootstrap(model, n_boot=1000, random_state=None, n_jobs=None, verbose=False)
     varpars = variance_parameters(
         lmm.terms, lmm.theta_slices, thetas, sigmas if has_sigma else None
     )
-    values = [objective[:, None], coefs, varpars] + ([sigmas[:, None]] if has_sigma else [])
+    has_extra = has_sigma or model.result_.dispersion is not None
+    values = [objective[:, None], coefs, varpars] + ([sigmas[:, None]] if has_extra else [])
     table = pd.DataFrame(np.hstack(values), columns=["objective"] + parameter_names(model))
     table.index.name = "replicate"
     failed = int((~converged).sum())

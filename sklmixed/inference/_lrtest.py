@@ -37,16 +37,23 @@ def _label(i: int, model) -> str:
 
 
 def _response_and_weights(model):
-    """The response the model was fitted to and its prior weights (None: all 1)."""
+    """The response the model was fitted to (on the data's scale), its prior
+    weights (None: all 1) and its offset (None: zero). Models with different
+    offsets may be compared (an offset against the same term with a free
+    coefficient tests that coefficient against 1)."""
     problem = model.problem_
     if model.result_.is_glmm:
-        return problem.y, problem.pw
-    return problem.y, problem.weights
+        offset = problem.offset if np.any(problem.offset != 0) else None
+        return problem.y, problem.pw, offset
+    if problem.offset is None:
+        return problem.y, problem.weights, None
+    # an LMM's problem holds y - offset
+    return problem.y + problem.offset, problem.weights, problem.offset
 
 
 def _check_same_data(models) -> None:
     ref = models[0]
-    y0, w0 = _response_and_weights(ref)
+    y0, w0, o0 = _response_and_weights(ref)
     w0 = np.ones_like(y0) if w0 is None else w0
     for i, m in enumerate(models[1:], start=1):
         if m.nobs_ != ref.nobs_:
@@ -55,9 +62,15 @@ def _check_same_data(models) -> None:
                 f"{_label(0, ref)} to {ref.nobs_}: a likelihood-ratio test compares "
                 "models of the same data"
             )
-        y, w = _response_and_weights(m)
+        y, w, o = _response_and_weights(m)
         w = np.ones_like(y) if w is None else w
-        if y.shape != y0.shape or not np.array_equal(y, y0):
+        # an LMM's response with an offset is recovered as (y - offset) + offset,
+        # equal to y up to the rounding of the larger of the two
+        tol = 0.0
+        if o is not None or o0 is not None:
+            big = [np.max(np.abs(v), initial=0.0) for v in (y0, o, o0) if v is not None]
+            tol = 4 * np.finfo(float).eps * max(big)
+        if y.shape != y0.shape or not np.allclose(y, y0, rtol=0.0, atol=tol):
             raise InferenceError(
                 f"{_label(i, m)} and {_label(0, ref)} were fitted to different responses: "
                 "a likelihood-ratio test compares models of the same data"

@@ -4,7 +4,9 @@ One row per parameter, in a fixed order shared by every ``confint`` method and b
 the bootstrap's replicate table: the fixed effects (``coef_names_``), then for each
 random-effects term (in the order of the summary's variance components) its
 standard deviations ``sd(g: col)`` and its correlations ``corr(g: col1, col2)``,
-then the residual standard deviation ``sigma`` where the model has one. These are
+then the residual standard deviation ``sigma`` where the model has one (for the
+GLMM families with a parameter: the negative binomial's ``shape`` or the Gamma and
+inverse Gaussian ``dispersion``). These are
 lme4's ``confint`` parameters (``sd_(Intercept)|subj``, ``cor_days.(Intercept)|subj``,
 ``sigma``) and MixedModels.jl's (sigma_i, rho_i, sigma), under readable names.
 """
@@ -43,6 +45,8 @@ def parameter_names(model) -> list[str]:
     names = list(result.coef_names) + variance_names(groups)
     if result.sigma is not None:
         names.append("sigma")
+    elif result.dispersion is not None:  # the GLMM families with a parameter
+        names.append("shape" if result.family == "negative_binomial" else "dispersion")
     return names
 
 

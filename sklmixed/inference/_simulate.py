@@ -5,7 +5,13 @@ b = Lambda(theta) u with u ~ N(0, s^2 I) (s = sigma for an LMM, 1 for a GLMM), a
 new noise: for an LMM y = X beta + Z b + e with e ~ N(0, sigma^2 / w) for prior
 weights w; for a GLMM y drawn from the family at mu = g^{-1}(X beta + Z b):
 Bernoulli, binomial with the trials given as weights (the response is the
-proportion of successes, as in fit) and Poisson.
+proportion of successes, as in fit), Poisson, and at the fitted shape or
+dispersion the negative binomial (NB2: variance mu + mu^2 / shape, a Poisson of a
+Gamma mean), the Gamma (variance phi mu^2: shape 1/phi, scale phi mu) and the
+inverse Gaussian (variance phi mu^3: numpy's Wald with scale 1/phi). The
+offsets the model was fitted with (formula terms and the ``offset`` parameter)
+are part of the mean. Prior weights of these families are case weights: a row
+is one draw whatever its weight, as for the Poisson.
 """
 
 from __future__ import annotations
@@ -17,7 +23,14 @@ from sklearn.utils.validation import check_is_fitted
 
 from sklmixed.exceptions import DataError, InferenceError
 
-_FAMILIES = ("bernoulli", "binomial", "poisson")
+_FAMILIES = (
+    "bernoulli",
+    "binomial",
+    "poisson",
+    "negative_binomial",
+    "gamma",
+    "inverse_gaussian",
+)
 
 
 def seed_sequence(random_state) -> np.random.SeedSequence:
@@ -61,8 +74,9 @@ class Simulator:
     """Everything a draw of new responses needs, taken once from a fitted model.
 
     Picklable (it travels to the workers of a parallel bootstrap) and independent
-    of the model object: the fixed-effects mean, each term's (refs, z, lambda),
-    sigma, the prior weights and the family.
+    of the model object: the fixed-effects mean (offsets included), each term's
+    (refs, z, lambda), sigma, the prior weights and the family (with its fitted
+    shape or dispersion).
     """
 
     def __init__(self, model):
@@ -73,6 +87,10 @@ class Simulator:
         self.n = self.mean_fixed.shape[0]
         problem = model.problem_
         self.family = result.family  # None for an LMM
+        # the offsets of the fit: the LMM's (None without), the GLMM's (zeros without)
+        offset = problem.offset
+        if offset is not None:
+            self.mean_fixed = self.mean_fixed + offset
         if self.family is None:
             lmm = problem
             self.sigma = float(result.sigma)
@@ -87,6 +105,11 @@ class Simulator:
             self.sigma = 1.0  # GLMM lambdas are on the scale of the linear predictor
             self.weights = np.asarray(problem.pw, dtype=float)
             self.link = model.link_
+            # the family at the fitted shape or dispersion (None for the others)
+            self.param = float(result.dispersion) if result.dispersion is not None else None
+            # the family's clamp of mu into its support (an identity or inverse link
+            # with a drawn random effect can leave it)
+            self.clamp = model.family_.clamp
             if self.family == "binomial":
                 trials = self.weights
                 if np.any(trials != np.round(trials)):
@@ -124,6 +147,18 @@ class Simulator:
             return (rng.random(mu.shape) < mu).astype(float)
         if self.family == "poisson":
             return rng.poisson(mu).astype(float)
+        if self.family == "negative_binomial":
+            # numpy's (n, p) with n = shape, p = shape / (shape + mu): mean mu,
+            # variance mu + mu^2 / shape
+            k, mu = self.param, self.clamp(mu)
+            return rng.negative_binomial(k, k / (k + mu)).astype(float)
+        if self.family == "gamma":
+            phi, mu = self.param, self.clamp(mu)
+            return rng.gamma(1.0 / phi, phi * mu)
+        if self.family == "inverse_gaussian":
+            # numpy's Wald(mean, scale) has variance mean^3 / scale
+            mu = self.clamp(mu)
+            return rng.wald(mu, np.full_like(mu, 1.0 / self.param))
         # binomial: successes out of the trials, reported as a proportion
         trials = self.weights.astype(np.int64)
         counts = rng.binomial(trials, np.clip(mu, 0.0, 1.0))
