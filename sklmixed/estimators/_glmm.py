@@ -394,8 +394,22 @@ class MixedGLMClassifier(ClassifierMixin, _GLMMBase):
         return self.classes_[(self._mean(X) > 0.5).astype(int)]
 
     def score(self, X, y=None, sample_weight=None) -> float:
-        """Accuracy of ``predict(X)``; with ``y=None`` the true labels are the
-        formula's left-hand side in X."""
+        """Accuracy of ``predict(X)``.
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+            Data with the columns of the formula.
+        y : array-like of shape (n_samples,), optional
+            The true labels; by default the formula's left-hand side evaluated
+            on X.
+        sample_weight : array-like of shape (n_samples,), optional
+            Weights of the observations.
+
+        Returns
+        -------
+        score : float
+            The (weighted) fraction of correctly predicted labels.
+        """
         return super().score(X, self._score_target(X, y), sample_weight=sample_weight)
 
     def __sklearn_tags__(self):
@@ -449,6 +463,8 @@ class MixedGLMRegressor(RegressorMixin, _GLMMBase):
     maxfeval : int, default=-1
         Maximum number of deviance evaluations per optimization stage; -1 for
         no limit.
+    warm_start : bool, default=False
+        As in ``MixedGLMClassifier``.
 
     Attributes
     ----------

@@ -25,11 +25,12 @@ from sklmixed.exceptions import DataError, ParameterError
 class MixedLMRegressor(RegressorMixin, MixedModelBase):
     """Linear mixed-effects model, fit by maximum likelihood or REML.
 
-    The model ``y = X beta + Z b + e`` with ``b ~ N(0, Sigma(theta))`` and
-    ``e ~ N(0, sigma^2 I)``, specified by an lme4/MixedModels.jl formula and fit
-    as MixedModels.jl fits it: penalized least squares with a blocked sparse
-    Cholesky factor, and derivative-free optimization of the relative covariance
-    parameters theta. The estimates and the printed summary are MixedModels.jl's.
+    The model ``y = X beta + Z b + e``, with b normal with mean 0 and covariance
+    ``Sigma(theta)`` and e normal with mean 0 and covariance ``sigma^2 I``,
+    specified by an lme4/MixedModels.jl formula and fit as MixedModels.jl fits it:
+    penalized least squares with a blocked sparse Cholesky factor, and
+    derivative-free optimization of the relative covariance parameters theta.
+    The estimates and the printed summary are MixedModels.jl's.
 
     Parameters
     ----------
@@ -313,8 +314,22 @@ class MixedLMRegressor(RegressorMixin, MixedModelBase):
         return predict_interval(self, X, level, kind)
 
     def score(self, X, y=None, sample_weight=None) -> float:
-        """R^2 of ``predict(X)``; with ``y=None`` the true values are the
-        formula's left-hand side evaluated on X."""
+        """R^2 of ``predict(X)`` (scikit-learn's ``r2_score``).
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+            Data with the columns of the formula.
+        y : array-like of shape (n_samples,), optional
+            The true values; by default the formula's left-hand side evaluated
+            on X.
+        sample_weight : array-like of shape (n_samples,), optional
+            Weights of the observations.
+
+        Returns
+        -------
+        score : float
+            The coefficient of determination (1 is a perfect prediction).
+        """
         return super().score(X, self._score_target(X, y), sample_weight=sample_weight)
 
     def leverage(self) -> np.ndarray:
