@@ -6,7 +6,7 @@ conventions and its estimator checks expect: ``ValueError`` for bad formulas and
 data, ``KeyError`` as well for a column that is not there, ``ValueError`` and
 ``TypeError`` for a bad hyperparameter (as scikit-learn's ``InvalidParameterError``),
 ``RuntimeError`` for a numerical fit that failed. Bad input is reported before any
-numerics. Warnings derive from :class:`SklmixedWarning`; ``ConvergenceWarning`` is
+numerics. Warnings derive from ``SklmixedWarning``; ``ConvergenceWarning`` is
 scikit-learn's, so existing filters for it apply.
 """
 

@@ -11,7 +11,7 @@ import numpy as np
 from scipy.stats import norm
 from sklearn.utils.validation import check_is_fitted
 
-from sklmixed.exceptions import ModelError, ParameterError
+from sklmixed.exceptions import DataError, ModelError, ParameterError
 
 __all__ = ["plot_ranef", "plot_shrinkage", "within_group_estimates"]
 
@@ -144,25 +144,25 @@ def within_group_estimates(model, data, group: str | None = None):
 
     check_is_fitted(model, "ranef_")
     if getattr(model, "family_", None) is not None or not hasattr(model, "reml"):
-        raise TypeError(
+        raise ModelError(
             "within-group least-squares estimates need a linear mixed model "
             f"(MixedLMRegressor); got {type(model).__name__}"
         )
     if model.formula is None:
-        raise ValueError("within-group estimates need a model fitted with a formula")
+        raise ModelError("within-group estimates need a model fitted with a formula")
     group = group or next(iter(model.ranef_))
     if group not in model.ranef_:
-        raise ValueError(f"no grouping factor {group!r}; the model has {list(model.ranef_)}")
+        raise ModelError(f"no grouping factor {group!r}; the model has {list(model.ranef_)}")
     design = build_design(model.formula, data, model.contrasts)
     if design.y is None:
-        raise ValueError("the formula has no response; within-group estimates need one")
+        raise ModelError("the formula has no response; within-group estimates need one")
     y = np.asarray(design.y, dtype=float)
     resid = y - design.X @ np.where(np.isnan(model.stderror_), 0.0, model.coef_)
     target = None
     for term in design.reterms:
         modes = model.ranef_.get(term.name)
         if modes is None or list(modes.index) != list(term.levels):
-            raise ValueError(
+            raise DataError(
                 f"grouping factor {term.name!r} has other levels in data than in fit: "
                 "pass the data the model was fitted on"
             )

@@ -229,8 +229,17 @@ def conditional_loglik(estimator, X, y=None, sample_weight=None, offset=None) ->
 
     Parameters
     ----------
-    estimator, X, y, sample_weight, offset
-        As in :func:`marginal_loglik`.
+    estimator : fitted MixedLMRegressor, MixedGLMRegressor or MixedGLMClassifier
+        Or a fitted Pipeline ending in one (the earlier steps transform X).
+    X : DataFrame
+        Held-out rows.
+    y : array-like of shape (n_samples,), optional
+        Their response; by default the formula's response column of X.
+    sample_weight : array-like of shape (n_samples,), optional
+        Prior weights as in ``fit`` (LMM precision weights, binomial trials).
+    offset : array-like of shape (n_samples,), optional
+        The held-out rows' offsets, for a model fitted with the ``offset``
+        parameter (required then); they add to the formula's offsets.
 
     Returns
     -------
@@ -247,19 +256,29 @@ def conditional_loglik(estimator, X, y=None, sample_weight=None, offset=None) ->
 def marginal_deviance(estimator, X, y=None, sample_weight=None, offset=None) -> float:
     """-2 x the summed marginal log predictive density of the held-out rows.
 
-    The question of :func:`marginal_loglik` on the deviance scale (that of
+    The question of ``marginal_loglik`` on the deviance scale (that of
     ``objective_``, AIC and the likelihood-ratio test), summed rather than
     averaged. Lower is better: report it, but choose with
-    :func:`marginal_loglik`, since scikit-learn's searches maximize.
+    ``marginal_loglik``, since scikit-learn's searches maximize.
 
     Parameters
     ----------
-    estimator, X, y, sample_weight, offset
-        As in :func:`marginal_loglik`.
+    estimator : fitted MixedLMRegressor, MixedGLMRegressor or MixedGLMClassifier
+        Or a fitted Pipeline ending in one (the earlier steps transform X).
+    X : DataFrame
+        Held-out rows.
+    y : array-like of shape (n_samples,), optional
+        Their response; by default the formula's response column of X.
+    sample_weight : array-like of shape (n_samples,), optional
+        Prior weights as in ``fit`` (LMM precision weights, binomial trials).
+    offset : array-like of shape (n_samples,), optional
+        The held-out rows' offsets, for a model fitted with the ``offset``
+        parameter (required then); they add to the formula's offsets.
 
     Returns
     -------
     float
+        Lower is better.
     """
     total, _ = _evaluate(
         _predictive.marginal_loglik, "marginal_deviance", estimator, X, y, sample_weight, offset
@@ -271,17 +290,27 @@ def marginal_deviance(estimator, X, y=None, sample_weight=None, offset=None) -> 
 def conditional_deviance(estimator, X, y=None, sample_weight=None, offset=None) -> float:
     """-2 x the summed log density of the held-out rows given the conditional modes.
 
-    The question of :func:`conditional_loglik` on the deviance scale, summed.
-    Lower is better (choose with :func:`conditional_loglik`).
+    The question of ``conditional_loglik`` on the deviance scale, summed.
+    Lower is better (choose with ``conditional_loglik``).
 
     Parameters
     ----------
-    estimator, X, y, sample_weight, offset
-        As in :func:`marginal_loglik`.
+    estimator : fitted MixedLMRegressor, MixedGLMRegressor or MixedGLMClassifier
+        Or a fitted Pipeline ending in one (the earlier steps transform X).
+    X : DataFrame
+        Held-out rows.
+    y : array-like of shape (n_samples,), optional
+        Their response; by default the formula's response column of X.
+    sample_weight : array-like of shape (n_samples,), optional
+        Prior weights as in ``fit`` (LMM precision weights, binomial trials).
+    offset : array-like of shape (n_samples,), optional
+        The held-out rows' offsets, for a model fitted with the ``offset``
+        parameter (required then); they add to the formula's offsets.
 
     Returns
     -------
     float
+        Lower is better.
     """
     total, _ = _evaluate(
         _predictive.conditional_loglik, "conditional_deviance", estimator, X, y, sample_weight, offset

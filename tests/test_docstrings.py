@@ -114,17 +114,19 @@ def _entries(section: str) -> list[tuple[str, str]]:
 
 def _check_parameters(qualname, func, doc, errors):
     sig = inspect.signature(func)
-    params = [
-        p
-        for p in sig.parameters.values()
-        if p.name not in ("self", "cls") and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-    ]
+
+    def shown(p):  # numpydoc writes *args and **kwargs with their stars
+        return {p.VAR_POSITIONAL: "*", p.VAR_KEYWORD: "**"}.get(p.kind, "") + p.name
+
+    params = [p for p in sig.parameters.values() if p.name not in ("self", "cls")]
     entries = _entries(_sections(doc).get("Parameters", ""))
     names = [n for n, _ in entries]
-    if names != [p.name for p in params]:
-        errors.append(f"{qualname}: Parameters {names} != signature {[p.name for p in params]}")
+    if names != [shown(p) for p in params]:
+        errors.append(f"{qualname}: Parameters {names} != signature {[shown(p) for p in params]}")
         return
     for p, (name, kind) in zip(params, entries):
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
         if not kind:
             errors.append(f"{qualname}: parameter {name!r} has no type")
             continue

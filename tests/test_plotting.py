@@ -154,5 +154,5 @@ def test_shrinkage_plot_of_a_scalar_term_and_bad_input():
     with pytest.raises(ValueError, match="pass the data the model was fitted on"):
         plot_shrinkage(m, df[df["plate"] != "a"], "sample")
     clf = MixedGLMClassifier(formula="r2 ~ 1 + (1|item)", fast=True).fit(load_dataset("verbagg"))
-    with pytest.raises(TypeError, match="MixedLMRegressor"):
+    with pytest.raises(ModelError, match="MixedLMRegressor"):
         plot_shrinkage(clf, load_dataset("verbagg"))

@@ -422,7 +422,7 @@ class MixedModelBase(BaseEstimator):
         ----------
         level : float, default=0.95
             Coverage of the confidence intervals.
-        ddf : {"satterthwaite", "kenward-roger"}, optional
+        ddf : {None, "satterthwaite", "kenward-roger"}, default=None
             Linear mixed models: t tests on approximate denominator degrees of
             freedom, as lmerTest (Satterthwaite) and pbkrtest (Kenward-Roger)
             compute them, instead of z tests.
@@ -601,9 +601,15 @@ class MixedModelBase(BaseEstimator):
             the variance parameters (lme4's ``confint(method = "Wald")``);
             ``"profile"``: profile-likelihood intervals (lme4's default);
             ``"bootstrap"``: shortest intervals of a parametric bootstrap
-            (:meth:`bootstrap`, whose arguments follow).
-        n_boot, random_state, n_jobs, verbose
-            Passed to :meth:`bootstrap` when ``method="bootstrap"``.
+            (the ``bootstrap`` method, with the arguments below).
+        n_boot : int, default=1000
+            Number of bootstrap replicates (``method="bootstrap"`` only).
+        random_state : int, numpy Generator or RandomState, optional
+            Seed of the bootstrap (``method="bootstrap"`` only).
+        n_jobs : int, optional
+            Parallel workers of the bootstrap (joblib); None is one.
+        verbose : bool, default=False
+            Show a progress bar (bootstrap and profile).
 
         Returns
         -------
@@ -652,7 +658,14 @@ class MixedModelBase(BaseEstimator):
         Parameters
         ----------
         n_sims : int, default=1
+            Number of simulated responses.
         random_state : int, numpy Generator or RandomState, optional
+            Seed; the same seed gives the same responses.
+
+        Returns
+        -------
+        y_sim : ndarray of shape (n_sims, n_samples)
+            One simulated response per row (class labels for the classifier).
 
         Examples
         --------
@@ -669,7 +682,7 @@ class MixedModelBase(BaseEstimator):
         """Parametric bootstrap: refit the model to responses simulated from it.
 
         As MixedModels.jl's ``parametricbootstrap``: each replicate simulates a
-        response (:meth:`simulate`) and refits, reusing every part of the fit that
+        response (as ``simulate``) and refits, reusing every part of the fit that
         does not depend on the response and starting from the fitted parameters.
 
         Parameters
@@ -687,7 +700,7 @@ class MixedModelBase(BaseEstimator):
         -------
         BootstrapResult
             ``replicates`` (a DataFrame: ``objective`` and the parameters of
-            :meth:`confint`, one row per replicate) and ``confint(level, method)``.
+            ``confint``, one row per replicate) and ``confint(level, method)``.
 
         Examples
         --------

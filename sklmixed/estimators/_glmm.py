@@ -429,7 +429,8 @@ class MixedGLMClassifier(ClassifierMixin, _GLMMBase):
         X : DataFrame or array-like of shape (n_samples, n_features)
             Data with the columns of the formula.
         y : array-like of shape (n_samples,), optional
-            The true labels; by default the formula's left-hand side in X.
+            The true labels; by default the formula's left-hand side evaluated
+            on X.
         sample_weight : array-like of shape (n_samples,), optional
             Weights of the observations.
         offset : array-like of shape (n_samples,), optional
@@ -439,7 +440,8 @@ class MixedGLMClassifier(ClassifierMixin, _GLMMBase):
         Returns
         -------
         score : float
-            The (weighted) fraction of ``predict(X, offset=offset)`` equal to y.
+            The (weighted) fraction of correctly predicted labels of
+            ``predict(X, offset=offset)``.
         """
         y_true = self._score_target(X, y)
         y_pred = self.predict(X, offset=offset)
@@ -508,6 +510,8 @@ class MixedGLMRegressor(RegressorMixin, _GLMMBase):
     maxfeval : int, default=-1
         Maximum number of deviance evaluations per optimization stage; -1 for
         no limit.
+    warm_start : bool, default=False
+        As in ``MixedGLMClassifier``.
 
     Attributes
     ----------

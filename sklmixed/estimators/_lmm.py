@@ -27,11 +27,12 @@ from sklmixed.exceptions import DataError, ParameterError
 class MixedLMRegressor(RegressorMixin, MixedModelBase):
     """Linear mixed-effects model, fit by maximum likelihood or REML.
 
-    The model ``y = X beta + Z b + e`` with ``b ~ N(0, Sigma(theta))`` and
-    ``e ~ N(0, sigma^2 I)``, specified by an lme4/MixedModels.jl formula and fit
-    as MixedModels.jl fits it: penalized least squares with a blocked sparse
-    Cholesky factor, and derivative-free optimization of the relative covariance
-    parameters theta. The estimates and the printed summary are MixedModels.jl's.
+    The model ``y = X beta + Z b + e``, with b normal with mean 0 and covariance
+    ``Sigma(theta)`` and e normal with mean 0 and covariance ``sigma^2 I``,
+    specified by an lme4/MixedModels.jl formula and fit as MixedModels.jl fits it:
+    penalized least squares with a blocked sparse Cholesky factor, and
+    derivative-free optimization of the relative covariance parameters theta.
+    The estimates and the printed summary are MixedModels.jl's.
 
     Parameters
     ----------
@@ -333,7 +334,7 @@ class MixedLMRegressor(RegressorMixin, MixedModelBase):
         return predict_interval(self, X, level, kind)
 
     def score(self, X, y=None, sample_weight=None, offset=None) -> float:
-        """R^2 of the predictions on the given data.
+        """R^2 of ``predict(X, offset=offset)`` (scikit-learn's ``r2_score``).
 
         Parameters
         ----------
@@ -351,7 +352,7 @@ class MixedLMRegressor(RegressorMixin, MixedModelBase):
         Returns
         -------
         score : float
-            The coefficient of determination of ``predict(X, offset=offset)``.
+            The coefficient of determination (1 is a perfect prediction).
         """
         y_true = self._score_target(X, y)
         y_pred = self.predict(X, offset=offset)

@@ -109,6 +109,17 @@ def _run_chunk(refit, seeds):
 class BootstrapResult:
     """Replicates of a parametric bootstrap and the intervals they give.
 
+    Made by the estimators' ``bootstrap`` method.
+
+    Parameters
+    ----------
+    replicates : DataFrame
+        One row per replicate (see Attributes).
+    theta : ndarray of shape (n_boot, n_theta)
+        The refits' relative covariance parameters.
+    converged : ndarray of bool, shape (n_boot,)
+        Whether each refit converged.
+
     Attributes
     ----------
     replicates : DataFrame
@@ -131,6 +142,7 @@ class BootstrapResult:
 
     @property
     def n_boot(self) -> int:
+        """The number of replicates."""
         return int(self.replicates.shape[0])
 
     def __repr__(self) -> str:
