@@ -472,3 +472,112 @@ def test_warm_start_from_a_singular_fit():
     assert m.optsum_["initial"][0] == 0.0
     cold = MixedLMRegressor(formula="yield ~ 1 + (1|batch)").fit(load_dataset("dyestuff"))
     assert m.objective_ == pytest.approx(cold.objective_, abs=1e-6)
+
+
+# ------------------------------------------- dispersion families and offsets
+
+
+def _gamma_nb_data(seed=5):
+    """30 groups of 8 rows: log link, random intercept sd 0.5, exposure t in 1..4."""
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(30), 8)
+    x = rng.normal(size=g.shape[0])
+    t = rng.integers(1, 5, g.shape[0]).astype(float)
+    mu = t * np.exp(0.3 + 0.4 * x + rng.normal(scale=0.5, size=30)[g])
+    return pd.DataFrame(
+        {
+            "gamma": rng.gamma(1 / 0.3, 0.3 * mu),
+            "count": rng.negative_binomial(2.5, 2.5 / (2.5 + mu)).astype(float),
+            "x": x,
+            "t": t,
+            "g": [f"g{i:02d}" for i in g],
+        }
+    )
+
+
+def _family_logpdf(m, y, mu):
+    if m.family == "gamma":
+        return stats.gamma(1 / m.dispersion_, scale=m.dispersion_ * mu).logpdf(y)
+    k = m.dispersion_
+    return stats.nbinom(k, k / (k + mu)).logpmf(y)
+
+
+@pytest.mark.parametrize("family, column", [("gamma", "gamma"), ("negative_binomial", "count")])
+def test_dispersion_families_agq_matches_numerical_integration(family, column):
+    """The held-out groups' intercepts integrated at the fitted dispersion (or
+    shape), with the offsets of the held-out rows, against scipy.integrate.quad."""
+    df = _gamma_nb_data()
+    train, held = df[df["g"] >= "g06"], df[df["g"] < "g06"]
+    formula = f"{column} ~ 1 + x + offset(log(t)) + (1|g)"
+    m = MixedGLMRegressor(formula=formula, family=family, nagq=25).fit(train)
+    sd = m.theta_[0]
+    total = 0.0
+    for _, grp in held.groupby("g"):
+        eta = m.coef_[0] + m.coef_[1] * grp["x"].to_numpy() + np.log(grp["t"].to_numpy())
+        y = grp[column].to_numpy()
+
+        def f(b, eta=eta, y=y):
+            return np.exp(_family_logpdf(m, y, np.exp(eta + b)).sum()) * stats.norm.pdf(b, 0, sd)
+
+        val, _ = integrate.quad(f, -12 * sd, 12 * sd, epsabs=0, epsrel=1e-12, limit=200)
+        total += np.log(val)
+    assert marginal_loglik(m, held) == pytest.approx(total / len(held), rel=1e-7)
+    # conditional: independent rows at predict's mean (the new rows' offsets in it)
+    mu = m.predict(held)
+    expected = _family_logpdf(m, held[column].to_numpy(), mu)
+    assert conditional_loglik(m, held) == pytest.approx(expected.mean(), rel=1e-10)
+    assert conditional_deviance(m, held) == pytest.approx(-2 * expected.sum(), rel=1e-10)
+    # Laplace (the observed information, as the fit) is close to the integral
+    lap = MixedGLMRegressor(formula=formula, family=family).fit(train)
+    assert abs(marginal_loglik(lap, held) - total / len(held)) < 0.01
+
+
+def test_offset_parameter_reaches_the_scorers():
+    df = _gamma_nb_data()
+    train, held = df[df["g"] >= "g06"], df[df["g"] < "g06"]
+    formula = "gamma ~ 1 + x + offset(log(t)) + (1|g)"
+    m = MixedGLMRegressor(formula=formula, family="gamma").fit(train)
+    p = MixedGLMRegressor(formula="gamma ~ 1 + x + (1|g)", family="gamma").fit(
+        train, offset=np.log(train["t"])
+    )
+    log_t = np.log(held["t"].to_numpy())
+    for scorer in (marginal_loglik, conditional_loglik, marginal_deviance):
+        assert scorer(p, held, offset=log_t) == pytest.approx(scorer(m, held), rel=1e-6)
+        # offset 0 would score the rates as counts: refused, not silently wrong
+        with pytest.raises(DataError, match="fitted with the offset parameter"):
+            scorer(p, held)
+    with pytest.raises(DataError, match="offset has 3 values"):
+        marginal_loglik(p, held, offset=[0.0, 1.0, 2.0])
+    # through cross_validate with metadata routing
+    with sklearn.config_context(enable_metadata_routing=True):
+        est = MixedGLMRegressor(formula="gamma ~ 1 + x + (1|g)", family="gamma", fast=True)
+        est = est.set_fit_request(offset=True)
+        cv = cross_validate(
+            est,
+            df,
+            cv=GroupKFold(3),
+            scoring=marginal_loglik,
+            params={"offset": np.log(df["t"].to_numpy()), "groups": df["g"]},
+        )
+    train_idx, test_idx = next(GroupKFold(3).split(df, groups=df["g"]))
+    fold = MixedGLMRegressor(formula="gamma ~ 1 + x + (1|g)", family="gamma", fast=True).fit(
+        df.iloc[train_idx], offset=np.log(df["t"].to_numpy()[train_idx])
+    )
+    expected = marginal_loglik(
+        fold, df.iloc[test_idx], offset=np.log(df["t"].to_numpy()[test_idx])
+    )
+    assert cv["test_score"][0] == pytest.approx(expected, rel=1e-10)
+
+
+def test_dispersion_family_warm_start():
+    df = _gamma_nb_data()
+    formula = "count ~ 1 + x + offset(log(t)) + (1|g)"
+    m = MixedGLMRegressor(formula=formula, family="negative_binomial", warm_start=True)
+    m.fit(df.iloc[::2])
+    theta, shape = m.theta_.copy(), m.dispersion_
+    m.fit(df)
+    # the first (theta-only) stage starts at the previous theta and log shape
+    np.testing.assert_allclose(m.optsum_["fitlog"][0][0], [theta[0], np.log(shape)])
+    cold = MixedGLMRegressor(formula=formula, family="negative_binomial").fit(df)
+    assert m.objective_ == pytest.approx(cold.objective_, abs=1e-4)
+    assert m.dispersion_ == pytest.approx(cold.dispersion_, rel=1e-3)

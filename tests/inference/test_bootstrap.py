@@ -17,7 +17,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sklmixed import BootstrapResult, MixedGLMClassifier, MixedLMRegressor, load_dataset
+from sklmixed import (
+    BootstrapResult,
+    MixedGLMClassifier,
+    MixedGLMRegressor,
+    MixedLMRegressor,
+    load_dataset,
+)
 from sklmixed.exceptions import InferenceError
 from sklmixed.inference import _bootstrap
 from sklmixed.inference._simulate import Simulator
@@ -105,6 +111,53 @@ def test_glmm_bootstrap_has_no_sigma_and_refits_by_laplace():
     assert np.isfinite(boot.replicates.to_numpy()).all()
     a = clf.bootstrap(n_boot=3, random_state=0)  # fresh problem copy per replicate
     pd.testing.assert_frame_equal(a.replicates, boot.replicates)
+
+
+def test_lmm_with_an_offset_refits_each_simulated_response(sleep):
+    """The replicate's response is simulated with the offset and refitted with it:
+    each replicate is the fit of a new estimator to that response."""
+    off = 30.0 * (sleep["days"].to_numpy() % 3)
+    m = MixedLMRegressor(formula="reaction ~ 1 + days + (1|subj)").fit(sleep, offset=off)
+    boot = m.bootstrap(n_boot=3, random_state=2)
+    sim = Simulator(m)
+    for i, seed in enumerate(np.random.SeedSequence(2).spawn(3)):
+        y = sim.draw(np.random.default_rng(seed), 1)[0]
+        fresh = MixedLMRegressor(formula="reaction ~ 1 + days + (1|subj)").fit(
+            sleep.assign(reaction=y), offset=off
+        )
+        row = boot.replicates.iloc[i]
+        assert row["objective"] == pytest.approx(fresh.objective_, abs=1e-5)
+        np.testing.assert_allclose(row[["(Intercept)", "days"]], fresh.coef_, rtol=1e-5)
+
+
+@pytest.mark.parametrize("family, name", [("negative_binomial", "shape"), ("gamma", "dispersion")])
+def test_dispersion_families_report_their_parameter(family, name):
+    rng = np.random.default_rng(8)
+    g = np.repeat(np.arange(15), 8)
+    t = rng.integers(1, 5, g.shape[0]).astype(float)
+    mu = t * np.exp(0.5 + rng.normal(scale=0.4, size=15)[g])
+    if family == "gamma":
+        y = rng.gamma(1 / 0.25, 0.25 * mu)
+    else:
+        y = rng.negative_binomial(4.0, 4.0 / (4.0 + mu))
+    df = pd.DataFrame({"y": y.astype(float), "t": t, "g": g})
+    m = MixedGLMRegressor(
+        formula="y ~ 1 + offset(log(t)) + (1|g)", family=family, fast=True
+    ).fit(df)
+    boot = m.bootstrap(n_boot=20, random_state=0)
+    cols = ["objective", "(Intercept)", "sd(g: (Intercept))", name]
+    assert boot.replicates.columns.tolist() == cols
+    assert boot.theta.shape == (20, 1) and boot.converged.all()
+    values = boot.replicates[name].to_numpy()
+    assert np.all(values > 0)
+    # the replicates scatter around the fitted parameter and intercept (the
+    # offset is simulated and refitted: without it the intercept would move by
+    # the mean log exposure, 0.9)
+    assert np.median(values) == pytest.approx(m.dispersion_, rel=0.5)
+    assert abs(boot.replicates["(Intercept)"].median() - m.coef_[0]) < 0.3
+    table = m.confint(method="bootstrap", n_boot=20, random_state=0)
+    assert table.index[-1] == name and table.loc[name, "lower"] > 0
+    assert m.confint().index.tolist() == cols[1:]  # Wald: NaN for the parameter
 
 
 def _brute_shortest(v, level):

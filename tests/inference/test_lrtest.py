@@ -228,3 +228,24 @@ def test_a_model_without_random_effects_is_nested_in_one_with(sleep, fits):
     table = lrtest(fits[1], lm)
     assert table["dof"].tolist() == [3, 4]
     assert table["chisq"].iloc[1] == pytest.approx(lm.objective_ - fits[1].objective_)
+
+
+def test_an_offset_against_its_free_coefficient(sleep):
+    """offset(10 * days) fixes the slope at 10: nested in the model that estimates
+    it, and fitted to the same response (an LMM's problem holds y - offset)."""
+    fixed = MixedLMRegressor(formula="reaction ~ 1 + offset(10 * days) + (1|subj)").fit(sleep)
+    free = MixedLMRegressor(formula="reaction ~ 1 + days + (1|subj)").fit(sleep)
+    table = lrtest(fixed, free)
+    assert table["df"].iloc[1] == 1
+    assert table["chisq"].iloc[1] == pytest.approx(fixed.objective_ - free.objective_)
+    # the same through the offset parameter, and for a GLMM
+    param = MixedLMRegressor(formula="reaction ~ 1 + (1|subj)").fit(
+        sleep, offset=10.0 * sleep["days"]
+    )
+    assert lrtest(param, free)["chisq"].iloc[1] == pytest.approx(table["chisq"].iloc[1])
+    d = sleep.assign(count=np.round(sleep["reaction"] / 10), t=1.0 + sleep["days"])
+    g0 = MixedGLMRegressor(formula="count ~ 1 + offset(log(t)) + (1|subj)").fit(d)
+    g1 = MixedGLMRegressor(formula="count ~ 1 + log(t) + (1|subj)").fit(d)
+    assert lrtest(g0, g1)["chisq"].iloc[1] == pytest.approx(g0.objective_ - g1.objective_)
+    with pytest.raises(InferenceError, match="different responses"):
+        lrtest(fixed, free.fit(sleep.assign(reaction=sleep["reaction"] + 1)))

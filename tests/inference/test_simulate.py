@@ -188,3 +188,90 @@ def test_binomial_needs_whole_trials():
     )
     with pytest.raises(DataError, match="whole numbers"):
         m.simulate(1)
+
+
+def _family_data(family, seed=4, n_groups=30, per=10):
+    """Responses of ``family`` with a log link, a random intercept (sd 0.5) and an
+    offset log(t) with exposures t from 1 to 5."""
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(n_groups), per)
+    x = rng.normal(size=g.shape[0])
+    t = rng.integers(1, 6, size=g.shape[0]).astype(float)
+    mu = np.exp(0.2 + 0.4 * x + np.log(t) + rng.normal(scale=0.5, size=n_groups)[g])
+    if family == "negative_binomial":
+        y = rng.negative_binomial(3.0, 3.0 / (3.0 + mu)).astype(float)
+    elif family == "gamma":
+        y = rng.gamma(1 / 0.3, 0.3 * mu)
+    else:
+        y = rng.wald(mu, np.full_like(mu, 1 / 0.2))
+    return pd.DataFrame({"g": [f"G{i:02d}" for i in g], "x": x, "t": t, "y": y})
+
+
+@pytest.mark.parametrize("family", ["negative_binomial", "gamma", "inverse_gaussian"])
+def test_dispersion_families_mean_and_variance_with_an_offset(family):
+    d = _family_data(family)
+    m = MixedGLMRegressor(
+        formula="y ~ 1 + x + offset(log(t)) + (1|g)", family=family, fast=True
+    ).fit(d)
+    S = 4000
+    y = m.simulate(n_sims=S, random_state=3)
+    if family == "negative_binomial":
+        assert np.all(y == np.round(y)) and y.min() >= 0
+    else:
+        assert y.min() > 0
+    eta, s, _ = _eta_and_sd(m)
+    eta = eta + np.log(d["t"].to_numpy())  # the offset is part of the mean
+    # E mu^k = exp(k eta + k^2 s^2 / 2) for mu = exp(eta + b), b ~ N(0, s^2)
+    m1, m2, m3 = (np.exp(k * eta + k * k * s * s / 2) for k in (1, 2, 3))
+    k = m.dispersion_
+
+    def second_moment(k):  # E y^2 = Var y + (E y)^2, at shape or dispersion k
+        if family == "negative_binomial":  # Var(y | b) = mu + mu^2 / shape
+            return m1 + m2 / k + m2
+        if family == "gamma":  # phi mu^2
+            return k * m2 + m2
+        return k * m3 + m2  # inverse Gaussian: phi mu^3
+
+    var = second_moment(k) - m1**2
+    assert np.all(np.abs(y.mean(0) - m1) <= Z * np.sqrt(var / S))
+    # The family's parameter, from one statistic per simulation pooling all rows (a
+    # row's second moment alone cannot resolve it against the random effect's
+    # share): sum_i y_i^2 / E y_i^2 has mean n. For the inverse Gaussian y^2 is too
+    # heavy-tailed for its sample mean's standard error; 1/y is not, and
+    # E[1/y | mu] = 1/mu + phi gives E[1/y] = exp(-eta + s^2/2) + phi.
+    if family == "inverse_gaussian":
+        def expected(k):
+            return np.exp(-eta + s * s / 2) + k
+
+        pooled = (1.0 / y / expected(k)).sum(1)
+        wrong = [np.sum(expected(f * k) / expected(k)) for f in (1 / 1.5, 1.5)]
+    else:
+        pooled = (y**2 / second_moment(k)).sum(1)
+        wrong = [np.sum(second_moment(f * k) / second_moment(k)) for f in (1 / 1.5, 1.5)]
+    se = pooled.std(ddof=1) / np.sqrt(S)
+    n = y.shape[1]
+    assert abs(pooled.mean() - n) <= Z * se
+    # a parameter off by a factor 1.5 either way would show: the test has teeth
+    assert min(abs(w - n) for w in wrong) > 2 * Z * se
+    # the test has teeth: without the offset the means would be off by t
+    far = np.abs(y.mean(0) - m1 / d["t"].to_numpy()) > Z * np.sqrt(var / S)
+    assert far.mean() > 0.5
+
+
+def test_offset_parameter_and_lmm_offsets_are_in_the_mean():
+    sleep = load_dataset("sleepstudy")
+    off = 40.0 * (sleep["days"].to_numpy() % 2)
+    m = MixedLMRegressor(formula="reaction ~ 1 + days + (1|subj)").fit(sleep, offset=off)
+    S = 2000
+    y = m.simulate(n_sims=S, random_state=1)
+    mean = m.design_.X @ m.coef_ + off
+    sd = np.sqrt(m.sigma_**2 + (m.theta_[0] * m.sigma_) ** 2)
+    assert np.all(np.abs(y.mean(0) - mean) <= Z * sd / np.sqrt(S))
+    d = _glmm_data(6)
+    t = 1.0 + np.arange(len(d)) % 4
+    g = MixedGLMRegressor(formula="count ~ 1 + x + (1|g)").fit(d, offset=np.log(t))
+    y = g.simulate(n_sims=S, random_state=2)
+    eta, s, _ = _eta_and_sd(g)
+    mean = np.exp(eta + np.log(t) + s**2 / 2)
+    var = mean + np.exp(2 * (eta + np.log(t))) * (np.exp(2 * s**2) - np.exp(s**2))
+    assert np.all(np.abs(y.mean(0) - mean) <= Z * np.sqrt(var / S))
