@@ -313,6 +313,12 @@ def conditional_deviance(estimator, X, y=None, sample_weight=None, offset=None) 
         Lower is better.
     """
     total, _ = _evaluate(
-        _predictive.conditional_loglik, "conditional_deviance", estimator, X, y, sample_weight, offset
+        _predictive.conditional_loglik,
+        "conditional_deviance",
+        estimator,
+        X,
+        y,
+        sample_weight,
+        offset,
     )
     return -2.0 * total

@@ -563,9 +563,7 @@ def test_offset_parameter_reaches_the_scorers():
     fold = MixedGLMRegressor(formula="gamma ~ 1 + x + (1|g)", family="gamma", fast=True).fit(
         df.iloc[train_idx], offset=np.log(df["t"].to_numpy()[train_idx])
     )
-    expected = marginal_loglik(
-        fold, df.iloc[test_idx], offset=np.log(df["t"].to_numpy()[test_idx])
-    )
+    expected = marginal_loglik(fold, df.iloc[test_idx], offset=np.log(df["t"].to_numpy()[test_idx]))
     assert cv["test_score"][0] == pytest.approx(expected, rel=1e-10)
 
 

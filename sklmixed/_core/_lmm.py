@@ -103,10 +103,10 @@ class LMMProblem:
         offset: ArrayLike | None = None,
     ) -> None:
         X = np.asarray(X, dtype=float)
-        y = np.asarray(y, dtype=float).reshape(-1)
         self.offset = None if offset is None else np.asarray(offset, dtype=float).reshape(-1)
+        y = np.asarray(y, dtype=float).reshape(-1)
         if self.offset is not None:
-            y = y - self.offset
+            y = np.asarray(y - self.offset)
         self.n = int(y.shape[0])
         self.p_full = int(X.shape[1])
         # Estimability is judged on the weighted rows: a zero weight removes a row.
@@ -267,14 +267,14 @@ class LMMProblem:
         blocks and the small-problem dense evaluator are reused in place. ``y`` is
         on the data's scale: the problem's offset (if any) is subtracted here.
         """
-        y = np.asarray(y, dtype=float).reshape(-1)
-        if y.shape[0] != self.n:
-            raise ValueError(f"the new response has {y.shape[0]} values for {self.n} rows")
+        values: NDArray[Any] = np.asarray(y, dtype=float).reshape(-1)
+        if values.shape[0] != self.n:
+            raise ValueError(f"the new response has {values.shape[0]} values for {self.n} rows")
         if self.offset is not None:
-            y = y - self.offset
-        self.y = y
-        self._Xy_raw[:, -1] = y
-        wy = y if self.sqrtw is None else y * self.sqrtw**2
+            values = values - self.offset
+        self.y = values
+        self._Xy_raw[:, -1] = values
+        wy = values if self.sqrtw is None else values * self.sqrtw**2
         m = self.m
         for j in range(m):
             self.A[(m, j)][-1, :] = self._Zt[j] @ wy

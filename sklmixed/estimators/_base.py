@@ -15,7 +15,6 @@ import pandas as pd
 from sklearn.base import BaseEstimator, is_classifier
 from sklearn.utils.validation import check_is_fitted
 
-from sklmixed.estimators._offset import validate_offset
 from sklmixed.estimators._checks import (
     column_kinds,
     conform_columns,
@@ -26,6 +25,7 @@ from sklmixed.estimators._checks import (
     validate_target,
     warn_all_unseen,
 )
+from sklmixed.estimators._offset import validate_offset
 from sklmixed.exceptions import (
     ConvergenceWarning,
     DataError,

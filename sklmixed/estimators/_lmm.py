@@ -231,9 +231,7 @@ class MixedLMRegressor(RegressorMixin, MixedModelBase):
         if design.reterms:  # without them it is an exact linear regression (warned below)
             check_response_not_among_features(design.X, design.coef_names, ywork, w, affine=True)
         check_exact_fit(design.X, design.coef_names, ywork, w, bool(design.reterms))
-        problem = LMMProblem(
-            design.X, yv, design.reterms, weights=w, reml=self.reml, offset=off
-        )
+        problem = LMMProblem(design.X, yv, design.reterms, weights=w, reml=self.reml, offset=off)
         warn_rank_deficient(problem, design)
         theta0, _ = self._warm_start(problem, design.coef_names)
         try:

@@ -41,7 +41,7 @@ def test_parser_takes_offsets_out_of_the_fixed_part(formula, fixed, exprs):
 
 
 def test_offset_expressions_are_read_as_r_writes_them():
-    (expr, text), = parse_formula("y ~ x + offset(t^2 / 2)").offsets
+    ((expr, text),) = parse_formula("y ~ x + offset(t^2 / 2)").offsets
     assert expr == "t^2 / 2" and text == "I(t**2 / 2)"
     with pytest.raises(FormulaError, match="unknown function 'lg'"):
         parse_formula("y ~ x + offset(lg(t))")

@@ -141,9 +141,9 @@ def test_dispersion_families_report_their_parameter(family, name):
     else:
         y = rng.negative_binomial(4.0, 4.0 / (4.0 + mu))
     df = pd.DataFrame({"y": y.astype(float), "t": t, "g": g})
-    m = MixedGLMRegressor(
-        formula="y ~ 1 + offset(log(t)) + (1|g)", family=family, fast=True
-    ).fit(df)
+    m = MixedGLMRegressor(formula="y ~ 1 + offset(log(t)) + (1|g)", family=family, fast=True).fit(
+        df
+    )
     boot = m.bootstrap(n_boot=20, random_state=0)
     cols = ["objective", "(Intercept)", "sd(g: (Intercept))", name]
     assert boot.replicates.columns.tolist() == cols

@@ -240,6 +240,7 @@ def test_dispersion_families_mean_and_variance_with_an_offset(family):
     # heavy-tailed for its sample mean's standard error; 1/y is not, and
     # E[1/y | mu] = 1/mu + phi gives E[1/y] = exp(-eta + s^2/2) + phi.
     if family == "inverse_gaussian":
+
         def expected(k):
             return np.exp(-eta + s * s / 2) + k
 
