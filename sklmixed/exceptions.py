@@ -23,6 +23,7 @@ __all__ = [
     "InferenceError",
     "MissingColumnError",
     "ModelError",
+    "NumericTextWarning",
     "ParameterError",
     "PerfectFitWarning",
     "RankDeficientWarning",
@@ -90,6 +91,12 @@ class PerfectFitWarning(SklmixedWarning):
     response exactly: the coefficients are those of the exact fit, but the residual
     variance is zero and the log-likelihood infinite. (With random effects such a
     fit is an error: the variance components are then undefined.)"""
+
+
+class NumericTextWarning(SklmixedWarning):
+    """A column that the formula uses as a predictor holds numbers written as text
+    (a CSV read with ``dtype=str``, say): like R, sklmixed codes a text column as
+    categorical, which is a different model from the numeric covariate."""
 
 
 class UnseenLevelsWarning(SklmixedWarning):

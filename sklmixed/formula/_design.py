@@ -11,6 +11,7 @@ Everything needed to rebuild the matrices for new data is kept in the Design.
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +21,7 @@ from formulaic import Formula, model_matrix
 from numpy.typing import NDArray
 
 from sklmixed._core._reterm import ReTerm
-from sklmixed.exceptions import DataError, FormulaError, MissingColumnError
+from sklmixed.exceptions import DataError, FormulaError, MissingColumnError, NumericTextWarning
 from sklmixed.formula._context import CODING_TEXT, CONTEXT
 from sklmixed.formula._parse import ParsedFormula, RandomTermSpec, parse_formula
 from sklmixed.formula._text import categorical_arguments, formulaic_message, quote, with_codings
@@ -114,6 +115,8 @@ class _Prep:
         for col in columns:
             series = df[col]
             if col in categorical or _is_categorical(series):
+                if col not in categorical:
+                    _warn_numeric_text(col, series)
                 prep.categories[col] = _levels(series)
             elif pd.api.types.is_integer_dtype(series.dtype):
                 prep.floats.append(col)
@@ -146,6 +149,26 @@ class _Prep:
         for col, levels in self.categories.items():
             out[col] = pd.Categorical(df[col], categories=levels)
         return out
+
+
+def _warn_numeric_text(col: str, series: pd.Series) -> None:
+    """Warn when a text column used as a categorical predictor holds only numbers
+    (a CSV read back as text): the user most likely meant the numeric covariate.
+    ``C(x)`` or a ``contrasts`` entry says categorical on purpose and is silent."""
+    if isinstance(series.dtype, pd.CategoricalDtype) or pd.api.types.is_bool_dtype(series):
+        return
+    values = pd.unique(series.dropna())
+    if len(values) < 3 or not all(isinstance(v, str) for v in values):
+        return  # two levels code the same model either way
+    if pd.to_numeric(pd.Series(values), errors="coerce").notna().all():
+        warnings.warn(
+            f"column {col!r} holds numbers written as text ({len(values)} distinct values "
+            f"such as {list(values[:3])}); it is coded as categorical, one coefficient per "
+            f"level. Convert it with pd.to_numeric for a numeric covariate, or write "
+            f"C({col}) to keep it categorical without this warning",
+            NumericTextWarning,
+            stacklevel=2,
+        )
 
 
 def _model_matrix(text: str, data: pd.DataFrame, what: str) -> Any:

@@ -368,3 +368,30 @@ def test_without_the_response():
     np.testing.assert_array_equal(design.response(df), df["reaction"])
     with pytest.raises(MissingColumnError, match="'reaction'"):
         build_design("reaction ~ 1 + days + (1|subj)", df.drop(columns="reaction"))
+
+
+def test_numbers_written_as_text_warn_that_they_are_categorical():
+    """A CSV read back as text: ``days`` is coded as a factor (as R would), which is
+    a different model from the numeric covariate; the user is told so, unless the
+    formula says categorical on purpose."""
+    import io
+    import warnings
+
+    import pandas as pd
+
+    from sklmixed import MixedLMRegressor, load_dataset
+    from sklmixed.exceptions import NumericTextWarning
+
+    df = load_dataset("sleepstudy")
+    buf = io.StringIO()
+    df.to_csv(buf, index=False)
+    buf.seek(0)
+    text = pd.read_csv(buf, dtype=str)
+    with pytest.warns(NumericTextWarning, match="'days' holds numbers written as text"):
+        m = MixedLMRegressor(formula="reaction ~ 1 + days + (1|subj)").fit(text)
+    assert len(m.coef_names_) == 10  # one coefficient per level besides the intercept
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NumericTextWarning)
+        MixedLMRegressor(formula="reaction ~ 1 + C(days) + (1|subj)").fit(text)
+        two_levels = text.assign(half=(df["days"] >= 5).astype(int).astype(str))
+        MixedLMRegressor(formula="reaction ~ 1 + half + (1|subj)").fit(two_levels)
