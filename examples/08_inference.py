@@ -31,9 +31,7 @@ profile = model.confint(method="profile")
 boot = model.bootstrap(n_boot=300, random_state=1)
 shortest = boot.confint()
 with pd.option_context("display.width", 100):
-    print(
-        pd.concat({"Wald": wald, "profile": profile, "bootstrap": shortest}, axis=1).round(2)
-    )
+    print(pd.concat({"Wald": wald, "profile": profile, "bootstrap": shortest}, axis=1).round(2))
 
 # %%
 # ## The profile of each fixed effect, by refitting
@@ -88,12 +86,12 @@ fig.tight_layout()
 #
 # The histograms of the 300 bootstrap estimates, with the shortest 95% bootstrap
 # interval (solid) and the profile interval (dashed). For the fixed effects the
-# two roughly agree (300 replicates
-# place the limits of a shortest interval only to a few per cent of its width). The standard deviations of the random effects are estimated
-# too small by maximum likelihood, and the bootstrap repeats that bias: its
-# replicates are centred below the estimate (black), so its intervals sit lower
-# than the profile's. A few replicates end on the boundary (a correlation of
-# +1), which the shortest interval of the correlation includes.
+# two roughly agree (300 replicates place the limits of a shortest interval only
+# to a few per cent of its width). The standard deviations of the random effects
+# are estimated too small by maximum likelihood, and the bootstrap repeats that
+# bias: its replicates are centred below the estimate (black), so its intervals
+# sit lower than the profile's. A few replicates end on the boundary (a
+# correlation of +1), which the shortest interval of the correlation includes.
 
 replicates = boot.replicates
 vc = model.varcorr()
