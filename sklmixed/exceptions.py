@@ -13,6 +13,7 @@ scikit-learn's, so existing filters for it apply.
 from __future__ import annotations
 
 import sys
+from types import FrameType
 
 from sklearn.exceptions import ConvergenceWarning
 
@@ -45,8 +46,14 @@ def user_stacklevel() -> int:
     ``predict``). A fixed ``stacklevel`` breaks whenever a call path gains or loses
     a frame (Python 3.12's ``skip_file_prefixes`` would stop at the first frame
     outside the package, inside scikit-learn in that case).
+
+    Returns
+    -------
+    int
+        The number of frames from the caller of this function out to the
+        caller of the outermost sklmixed frame (or to the outermost frame).
     """
-    frame = sys._getframe(1)  # the function that calls warnings.warn: level 1
+    frame: FrameType | None = sys._getframe(1)  # the function that warns: level 1
     level, outermost = 1, 1
     while frame is not None:
         name = frame.f_globals.get("__name__", "")
