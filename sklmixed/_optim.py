@@ -24,7 +24,7 @@ import nlopt
 import numpy as np
 
 from sklmixed._results import OptSummary
-from sklmixed.exceptions import ConvergenceWarning
+from sklmixed.exceptions import ConvergenceWarning, user_stacklevel
 
 FTOL_REL = 1e-12
 FTOL_ABS = 1e-8
@@ -342,7 +342,7 @@ def fit_glmm(
             "those of the last parameters where it converged. Try fast=True, rescaling "
             "covariates or a simpler random-effects structure",
             ConvergenceWarning,
-            stacklevel=3,
+            stacklevel=user_stacklevel(),
         )
     if fast:
         beta = problem._beta.copy()

@@ -12,6 +12,9 @@ scikit-learn's, so existing filters for it apply.
 
 from __future__ import annotations
 
+import sys
+from types import FrameType
+
 from sklearn.exceptions import ConvergenceWarning
 
 __all__ = [
@@ -31,6 +34,36 @@ __all__ = [
     "SklmixedWarning",
     "UnseenLevelsWarning",
 ]
+
+
+def user_stacklevel() -> int:
+    """The ``stacklevel`` for ``warnings.warn`` that blames the user's line.
+
+    Call it as ``warnings.warn(message, category, stacklevel=user_stacklevel())``.
+    The count runs from the function that warns to the caller of the outermost
+    sklmixed frame on the stack: the line that called ``fit``, ``predict`` or
+    ``score``, however deep inside sklmixed the warning is raised, and also when
+    scikit-learn code sits between sklmixed frames (its ``score`` calls our
+    ``predict``). A fixed ``stacklevel`` breaks whenever a call path gains or loses
+    a frame (Python 3.12's ``skip_file_prefixes`` would stop at the first frame
+    outside the package, inside scikit-learn in that case).
+
+    Returns
+    -------
+    int
+        The number of frames from the caller of this function out to the
+        caller of the outermost sklmixed frame (or to the outermost frame).
+    """
+    frame: FrameType | None = sys._getframe(1)  # the function that warns: level 1
+    level, outermost = 1, 1
+    while frame is not None:
+        name = frame.f_globals.get("__name__", "")
+        if name == "sklmixed" or name.startswith("sklmixed."):
+            outermost = level
+        frame = frame.f_back
+        level += 1
+    # one frame further out than the outermost sklmixed frame: its caller
+    return min(outermost + 1, level - 1)
 
 
 class FormulaError(ValueError):

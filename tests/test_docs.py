@@ -39,7 +39,8 @@ def python_blocks(text: str) -> list[tuple[int, str, bool]]:
 # "zerocorr(1 + x | g)", "(1 | a) + (1 | a & b)"), or a formula="..." argument.
 _TWO_SIDED = re.compile(r"[A-Za-z_][\w.]* ~ [^~]+")
 _RANDOM_TERMS = re.compile(r"(zerocorr)?\([^()]*\|[^()]*\)( \+ (zerocorr)?\([^()]*\|[^()]*\))*")
-_ARGUMENT = re.compile(r'formula="([^"]+)"')
+# formula="...", not statsmodels' re_formula="..." or vc_formula
+_ARGUMENT = re.compile(r'(?<![\w.])formula="([^"]+)"')
 
 
 def formulas_in(code: str) -> list[str]:
@@ -74,6 +75,7 @@ def test_formulas_in_recognizes_what_the_pages_show():
     assert formulas_in("lmer(y ~ x + (x | g), d, REML = FALSE)") == []
     assert formulas_in("fit(MixedModel, @formula(y ~ 1 + x + (1 + x | g)), d)") == []
     assert formulas_in("coef_") == []
+    assert formulas_in('smf.mixedlm("y ~ x", d, groups="g", re_formula="~x")') == []
 
 
 def test_python_blocks_are_found_and_markable():

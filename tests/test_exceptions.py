@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 
 import pytest
@@ -61,3 +62,33 @@ def test_user_facing_modules_raise_only_sklmixed_exceptions(path):
         if builtin.search(line)
     ]
     assert offending == []
+
+
+def test_inference_reports_bad_requests_with_sklmixed_exceptions():
+    # requests (a level, a method, a model the method does not apply to) get an
+    # InferenceError; a FloatingPointError inside is numerics, caught where it
+    # can be answered, as in the core
+    builtin = re.compile(r"raise\s+(ValueError|TypeError|KeyError|IndexError|Exception)\b")
+    offending = [
+        f"{path.name}:{i}: {line.strip()}"
+        for path in sorted((PACKAGE / "inference").glob("*.py"))
+        for i, line in enumerate(path.read_text().splitlines(), 1)
+        if builtin.search(line)
+    ]
+    assert offending == []
+
+
+def _warn_here(category):
+    warnings.warn("from inside", category, stacklevel=ex.user_stacklevel())
+
+
+def test_user_stacklevel_points_out_of_the_package():
+    # with no sklmixed frame on the stack, the warning blames the caller of the
+    # function that warns (the line calling _warn_here); with sklmixed frames, the
+    # caller of the outermost one (checked through fit and predict in
+    # tests/estimators/test_warning_location.py)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _warn_here(ex.SklmixedWarning)
+    assert caught[0].filename == __file__
+    assert "_warn_here" in Path(__file__).read_text().splitlines()[caught[0].lineno - 1]

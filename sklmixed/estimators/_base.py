@@ -33,6 +33,7 @@ from sklmixed.exceptions import (
     ParameterError,
     RankDeficientWarning,
     SingularFitWarning,
+    user_stacklevel,
 )
 from sklmixed.formula import build_design, build_design_from_columns
 
@@ -91,7 +92,7 @@ def warn_rank_deficient(problem, design) -> None:
             "(linearly dependent on earlier columns); their coefficients are "
             "reported as -0.0 with NaN standard error",
             RankDeficientWarning,
-            stacklevel=3,
+            stacklevel=user_stacklevel(),
         )
 
 
@@ -310,7 +311,7 @@ class MixedModelBase(BaseEstimator):
                 f"{'has' if len(names) == 1 else 'have'} zero variance (or a degenerate "
                 "covariance); consider removing those random effects",
                 SingularFitWarning,
-                stacklevel=4,
+                stacklevel=user_stacklevel(),
             )
         if not self.converged_:
             warnings.warn(
@@ -318,7 +319,7 @@ class MixedModelBase(BaseEstimator):
                 f"{result.optsum.feval} evaluations: the estimates may not be at the "
                 "optimum (raise maxfeval, or simplify the random effects)",
                 ConvergenceWarning,
-                stacklevel=4,
+                stacklevel=user_stacklevel(),
             )
 
     # The core problem (block structure, factor) backs condvar(), leverage() and

@@ -23,6 +23,7 @@ from sklmixed.exceptions import (
     DataTypeError,
     PerfectFitWarning,
     UnseenLevelsWarning,
+    user_stacklevel,
 )
 
 # ---------------------------------------------------------------- helpers
@@ -84,7 +85,7 @@ def validate_target(y, n_rows: int) -> np.ndarray:
             "A column-vector y was passed when a 1d array was expected. Please change "
             "the shape of y to (n_samples, ), for example using ravel().",
             DataConversionWarning,
-            stacklevel=4,
+            stacklevel=user_stacklevel(),
         )
         arr = arr.ravel()
     if arr.ndim != 1:
@@ -254,7 +255,7 @@ def check_exact_fit(
     warnings.warn(
         message + " The coefficients are the exact fit's; the residual variance is zero",
         PerfectFitWarning,
-        stacklevel=3,
+        stacklevel=user_stacklevel(),
     )
 
 
@@ -429,5 +430,5 @@ def warn_all_unseen(name: str, df: pd.DataFrame, levels) -> None:
         "UnseenLevelsWarning); otherwise check whether the codes changed type or "
         "spelling since fit",
         UnseenLevelsWarning,
-        stacklevel=4,
+        stacklevel=user_stacklevel(),
     )

@@ -26,7 +26,13 @@ from sklmixed.estimators._checks import (
     validate_target,
 )
 from sklmixed.estimators._offset import total_offset
-from sklmixed.exceptions import ConvergenceWarning, DataError, FitError, ParameterError
+from sklmixed.exceptions import (
+    ConvergenceWarning,
+    DataError,
+    FitError,
+    ParameterError,
+    user_stacklevel,
+)
 
 
 class _GLMMBase(MixedModelBase):
@@ -71,7 +77,7 @@ class _GLMMBase(MixedModelBase):
                 "binomial family without sample_weight: every proportion is taken as one "
                 "trial; pass the numbers of trials as sample_weight",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=user_stacklevel(),
             )
         if self.nagq > 1:
             terms = design.reterms
@@ -129,7 +135,7 @@ class _GLMMBase(MixedModelBase):
                     f"|coefficient / SE| is {worst!r}); estimates and standard errors of "
                     "the separating effects are not meaningful",
                     ConvergenceWarning,
-                    stacklevel=3,
+                    stacklevel=user_stacklevel(),
                 )
         return self
 

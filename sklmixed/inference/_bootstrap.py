@@ -25,7 +25,7 @@ import pandas as pd
 from sklearn.utils.validation import check_is_fitted
 
 from sklmixed._optim import fit_glmm, fit_lmm
-from sklmixed.exceptions import ConvergenceWarning, InferenceError
+from sklmixed.exceptions import ConvergenceWarning, InferenceError, user_stacklevel
 from sklmixed.inference._params import check_level, parameter_names, variance_parameters
 from sklmixed.inference._progress import progress_bar
 from sklmixed.inference._simulate import Simulator, check_count, seed_sequence
@@ -253,6 +253,6 @@ def bootstrap(model, n_boot=1000, random_state=None, n_jobs=None, verbose=False)
             f"{failed} of {n_boot} bootstrap refits did not converge (see the result's "
             "converged attribute); GLMM refits that failed are NaN rows",
             ConvergenceWarning,
-            stacklevel=3,
+            stacklevel=user_stacklevel(),
         )
     return BootstrapResult(table, thetas, converged)

@@ -41,6 +41,7 @@ import scipy.linalg as sla
 from scipy import stats
 from sklearn.utils.validation import check_is_fitted
 
+from sklmixed.exceptions import InferenceError, user_stacklevel
 from sklmixed.inference._profile import _check_level, _Likelihood
 
 _DDF = ("satterthwaite", "kenward-roger")
@@ -82,7 +83,7 @@ def ddf_coeftable(model: Any, level: float = 0.95, ddf: str = "satterthwaite") -
     check_is_fitted(model, "result_")
     result = model.result_
     if result.is_glmm:
-        raise ValueError(
+        raise InferenceError(
             "denominator degrees of freedom (ddf) apply to linear mixed models; a GLMM's "
             "coefficients are tested with z statistics (ddf=None)"
         )
@@ -97,7 +98,7 @@ def ddf_coeftable(model: Any, level: float = 0.95, ddf: str = "satterthwaite") -
                     "Kenward-Roger is defined for REML fits: the table is that of this "
                     "model refitted by REML (as pbkrtest does)",
                     UserWarning,
-                    stacklevel=3,
+                    stacklevel=user_stacklevel(),
                 )
                 problem, theta = _reml_refit(problem)
             beta, se, df = _kenward_roger(problem, theta)
@@ -108,7 +109,7 @@ def ddf_coeftable(model: Any, level: float = 0.95, ddf: str = "satterthwaite") -
 
 def _check_ddf(ddf: Any) -> str:
     if not isinstance(ddf, str) or ddf.lower() not in _DDF:
-        raise ValueError(f"ddf must be None, 'satterthwaite' or 'kenward-roger'; got {ddf!r}")
+        raise InferenceError(f"ddf must be None, 'satterthwaite' or 'kenward-roger'; got {ddf!r}")
     return ddf.lower()
 
 
@@ -292,7 +293,7 @@ def _kenward_roger(problem: Any, theta: np.ndarray) -> tuple[np.ndarray, np.ndar
     n, p = lik.n, lik.p
     q = sum(t.nranef for t in problem.terms)
     if problem.n * q + (q + p) ** 2 > _KR_MAX_ENTRIES:
-        raise ValueError(
+        raise InferenceError(
             f"Kenward-Roger here forms dense matrices of {q + p} x {q + p} and "
             f"{problem.n} x {q} entries, too large for this model; use "
             "ddf='satterthwaite'"

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from sklmixed.exceptions import ConvergenceWarning, InferenceError
+from sklmixed.exceptions import ConvergenceWarning, InferenceError, user_stacklevel
 
 # Relative size of a singular value of the column-scaled matrix below which a
 # direction counts as absent: the tolerance of the fit's own rank test.
@@ -229,7 +229,7 @@ def lrtest(*models) -> pd.DataFrame:
             f"smaller {_label(order[k], fits[order[k]])}: the larger fit may not have "
             "reached its optimum; its chi-squared statistic is set to 0",
             ConvergenceWarning,
-            stacklevel=2,
+            stacklevel=user_stacklevel(),
         )
     chisq = np.concatenate(([np.nan], np.maximum(drop, 0.0)))
     df = np.concatenate(([np.nan], np.diff(dof).astype(float)))

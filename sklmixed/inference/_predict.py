@@ -35,6 +35,7 @@ import scipy.linalg as sla
 from scipy import stats
 
 from sklmixed._core._lmm import order_terms
+from sklmixed.exceptions import InferenceError
 from sklmixed.inference._profile import _check_level
 
 _KINDS = ("confidence", "prediction")
@@ -143,7 +144,7 @@ def check_interval_args(level: Any, kind: Any) -> None:
     """Bad ``level`` or ``kind`` of :func:`predict_interval`: a clear error."""
     _check_level(level)
     if kind not in _KINDS:
-        raise ValueError(f"kind must be 'confidence' or 'prediction'; got {kind!r}")
+        raise InferenceError(f"kind must be 'confidence' or 'prediction'; got {kind!r}")
 
 
 def predict_interval(

@@ -55,7 +55,7 @@ from scipy import stats
 from scipy.linalg.lapack import dtrtri
 from sklearn.utils.validation import check_is_fitted
 
-from sklmixed.exceptions import ConvergenceWarning
+from sklmixed.exceptions import ConvergenceWarning, InferenceError, user_stacklevel
 
 # Conditional fits: nlopt's BOBYQA with the fit's tolerances on the objective
 # (the zeta scale is sqrt(objective difference): an error e in the objective moves
@@ -122,7 +122,7 @@ def profile_confint(model: Any, level: float = 0.95, verbose: bool = False) -> p
     check_is_fitted(model, "result_")
     result = model.result_
     if result.is_glmm:
-        raise ValueError(
+        raise InferenceError(
             "profile intervals are implemented for linear mixed models "
             f"(MixedLMRegressor); got a {result.family} GLMM"
         )
@@ -146,7 +146,7 @@ def _check_level(level: Any) -> None:
         or not isinstance(level, (int, float, np.floating, np.integer))
         or not 0.0 < float(level) < 1.0
     ):
-        raise ValueError(f"level must be a number in (0, 1); got {level!r}")
+        raise InferenceError(f"level must be a number in (0, 1); got {level!r}")
 
 
 # ----------------------------------------------------------------- likelihood
@@ -410,7 +410,7 @@ class _Profiler:
                 "fit had not converged to its optimum; refit (the intervals are "
                 "relative to the fit's objective)",
                 ConvergenceWarning,
-                stacklevel=3,
+                stacklevel=user_stacklevel(),
             )
         return {n: rows[n] for n in names}
 
