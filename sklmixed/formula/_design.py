@@ -21,7 +21,13 @@ from formulaic import Formula, model_matrix
 from numpy.typing import NDArray
 
 from sklmixed._core._reterm import ReTerm
-from sklmixed.exceptions import DataError, FormulaError, MissingColumnError, NumericTextWarning
+from sklmixed.exceptions import (
+    DataError,
+    FormulaError,
+    MissingColumnError,
+    NumericTextWarning,
+    user_stacklevel,
+)
 from sklmixed.formula._context import CODING_TEXT, CONTEXT
 from sklmixed.formula._parse import ParsedFormula, RandomTermSpec, parse_formula
 from sklmixed.formula._text import categorical_arguments, formulaic_message, quote, with_codings
@@ -167,7 +173,7 @@ def _warn_numeric_text(col: str, series: pd.Series) -> None:
             f"level. Convert it with pd.to_numeric for a numeric covariate, or write "
             f"C({col}) to keep it categorical without this warning",
             NumericTextWarning,
-            stacklevel=2,
+            stacklevel=user_stacklevel(),
         )
 
 

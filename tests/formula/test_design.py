@@ -387,8 +387,9 @@ def test_numbers_written_as_text_warn_that_they_are_categorical():
     df.to_csv(buf, index=False)
     buf.seek(0)
     text = pd.read_csv(buf, dtype=str)
-    with pytest.warns(NumericTextWarning, match="'days' holds numbers written as text"):
+    with pytest.warns(NumericTextWarning, match="'days' holds numbers written as text") as rec:
         m = MixedLMRegressor(formula="reaction ~ 1 + days + (1|subj)").fit(text)
+    assert rec[0].filename == __file__  # the user's line, not the formula layer
     assert len(m.coef_names_) == 10  # one coefficient per level besides the intercept
     with warnings.catch_warnings():
         warnings.simplefilter("error", NumericTextWarning)
