@@ -24,7 +24,12 @@ import nlopt
 import numpy as np
 
 from sklmixed._results import OptSummary
-from sklmixed.exceptions import ConvergenceWarning
+from sklmixed.exceptions import (
+    ConvergenceWarning,
+    DataError,
+    FitFailedError,
+    IllConditionedWarning,
+)
 
 FTOL_REL = 1e-12
 FTOL_ABS = 1e-8
@@ -34,6 +39,12 @@ XTOL_ABS = 1e-10
 # is 1e-4; 1e-5 keeps the snap invisible there).
 SNAP_TOL = 1e-3
 SNAP_COST = 1e-5
+# r^2, read off the last diagonal element of the factor, is accurate to about
+# eps * y'y: below EXACT_FIT of y'y it has at most three correct digits, and the
+# fit is exact up to rounding (its likelihood is unbounded); below NEAR_EXACT
+# fewer than eight remain and the objective's last digits are rounding.
+EXACT_FIT = 1e-13
+NEAR_EXACT = 1e-8
 
 OPTIMIZERS = {
     "LN_NEWUOA": nlopt.LN_NEWUOA,
@@ -99,7 +110,11 @@ def minimize(
             fitlog,
         )
     if not np.isfinite(finitial):
-        raise FloatingPointError("the objective is not finite at the starting values")
+        raise FitFailedError(
+            f"the objective is not finite at the starting values ({finitial}); try a "
+            "simpler random-effects structure, or check the data for columns on very "
+            "different scales"
+        )
 
     def wrapped(x, grad):  # called for every evaluation: kept to plain Python
         val = float(fun(x))
@@ -168,13 +183,72 @@ def finalize_theta(
     return theta, float(best)
 
 
+def warn_conditioning(problem) -> None:
+    """Warn about what the internal centring and scaling could not repair."""
+    for message in problem.scaling.issues:
+        warnings.warn(message, IllConditionedWarning, stacklevel=4)
+
+
+def check_identifiable(problem) -> None:
+    """A residual variance needs more observations than fixed effects."""
+    d = problem.nobs - problem.p
+    if d <= 0:
+        raise DataError(
+            f"the fixed effects have {problem.p} estimable columns for {problem.nobs} "
+            "observations: they fit the response exactly and leave no residual variance "
+            "to estimate; use fewer fixed effects or more data"
+        )
+
+
+def _check_exact_fit(problem, r2: float, where: str) -> None:
+    yty = problem.yty()
+    if not (r2 <= EXACT_FIT * yty):
+        if r2 <= NEAR_EXACT * yty:
+            warnings.warn(
+                f"the model fits the response almost exactly (the residual sum of squares "
+                f"is {r2 / yty:.1e} of the response's sum of squares{_centred(problem)}): "
+                "the objective's last digits are rounding; check that the response is not "
+                "a function of the predictors",
+                IllConditionedWarning,
+                stacklevel=4,
+            )
+        return
+    by = "the fixed effects" if where == "start" else "the fixed and random effects"
+    raise DataError(
+        f"{by} fit the response exactly (the residual sum of squares is {r2 / yty:.1e} "
+        f"of the response's sum of squares{_centred(problem)}, zero up to rounding): "
+        "the residual variance is zero and the likelihood has no maximum; check that "
+        "the response is not computed from the predictors"
+    )
+
+
+def _centred(problem) -> str:
+    return ", centred" if problem.scaling.y_shift != 0.0 else ""
+
+
+def _start_r2(problem, x0) -> float:
+    """r^2 at the starting theta (the small-model evaluator does not factor an
+    exact fit, where r = 0; the blocked factor does)."""
+    if np.isfinite(problem.objective(x0)):
+        return float(problem.last_r2)
+    return problem.pwrss() if problem.update(x0) else np.nan
+
+
 def fit_lmm(problem, *, optimizer: str | None = None, maxfeval: int = -1):
     """Optimize a :class:`~sklmixed._core._lmm.LMMProblem`; leave L at the optimum.
 
-    Returns the final theta and the OptSummary (whose ``final``/``fmin`` are the
-    flipped and snapped values).
+    Returns the final (internal) theta and the OptSummary (whose ``final``/``fmin``
+    are the flipped and snapped values, internal too; ``_results`` maps them to
+    the user's scale). Raises DataError for a response that the model fits
+    exactly, where the likelihood is unbounded.
     """
+    check_identifiable(problem)
+    warn_conditioning(problem)
     x0 = problem.initial_theta()
+    r2 = _start_r2(problem, x0)
+    if problem.recentre_response(r2):
+        r2 = _start_r2(problem, x0)
+    _check_exact_fit(problem, r2, "start")
     opt = minimize(
         problem.objective, x0, problem.lower_bounds(), optimizer=optimizer, maxfeval=maxfeval
     )
@@ -208,7 +282,11 @@ def fit_lmm(problem, *, optimizer: str | None = None, maxfeval: int = -1):
         opt.final, opt.fmin, problem.objective, problem.diag_positions(), problem.flip_theta
     )
     if not problem.update(theta):  # pragma: no cover - theta came from a finite evaluation
-        raise FloatingPointError("the factor is not positive definite at the optimum")
+        raise FitFailedError(
+            "the factor is not positive definite at the optimum; try a simpler "
+            "random-effects structure"
+        )
+    _check_exact_fit(problem, problem.pwrss(), "optimum")
     opt = replace(opt, final=theta, fmin=fmin)
     return theta, opt
 
@@ -224,8 +302,21 @@ def fit_glmm(problem, *, fast: bool = False, optimizer: str | None = None, maxfe
     """
     nth = problem.ntheta
     lower_theta = problem.lmm.lower_bounds()
+    warn_conditioning(problem.lmm)
     problem.reset()
-    problem.pirls(np.zeros(nth))  # GLM fit (Lambda = 0) gives starting beta
+    try:
+        problem.pirls(np.zeros(nth))  # GLM fit (Lambda = 0) gives starting beta
+    except (RuntimeError, FloatingPointError):
+        # From beta = 0 the first IRLS step can overflow (counts in the tens of
+        # thousands); start from the data instead, as R's glm does.
+        problem.start_from_data()
+        try:
+            problem.pirls(np.zeros(nth))
+        except (RuntimeError, FloatingPointError) as exc:
+            raise FitFailedError(
+                f"the fixed-effects-only (GLM) fit that gives the starting values failed "
+                f"({exc}); check the response for complete separation or extreme values"
+            ) from exc
     problem.reset()
 
     def dev_theta(theta):

@@ -8,7 +8,7 @@ function of the numbers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -112,6 +112,14 @@ class FitResult:
     nagq: int = 1
     deviance: float | None = None
     optsum: OptSummary | None = None
+    # Positions in theta of the diagonal elements of lambda judged at the boundary
+    # (a zero variance or a degenerate covariance), decided on the core's centred
+    # and scaled columns so that the verdict does not depend on units.
+    boundary: tuple | None = None
+    # The parameters in the core's coordinates (centred and scaled columns), from
+    # which the core problem is restored exactly (pickles, condvar, leverage).
+    core_theta: np.ndarray | None = None
+    core_beta: np.ndarray | None = None
 
     @property
     def is_glmm(self) -> bool:
@@ -161,25 +169,65 @@ def information_criteria(objective: float, dof: int, nobs: int) -> dict[str, flo
     return {"aic": aic, "aicc": aicc, "bic": objective + dof * np.log(nobs)}
 
 
+# lme4's isSingular tolerance on the diagonal of lambda (on the core's columns).
+BOUNDARY_TOL = 1e-4
+
+
+def boundary_positions(problem, theta) -> tuple:
+    """Diagonal positions of theta below :data:`BOUNDARY_TOL` (internal theta)."""
+    theta = np.asarray(theta, dtype=float)
+    return tuple(int(i) for i in problem.diag_positions() if abs(theta[i]) < BOUNDARY_TOL)
+
+
+def user_optsum(optsum: OptSummary | None, problem, offset: float, ntheta: int):
+    """The optimizer's record on the user's scale: theta (and beta) of the user's
+    columns, objectives shifted by ``offset`` (the identity for unscaled data)."""
+    if optsum is None or (problem.scaling.identity and offset == 0.0):
+        return optsum
+
+    def params(x):
+        x = np.asarray(x, dtype=float)
+        if x.shape[0] == ntheta:
+            return problem.user_theta(x)
+        p = x.shape[0] - ntheta  # GLMM joint stage: [beta; theta]
+        return np.concatenate((problem.user_beta(x[:p]), problem.user_theta(x[p:])))
+
+    return replace(
+        optsum,
+        initial=params(optsum.initial),
+        final=params(optsum.final),
+        finitial=optsum.finitial + offset,
+        fmin=optsum.fmin + offset,
+        fitlog=[(params(x), f + offset) for x, f in optsum.fitlog],
+    )
+
+
 def lmm_result(problem, theta, optsum, formula: str, coef_names) -> FitResult:
     """Assemble the FitResult of a converged linear mixed model.
 
-    ``problem`` holds the factor L at ``theta``. Coefficients of columns dropped for
-    rank deficiency are reported as -0.0 with NaN standard error and NaN rows and
-    columns in vcov, as MixedModels.jl does.
+    ``problem`` holds the factor L at ``theta`` (the core's internal theta);
+    everything is reported on the user's scale. Coefficients of columns dropped
+    for rank deficiency are reported as -0.0 with NaN standard error and NaN rows
+    and columns in vcov, as MixedModels.jl does.
     """
     p_full, keep = problem.p_full, problem.keep
-    sigma2 = problem.sigma2()
-    beta = problem.beta()
+    scale2 = problem.scaling.y_scale**2
+    sigma2_internal = problem.sigma2()
+    sigma2 = sigma2_internal * scale2
+    beta = problem.user_beta(problem.beta())
     coef = np.full(p_full, -0.0)
     coef[keep] = beta
     vcov = np.full((p_full, p_full), np.nan)
-    vcov[np.ix_(keep, keep)] = sigma2 * problem.rxx_inverse()
+    vcov[np.ix_(keep, keep)] = problem.user_vcov(sigma2_internal * problem.rxx_inverse())
     stderror = np.sqrt(np.diag(vcov))
-    objective = problem._objective_from_L()
+    offset = problem.objective_offset()
+    objective = problem._objective_from_L() + offset
     dof = problem.p + problem.ntheta + 1
     ic = information_criteria(objective, dof, problem.nobs)
     sigma = float(np.sqrt(sigma2))
+    core_theta = np.asarray(theta, dtype=float)
+    theta = problem.user_theta(core_theta)
+    optsum = user_optsum(optsum, problem, offset, problem.ntheta)
     return FitResult(
         formula=formula,
         nobs=problem.nobs,
@@ -198,19 +246,29 @@ def lmm_result(problem, theta, optsum, formula: str, coef_names) -> FitResult:
         dof=dof,
         reml=problem.reml,
         optsum=optsum,
+        boundary=boundary_positions(problem, core_theta),
+        core_theta=core_theta,
     )
 
 
 def glmm_result(problem, beta, theta, optsum, formula: str, coef_names, fast: bool) -> FitResult:
-    """Assemble the FitResult of a converged GLMM (problem left at the optimum)."""
+    """Assemble the FitResult of a converged GLMM (problem left at the optimum).
+
+    ``beta`` and ``theta`` are the core's internal parameters; everything is
+    reported on the user's scale (the deviance does not depend on it).
+    """
     lmm = problem.lmm
     p_full, keep = lmm.p_full, lmm.keep
+    core_beta = np.asarray(beta, dtype=float)
+    core_theta = np.asarray(theta, dtype=float)
     coef = np.full(p_full, -0.0)
-    coef[keep] = beta
+    coef[keep] = lmm.user_beta(core_beta)
     vcov = np.full((p_full, p_full), np.nan)
     # No dispersion parameter: the covariance of beta is (R_X R_X')^{-1} of the
     # factor at the converged working weights, as MixedModels.jl's vcov.
-    vcov[np.ix_(keep, keep)] = lmm.rxx_inverse()
+    vcov[np.ix_(keep, keep)] = lmm.user_vcov(lmm.rxx_inverse())
+    theta = lmm.user_theta(core_theta)
+    optsum = user_optsum(optsum, lmm, 0.0, lmm.ntheta)
     stderror = np.sqrt(np.diag(vcov))
     deviance = float(optsum.fmin)
     usq = sum(float(np.sum(u**2)) for u in problem.u)
@@ -238,4 +296,7 @@ def glmm_result(problem, beta, theta, optsum, formula: str, coef_names, fast: bo
         nagq=problem.nagq,
         deviance=deviance,
         optsum=optsum,
+        boundary=boundary_positions(lmm, core_theta),
+        core_theta=core_theta,
+        core_beta=core_beta,
     )

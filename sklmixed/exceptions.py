@@ -13,7 +13,9 @@ from sklearn.exceptions import ConvergenceWarning
 __all__ = [
     "ConvergenceWarning",
     "DataError",
+    "FitFailedError",
     "FormulaError",
+    "IllConditionedWarning",
     "MissingColumnError",
     "RankDeficientWarning",
     "SingularFitWarning",
@@ -36,6 +38,12 @@ class DataError(ValueError):
     """Data that cannot be modelled as asked (NaN, one level, wrong response, ...)."""
 
 
+class FitFailedError(DataError):
+    """The numerics could not fit these data as asked (the conditional modes of a
+    GLMM could not be found, the objective is not finite at the start, ...); the
+    message says why and what to try."""
+
+
 class SklmixedWarning(UserWarning):
     """Base class of sklmixed's own warnings."""
 
@@ -46,3 +54,8 @@ class SingularFitWarning(SklmixedWarning):
 
 class RankDeficientWarning(SklmixedWarning):
     """Fixed-effects columns were dropped as linearly dependent on earlier ones."""
+
+
+class IllConditionedWarning(SklmixedWarning):
+    """A column, or the model, is ill-conditioned even after sklmixed's internal
+    centring and scaling; the message names the column and what to do."""

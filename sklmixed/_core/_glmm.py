@@ -67,13 +67,18 @@ class GLMMProblem:
         link: Link,
         weights: ArrayLike | None = None,
         nagq: int = 1,
+        xnames: list[str] | None = None,
     ) -> None:
         self.y = np.asarray(y, dtype=float)
         n = self.y.shape[0]
         self.pw = np.ones(n) if weights is None else np.asarray(weights, dtype=float)
         self.family, self.link = family, link
         self.nagq = int(nagq)
-        self.lmm = LMMProblem(X, self.y, reterms, weights=self.pw)
+        # Covariates are centred and scaled inside the LMM (beta, theta and u are
+        # internal here too); the response is on the family's scale and stays.
+        self.lmm = LMMProblem(
+            X, self.y, reterms, weights=self.pw, scale_response=False, xnames=xnames
+        )
         self.n = n
         self.p = self.lmm.p
         self.X = self.lmm.X  # estimable columns only
@@ -94,8 +99,8 @@ class GLMMProblem:
 
     def eta(self, beta: NDArray[Any], theta: NDArray[Any], us: list[NDArray[Any]]) -> NDArray[Any]:
         eta = self.X @ beta
-        for t, b in zip(self.terms, self.lmm.b(us, theta)):
-            eta = eta + np.einsum("nk,nk->n", t.z, b[t.refs])
+        for t, z, b in zip(self.terms, self.lmm.zs, self.lmm.b(us, theta)):
+            eta = eta + np.einsum("nk,nk->n", z, b[t.refs])
         return np.asarray(eta)
 
     def devresid(self, eta: NDArray[Any]) -> NDArray[Any]:
@@ -163,6 +168,20 @@ class GLMMProblem:
         self._eta = eta
         return beta, us, float(obj0)
 
+    def start_from_data(self) -> None:
+        """Warm-start beta by one IRLS step from the family's starting means.
+
+        PIRLS otherwise starts the GLM fit from beta = 0, whose first step jumps
+        to the size of the response on the linear predictor's scale; for large
+        counts (Poisson responses in the tens of thousands) that overflows the
+        working weights. Starting from eta = g(mustart), as R's glm does, the
+        first step is already close.
+        """
+        eta = self.link.link(self.family.mustart(self.y, self.pw))
+        self._reweight(np.asarray(eta, dtype=float), np.zeros(self.ntheta))
+        self._beta = self.lmm.beta()
+        self.reset()
+
     # ----------------------------------------------------------- deviance
 
     def deviance(self, theta: NDArray[Any], beta: NDArray[Any] | None = None) -> float:
@@ -181,7 +200,7 @@ class GLMMProblem:
         eta0 = self._eta
         lam = theta[0]
         # eta moves with u only through the single scalar term: eta(u) = eta0 + z lam (u - u0)
-        zl = term.z[:, 0] * lam
+        zl = self.lmm.zs[0][:, 0] * lam
         devc0 = np.bincount(refs, self.devresid(eta0), minlength=nl) + u0**2
         sd = 1.0 / self.lmm.L[(0, 0)]
         mult = np.zeros(nl)

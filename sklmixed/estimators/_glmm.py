@@ -19,7 +19,7 @@ from sklmixed.estimators._base import (
     validate_sample_weight,
     warn_rank_deficient,
 )
-from sklmixed.exceptions import ConvergenceWarning, DataError
+from sklmixed.exceptions import ConvergenceWarning, DataError, FitFailedError
 
 
 class _GLMMBase(MixedModelBase):
@@ -70,22 +70,31 @@ class _GLMMBase(MixedModelBase):
                     + ", ".join(f"{t.name} ({t.k} columns)" for t in terms)
                     + "; use nagq=1 (Laplace)"
                 )
-        problem = GLMMProblem(design.X, y, design.reterms, family, link, weights=w, nagq=self.nagq)
+        problem = GLMMProblem(
+            design.X,
+            y,
+            design.reterms,
+            family,
+            link,
+            weights=w,
+            nagq=self.nagq,
+            xnames=design.coef_names,
+        )
         warn_rank_deficient(problem.lmm, design)
         try:
             beta, theta, optsum = fit_glmm(
                 problem, fast=bool(self.fast), optimizer=self.optimizer, maxfeval=self.maxfeval
             )
-        except RuntimeError as exc:
-            raise RuntimeError(
+        except (RuntimeError, FloatingPointError) as exc:  # PIRLS failures
+            raise FitFailedError(
                 f"{exc}. Try fast=True, a simpler random-effects structure, or check "
                 "the response for complete separation"
             ) from exc
         result = glmm_result(
             problem, beta, theta, optsum, design.formula_text, design.coef_names, bool(self.fast)
         )
-        b = problem.lmm.b(problem.u, theta)
-        self._set_fitted(result, design, problem.lmm, b, problem.u, y)
+        b, u = problem.lmm.user_ranef(problem.u, theta)  # internal -> user's scale
+        self._set_fitted(result, design, problem.lmm, b, u, y)
         self._problem, self._fit_weights = problem, w
         self.deviance_ = result.deviance
         self.family_ = family
@@ -115,7 +124,8 @@ class _GLMMBase(MixedModelBase):
             weights=self._fit_weights,
             nagq=self.result_.nagq,
         )
-        problem.deviance(self.theta_, self.fixef_)  # modes and working weights at the fit
+        # modes and working weights at the fit, in the core's (centred, scaled) terms
+        problem.deviance(self.result_.core_theta, self.result_.core_beta)
         return problem
 
     def _lmm_problem(self):

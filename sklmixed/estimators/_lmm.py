@@ -146,12 +146,14 @@ class MixedLMRegressor(RegressorMixin, MixedModelBase):
                     "observations: its variance cannot be told apart from the residual's"
                 )
         w = validate_sample_weight(sample_weight, yv.shape[0])
-        problem = LMMProblem(design.X, yv, design.reterms, weights=w, reml=self.reml)
+        problem = LMMProblem(
+            design.X, yv, design.reterms, weights=w, reml=self.reml, xnames=design.coef_names
+        )
         warn_rank_deficient(problem, design)
         theta, optsum = fit_lmm(problem, optimizer=self.optimizer, maxfeval=self.maxfeval)
         result = lmm_result(problem, theta, optsum, design.formula_text, design.coef_names)
-        u = problem.u()
-        self._set_fitted(result, design, problem, problem.b(u, theta), u, yv)
+        b, u = problem.user_ranef(problem.u(), theta)  # internal theta -> user's scale
+        self._set_fitted(result, design, problem, b, u, yv)
         self._problem, self._fit_weights, self._fit_reml = problem, w, self.reml
         return self
 
@@ -163,7 +165,7 @@ class MixedLMRegressor(RegressorMixin, MixedModelBase):
             weights=self._fit_weights,
             reml=self._fit_reml,
         )
-        problem.update(self.theta_)
+        problem.update(self.result_.core_theta)  # the core's (centred, scaled) theta
         return problem
 
     def predict(self, X):
@@ -182,8 +184,9 @@ class MixedLMRegressor(RegressorMixin, MixedModelBase):
         4.69516
         """
         check_is_fitted(self, "problem_")
-        self.problem_.update(self.theta_)
-        return leverage(self.problem_, self.theta_)
+        theta = self.result_.core_theta  # the core's (centred, scaled) theta
+        self.problem_.update(theta)
+        return leverage(self.problem_, theta)
 
     def _lmm_problem(self):
         return self.problem_
