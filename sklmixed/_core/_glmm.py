@@ -134,16 +134,24 @@ class GLMMProblem:
             beta = self._beta if self._beta is not None else np.zeros(self.p)
         eta = self.eta(beta, theta, us)
         obj0 = self.devresid(eta).sum() + sum(float(np.sum(u**2)) for u in us)
+        prev: tuple[list[NDArray[Any]], NDArray[Any]] | None = None
         for _ in range(PIRLS_MAXITER):
-            self._reweight(eta, theta)
+            us, beta, eta, obj0 = self._reweight_or_retreat(eta, theta, us, beta, obj0, prev)
+            prev = (us, beta)
             new_beta = self.lmm.beta() if vary_beta else beta
             new_us = self.lmm.u(new_beta)
             eta_new = self.eta(new_beta, theta, new_us)
             obj = self.devresid(eta_new).sum() + sum(float(np.sum(u**2)) for u in new_us)
             nhalf = 0
+            stalled = False
             while not obj <= obj0 * (1 + 1e-12) + 1e-12:  # also catches NaN
                 nhalf += 1
                 if nhalf > PIRLS_MAXHALF:
+                    if obj - obj0 <= self._deviance_noise(eta):
+                        # At the mode already: no step can lower the deviance by more
+                        # than the rounding of its own sum (large counts).
+                        stalled = True
+                        break
                     raise PIRLSError(
                         "PIRLS step halving failed to reduce the penalized deviance "
                         f"(from {obj0:.6g}); the model may be too complex for the data "
@@ -153,6 +161,8 @@ class GLMMProblem:
                 new_beta = (new_beta + beta) / 2
                 eta_new = self.eta(new_beta, theta, new_us)
                 obj = self.devresid(eta_new).sum() + sum(float(np.sum(u**2)) for u in new_us)
+            if stalled:
+                break
             converged = abs(obj0 - obj) <= PIRLS_RTOL * (abs(obj) + 1.0)
             us, beta, eta, obj0 = new_us, new_beta, eta_new, obj
             if converged:
@@ -167,6 +177,56 @@ class GLMMProblem:
             self._beta = beta
         self._eta = eta
         return beta, us, float(obj0)
+
+    def _deviance_noise(self, eta: NDArray[Any]) -> float:
+        """A bound on the rounding of the summed deviance residuals at eta.
+
+        Each unit deviance is a difference of terms of the size of y and mu
+        (``y log(y / mu) - (y - mu)`` for the Poisson), each rounded to a few eps of
+        its size; with counts in the hundreds of thousands the sum's rounding
+        exceeds PIRLS's relative tolerance near the mode.
+        """
+        mu = self.family.clamp(self.link.inverse(eta))
+        return float(8.0 * np.finfo(float).eps * np.sum(self.pw * (np.abs(self.y) + mu)))
+
+    def _reweight_or_retreat(
+        self,
+        eta: NDArray[Any],
+        theta: NDArray[Any],
+        us: list[NDArray[Any]],
+        beta: NDArray[Any],
+        obj: float,
+        prev: tuple[list[NDArray[Any]], NDArray[Any]] | None,
+    ) -> tuple[list[NDArray[Any]], NDArray[Any], NDArray[Any], float]:
+        """Install the working weights at eta; where their factor is not
+        positive definite, retreat towards the previous iterate (or, at the first
+        one, restart from u = 0) and try again.
+
+        A long Newton step can land where the working weights span 20 orders of
+        magnitude (a Poisson mean of 1e16 beside one of 1e-8, with an observation-
+        level random effect): the penalized deviance there may still be lower,
+        but the Schur complement of the fixed effects then cancels to rounding
+        and the factorization fails. The deviance is convex along the segment,
+        so the midpoint is no worse than the previous iterate.
+        """
+        for _ in range(PIRLS_MAXHALF + 1):
+            try:
+                self._reweight(eta, theta)
+                return us, beta, eta, obj
+            except PIRLSError:
+                if prev is not None:
+                    us = [(a + b) / 2 for a, b in zip(us, prev[0])]
+                    beta = (beta + prev[1]) / 2
+                elif any(np.any(u != 0.0) for u in us):
+                    us = [np.zeros_like(u) for u in us]  # the warm start was the trouble
+                else:
+                    raise
+            eta = self.eta(beta, theta, us)
+            obj = self.devresid(eta).sum() + sum(float(np.sum(u**2)) for u in us)
+        raise PIRLSError(
+            "the penalized weighted least-squares factor is not positive definite (the "
+            "working weights are too extreme); rescale the response or simplify the model"
+        )
 
     def start_from_data(self) -> None:
         """Warm-start beta by one IRLS step from the family's starting means.
