@@ -45,6 +45,10 @@ SNAP_COST = 1e-5
 # fewer than eight remain and the objective's last digits are rounding.
 EXACT_FIT = 1e-13
 NEAR_EXACT = 1e-8
+# The smallest initial step the GLMM joint stage takes in theta (see fit_glmm).
+# Below every reference fit's default step (the smallest is 0.14), so that those
+# fits are unchanged.
+THETA_STEP = 0.05
 
 OPTIMIZERS = {
     "LN_NEWUOA": nlopt.LN_NEWUOA,
@@ -77,12 +81,17 @@ def minimize(
     optimizer: str | None = None,
     maxfeval: int = -1,
     use_bounds: bool | None = None,
+    min_step: np.ndarray | None = None,
 ) -> OptSummary:
     """Minimize ``fun`` from ``x0`` with nlopt; return the OptSummary.
 
     ``fun`` may return ``inf`` where the parameters are infeasible (a factor that
     is not positive definite); nlopt then sees the initial objective instead, as
     MixedModels.jl does, which keeps the quadratic models of NEWUOA/BOBYQA finite.
+    ``min_step`` floors nlopt's default initial step per parameter (which is
+    proportional to the distance from a bound, or to the value itself, and so
+    degenerate for a parameter that starts at 1e-6); nlopt's default is kept
+    wherever it is above the floor.
     """
     x0 = np.asarray(x0, dtype=float)
     n = x0.shape[0]
@@ -132,6 +141,10 @@ def minimize(
     bounded = (name != "LN_NEWUOA") if use_bounds is None else use_bounds
     if bounded and np.any(np.isfinite(lower)):
         opt.set_lower_bounds(np.asarray(lower, dtype=float))
+    if min_step is not None:
+        dx = np.abs(opt.get_initial_step(x0))
+        if np.any(dx < min_step):
+            opt.set_initial_step(np.maximum(dx, min_step))
     try:
         xmin = opt.optimize(x0.copy())
         code = _RETURN_CODES.get(opt.last_optimize_result(), str(opt.last_optimize_result()))
@@ -200,9 +213,18 @@ def check_identifiable(problem) -> None:
         )
 
 
-def _check_exact_fit(problem, r2: float, where: str) -> None:
+def _check_exact_fit(problem, r2: float, where: str, theta=None) -> None:
     yty = problem.yty()
-    if not (r2 <= EXACT_FIT * yty):
+    unbounded = False
+    if theta is not None and r2 <= NEAR_EXACT * yty and theta.size:
+        # A response that the random effects fit exactly: the likelihood grows
+        # without bound as lambda does (r^2 ~ 1 / |lambda|^2), and the optimizer
+        # stops only where rounding stops it. Doubling lambda then still lowers
+        # the objective by about 2 (n - q) log 2; at a true optimum it raises it.
+        fmin = problem.objective(theta)
+        unbounded = problem.objective(2.0 * theta) < fmin - 1.0
+        problem.update(theta)  # the factor at the optimum again
+    if not (r2 <= EXACT_FIT * yty or unbounded):
         if r2 <= NEAR_EXACT * yty:
             warnings.warn(
                 f"the model fits the response almost exactly (the residual sum of squares "
@@ -216,7 +238,8 @@ def _check_exact_fit(problem, r2: float, where: str) -> None:
     by = "the fixed effects" if where == "start" else "the fixed and random effects"
     raise DataError(
         f"{by} fit the response exactly (the residual sum of squares is {r2 / yty:.1e} "
-        f"of the response's sum of squares{_centred(problem)}, zero up to rounding): "
+        f"of the response's sum of squares{_centred(problem)}"
+        f"{' and falls further as the random effects grow' if unbounded else ''}): "
         "the residual variance is zero and the likelihood has no maximum; check that "
         "the response is not computed from the predictors"
     )
@@ -286,7 +309,7 @@ def fit_lmm(problem, *, optimizer: str | None = None, maxfeval: int = -1):
             "the factor is not positive definite at the optimum; try a simpler "
             "random-effects structure"
         )
-    _check_exact_fit(problem, problem.pwrss(), "optimum")
+    _check_exact_fit(problem, problem.pwrss(), "optimum", theta)
     opt = replace(opt, final=theta, fmin=fmin)
     return theta, opt
 
@@ -332,6 +355,8 @@ def fit_glmm(problem, *, fast: bool = False, optimizer: str | None = None, maxfe
         optimizer=optimizer or "LN_BOBYQA",
         maxfeval=maxfeval,
     )
+    if optimizer is None:
+        opt = _escape_boundary_trap(dev_theta, opt, problem.lmm, lower_theta, 0, maxfeval)
     theta = problem.lmm.flip_theta(opt.final)
     problem.deviance(theta)
     beta = problem._beta.copy()
@@ -347,7 +372,21 @@ def fit_glmm(problem, *, fast: bool = False, optimizer: str | None = None, maxfe
         x0 = np.concatenate((beta, theta))
         lower = np.concatenate((np.full(p, -np.inf), lower_theta))
         problem.reset()  # the joint stage starts PIRLS from u = 0, like the first stage
-        opt2 = minimize(dev_joint, x0, lower, optimizer=optimizer or "LN_BOBYQA", maxfeval=maxfeval)
+        # theta from the first stage may sit 1e-6 above its bound, where nlopt's
+        # default step would be 1e-6 too and the joint stage could not move it
+        # (a Poisson fit with a degenerate random slope stopped 0.025 above its
+        # optimum); theta is of order one on the core's scaled columns.
+        floor = np.concatenate((np.zeros(p), np.full(nth, THETA_STEP)))
+        opt2 = minimize(
+            dev_joint,
+            x0,
+            lower,
+            optimizer=optimizer or "LN_BOBYQA",
+            maxfeval=maxfeval,
+            min_step=floor,
+        )
+        if optimizer is None:
+            opt2 = _escape_boundary_trap(dev_joint, opt2, problem.lmm, lower, p, maxfeval)
         opt = replace(
             opt2,
             initial=x0,
@@ -381,6 +420,37 @@ def fit_glmm(problem, *, fast: bool = False, optimizer: str | None = None, maxfe
         beta = problem._beta.copy()
     opt = replace(opt, final=theta if fast else np.concatenate((beta, theta)), fmin=fmin)
     return beta, theta, opt
+
+
+def _escape_boundary_trap(fun, opt: OptSummary, lmm, lower, nbeta: int, maxfeval: int):
+    """Continue without bounds where bounded BOBYQA stopped in a boundary trap.
+
+    The trap of :func:`fit_lmm` (a correlated lambda's diagonal element at its
+    bound of zero while the rest of its column is not, so that the column's sign
+    cannot change) stops GLMMs as well: a Poisson model with a degenerate random
+    slope stopped 0.025 above its optimum. ``nbeta`` leading parameters are fixed
+    effects (the joint stage). Returns the better of the two summaries.
+    """
+    theta = opt.final[nbeta:]
+    if not lmm.boundary_trap(theta):
+        return opt
+    floor = np.concatenate((np.zeros(nbeta), np.full(theta.shape[0], THETA_STEP)))
+    polish = minimize(
+        fun, opt.final, lower, optimizer="LN_NEWUOA", maxfeval=maxfeval, min_step=floor
+    )
+    if not polish.fmin < opt.fmin:
+        return opt
+    x = polish.final.copy()
+    x[nbeta:] = lmm.flip_theta(x[nbeta:])
+    return replace(
+        opt,
+        final=x,
+        fmin=polish.fmin,
+        feval=opt.feval + polish.feval,
+        optimizer=f"{opt.optimizer}+LN_NEWUOA",
+        returnvalue=polish.returnvalue,
+        fitlog=opt.fitlog + polish.fitlog[1:],
+    )
 
 
 def _safe(f, x):
