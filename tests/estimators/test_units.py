@@ -225,32 +225,42 @@ def test_poisson_with_large_counts_fits_as_lme4_does(grouseticks, units_referenc
 # floating point. (D' - c) is exact (both are near c), so D~ is D' up to one
 # rounding; D itself would not do as the reference: at c = 1e12 the user's column
 # keeps only a few of its digits, and that loss is in the data, not in the fit.
-# The two fits run the optimizer in different internal coordinates, so they agree
-# to the optimizer's precision rather than bit for bit:
-# - objective: ftol_abs is 1e-8 and the optimum is flat; across 600 draws the
-#   largest difference measured was OBJ_MEASURED, the tolerance is OBJ_TOL;
-# - parameters (coefficients, SDs, correlations, sigma): a flat direction turns an
-#   objective difference e into a parameter difference of order sqrt(2 e / h);
-#   measured at most PAR_MEASURED relative to the parameter's standard error (or
-#   size), the tolerance is PAR_TOL;
-# - on the user's scale, a shifted covariate's coefficient, intercept and
-#   predictions are of order |b c| and cancel to the original ones; those can be
-#   compared only to about eps |b c|, hence the REPR term.
-
+#
+# The two fits run the optimizer in different internal coordinates (a column is
+# centred or scaled only where it needs it), so they agree to the optimizer's
+# precision, not bit for bit. Each quantity is compared in its natural unit: the
+# objective in absolute terms; sigma relative to itself; coefficients relative to
+# their standard errors; covariances of random effects relative to sd_i sd_j;
+# fitted values relative to their spread; leverages (which lie in [0, 1]) in
+# absolute terms. A flat direction of the objective turns an objective difference
+# e into a parameter difference of order sqrt(2 e / h), which is why parameters
+# agree less closely than the objective does. The tolerances are about five to
+# ten times the largest differences measured over 700 (LMM) and 200 (GLMM) random
+# draws of the same kind (in parentheses); before the core centred and scaled its
+# columns, the objective alone was off by up to 135 (and -inf).
+#
+# On the user's scale, a shifted covariate's coefficient, the intercept and the
+# fitted values are sums of terms of order |b c| that cancel to the original ones:
+# those can agree only to about eps |b c| (the REPR term, taken off first).
 REPR = 64 * np.finfo(float).eps
-TOLERANCES = {
-    "objective": 2e-6,
+LMM_TOLERANCES = {
+    "objective": 2e-5,  # (3.3e-6; the optimizer's ftol_abs is 1e-8, the optimum flat)
     "singular": 0.0,
-    "sigma": 2e-3,
-    "coef": 2e-3,
-    "covariance": 2e-3,
-    "fitted": 2e-3,
-    "leverage": 1e-4,
+    "sigma": 2e-4,  # (2.2e-5)
+    "coef": 1e-4,  # (7.0e-6)
+    "covariance": 5e-3,  # (7.1e-4)
+    "fitted": 1e-3,  # (1.7e-4)
+    "leverage": 5e-4,  # (5.6e-5)
 }
-
-magnitudes = st.floats(-8.0, 12.0).map(lambda e: 10.0**e)
-signed = st.tuples(magnitudes, st.sampled_from([-1.0, 1.0])).map(lambda t: t[0] * t[1])
-
+# GLMMs optimize beta and theta jointly over a deviance that PIRLS evaluates to a
+# relative 1e-10, and stop less close to the optimum.
+GLMM_TOLERANCES = {
+    "objective": 2e-4,  # (2.7e-5)
+    "singular": 0.0,
+    "coef": 5e-3,  # (6.1e-4)
+    "covariance": 3e-2,  # (3.9e-3)
+    "fitted": 5e-3,  # (7.6e-4)
+}
 
 def _lmm_frame(seed=3, ng=10, per=8):
     """y ~ 1 + x + w with a correlated random intercept and slope in x by g, and a
@@ -286,10 +296,16 @@ DIGITS_KEPT = 1e8
 
 @st.composite
 def transformations(draw, models, data):
-    formula, scalable, shiftable = draw(st.sampled_from(models))
-    col = draw(st.sampled_from(scalable))
-    s = draw(signed)
-    c = draw(st.one_of(st.just(0.0), signed)) if col in shiftable else 0.0
+    """(formula, column, s, c): magnitudes of s and c log-uniform in [1e-8, 1e12]
+    with random signs, c = 0 three times in ten. (Drawn from a seed: hypothesis's
+    own floats favour simple values, and would put most draws near 1 and 0.)"""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    formula, scalable, shiftable = models[rng.integers(len(models))]
+    col = scalable[rng.integers(len(scalable))]
+    s = 10.0 ** rng.uniform(-8.0, 12.0) * rng.choice([-1.0, 1.0])
+    c = 0.0
+    if col in shiftable and rng.random() >= 0.3:
+        c = 10.0 ** rng.uniform(-8.0, 12.0) * rng.choice([-1.0, 1.0])
     assume(abs(c) <= DIGITS_KEPT * abs(s) * float(data[col].std()))
     return formula, col, s, c
 
@@ -385,13 +401,13 @@ def discrepancies(m1, m2, col, s, c, n, reml):
     return out
 
 
-def assert_same_fit(m1, m2, col, s, c, n, reml):
+def assert_same_fit(m1, m2, col, s, c, n, reml, tolerances):
     d = discrepancies(m1, m2, col, s, c, n, reml)
     for key, value in d.items():
-        assert value <= TOLERANCES[key], (key, value, TOLERANCES[key])
+        assert value <= tolerances[key], (key, value, tolerances[key])
 
 
-@settings(max_examples=150, deadline=None, derandomize=True)
+@settings(max_examples=200, deadline=None, derandomize=True)
 @given(t=transformations(LMM_MODELS, LMM_DATA), reml=st.booleans())
 def test_lmm_fit_does_not_depend_on_units(t, reml):
     formula, col, s, c = t
@@ -401,7 +417,7 @@ def test_lmm_fit_does_not_depend_on_units(t, reml):
     d2[col] = (d1[col] - c) / s
     m1 = _quiet_fit(MixedLMRegressor(formula=formula, reml=reml), d1)
     m2 = _quiet_fit(MixedLMRegressor(formula=formula, reml=reml), d2)
-    assert_same_fit(m1, m2, col, s, c, len(d1), reml)
+    assert_same_fit(m1, m2, col, s, c, len(d1), reml, LMM_TOLERANCES)
 
 
 def _glmm_frame(seed=3, ng=12, per=12):
@@ -429,7 +445,7 @@ GLMM_MODELS = [
 
 
 @settings(
-    max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=50, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
 )
 @given(t=transformations(GLMM_MODELS, GLMM_DATA))
 def test_glmm_fit_does_not_depend_on_covariate_units(t):
@@ -443,4 +459,4 @@ def test_glmm_fit_does_not_depend_on_covariate_units(t):
     else:
         make = lambda: MixedGLMClassifier(formula=formula)  # noqa: E731
     m1, m2 = _quiet_fit(make(), d1), _quiet_fit(make(), d2)
-    assert_same_fit(m1, m2, col, s, c, len(d1), False)
+    assert_same_fit(m1, m2, col, s, c, len(d1), False, GLMM_TOLERANCES)
