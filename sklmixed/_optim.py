@@ -203,9 +203,10 @@ def warn_conditioning(problem) -> None:
 
 
 def check_identifiable(problem) -> None:
-    """A residual variance needs more observations than fixed effects."""
+    """A residual variance needs more observations than fixed effects (with
+    random effects, or for REML; plain least squares may fit exactly)."""
     d = problem.nobs - problem.p
-    if d <= 0:
+    if d <= 0 and (problem.m > 0 or problem.reml):
         raise DataError(
             f"the fixed effects have {problem.p} estimable columns for {problem.nobs} "
             "observations: they fit the response exactly and leave no residual variance "
@@ -236,6 +237,19 @@ def _check_exact_fit(problem, r2: float, where: str, theta=None) -> None:
             )
         return
     by = "the fixed effects" if where == "start" else "the fixed and random effects"
+    if problem.m == 0:
+        # Least squares without random effects: an exact fit is still a fit (the
+        # coefficients are exact); report it, with sigma 0 and an objective of -inf.
+        problem.exact_fit = True
+        warnings.warn(
+            f"the fixed effects fit the response exactly (the residual sum of squares "
+            f"is {r2 / yty:.1e} of the response's sum of squares): sigma and the "
+            "standard errors are zero up to rounding, and the objective is -inf or as "
+            "meaningless; check that the response is not computed from the predictors",
+            IllConditionedWarning,
+            stacklevel=4,
+        )
+        return
     raise DataError(
         f"{by} fit the response exactly (the residual sum of squares is {r2 / yty:.1e} "
         f"of the response's sum of squares{_centred(problem)}"

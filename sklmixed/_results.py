@@ -8,11 +8,14 @@ function of the numbers.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from sklmixed.exceptions import FitFailedError, IllConditionedWarning
 
 
 @dataclass(frozen=True, eq=False)
@@ -202,6 +205,26 @@ def user_optsum(optsum: OptSummary | None, problem, offset: float, ntheta: int):
     )
 
 
+def check_finite(objective: float, stderror: np.ndarray, keep, coef_names) -> None:
+    """Never hand back an infinite objective or a non-finite or zero standard
+    error silently (DESIGN.md section 8)."""
+    if not np.isfinite(objective):
+        raise FitFailedError(
+            f"the objective at the optimum is not finite ({objective}); check the data "
+            "for a response that the model fits exactly or columns on extreme scales"
+        )
+    se = stderror[keep]
+    bad = [coef_names[int(j)] for j, v in zip(keep, se) if not (np.isfinite(v) and v > 0)]
+    if bad:
+        warnings.warn(
+            f"the standard errors of {bad} are not finite and positive: the fixed-effects "
+            "columns are (nearly) collinear even after centring and scaling; remove or "
+            "combine those columns",
+            IllConditionedWarning,
+            stacklevel=4,
+        )
+
+
 def lmm_result(problem, theta, optsum, formula: str, coef_names) -> FitResult:
     """Assemble the FitResult of a converged linear mixed model.
 
@@ -222,6 +245,8 @@ def lmm_result(problem, theta, optsum, formula: str, coef_names) -> FitResult:
     stderror = np.sqrt(np.diag(vcov))
     offset = problem.objective_offset()
     objective = problem._objective_from_L() + offset
+    if not problem.exact_fit:  # an exact least-squares fit has been reported already
+        check_finite(objective, stderror, keep, coef_names)
     dof = problem.p + problem.ntheta + 1
     ic = information_criteria(objective, dof, problem.nobs)
     sigma = float(np.sqrt(sigma2))
@@ -271,6 +296,7 @@ def glmm_result(problem, beta, theta, optsum, formula: str, coef_names, fast: bo
     optsum = user_optsum(optsum, lmm, 0.0, lmm.ntheta)
     stderror = np.sqrt(np.diag(vcov))
     deviance = float(optsum.fmin)
+    check_finite(deviance, stderror, keep, coef_names)
     usq = sum(float(np.sum(u**2)) for u in problem.u)
     loglik = problem.conditional_loglik(problem._eta) - (usq + lmm.logdet_re()) / 2
     dof = lmm.p + lmm.ntheta

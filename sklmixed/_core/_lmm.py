@@ -150,6 +150,7 @@ class LMMProblem:
         self.L: dict[tuple[int, int], Any] = {}
         self._dense: _DenseEvaluator | None = None
         self.last_r2 = np.nan  # r^2 of the last objective evaluation
+        self.exact_fit = False  # set by the driver: y in the span of X, no random effects
         self.set_weights(self.weights)
 
     # ------------------------------------------------------------------ setup
