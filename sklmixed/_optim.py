@@ -82,6 +82,7 @@ def minimize(
     maxfeval: int = -1,
     use_bounds: bool | None = None,
     min_step: np.ndarray | None = None,
+    finitial: float | None = None,
 ) -> OptSummary:
     """Minimize ``fun`` from ``x0`` with nlopt; return the OptSummary.
 
@@ -91,7 +92,8 @@ def minimize(
     ``min_step`` floors nlopt's default initial step per parameter (which is
     proportional to the distance from a bound, or to the value itself, and so
     degenerate for a parameter that starts at 1e-6); nlopt's default is kept
-    wherever it is above the floor.
+    wherever it is above the floor. ``finitial``, where the caller has it,
+    is ``fun(x0)`` (saves an evaluation).
     """
     x0 = np.asarray(x0, dtype=float)
     n = x0.shape[0]
@@ -101,7 +103,7 @@ def minimize(
     if n == 1 and name == "LN_NEWUOA":
         name = "LN_BOBYQA"
     fitlog: list[tuple[np.ndarray, float]] = []
-    finitial = float(fun(x0))
+    finitial = float(fun(x0)) if finitial is None else float(finitial)
     fitlog.append((x0.copy(), finitial))
     if n == 0:
         return OptSummary(
@@ -263,12 +265,13 @@ def _centred(problem) -> str:
     return ", centred" if problem.scaling.y_shift != 0.0 else ""
 
 
-def _start_r2(problem, x0) -> float:
-    """r^2 at the starting theta (the small-model evaluator does not factor an
-    exact fit, where r = 0; the blocked factor does)."""
-    if np.isfinite(problem.objective(x0)):
-        return float(problem.last_r2)
-    return problem.pwrss() if problem.update(x0) else np.nan
+def _start(problem, x0) -> tuple[float, float]:
+    """The objective and r^2 at the starting theta (the small-model evaluator does
+    not factor an exact fit, where r = 0; the blocked factor does)."""
+    f0 = problem.objective(x0)
+    if np.isfinite(f0):
+        return f0, float(problem.last_r2)
+    return f0, (problem.pwrss() if problem.update(x0) else np.nan)
 
 
 def fit_lmm(problem, *, optimizer: str | None = None, maxfeval: int = -1):
@@ -282,12 +285,17 @@ def fit_lmm(problem, *, optimizer: str | None = None, maxfeval: int = -1):
     check_identifiable(problem)
     warn_conditioning(problem)
     x0 = problem.initial_theta()
-    r2 = _start_r2(problem, x0)
+    f0, r2 = _start(problem, x0)
     if problem.recentre_response(r2):
-        r2 = _start_r2(problem, x0)
+        f0, r2 = _start(problem, x0)
     _check_exact_fit(problem, r2, "start")
     opt = minimize(
-        problem.objective, x0, problem.lower_bounds(), optimizer=optimizer, maxfeval=maxfeval
+        problem.objective,
+        x0,
+        problem.lower_bounds(),
+        optimizer=optimizer,
+        maxfeval=maxfeval,
+        finitial=f0,
     )
     if optimizer is None and problem.boundary_trap(opt.final):
         # A diagonal element of a correlated lambda stuck at its bound of zero while

@@ -214,8 +214,9 @@ def check_finite(objective: float, stderror: np.ndarray, keep, coef_names) -> No
             "for a response that the model fits exactly or columns on extreme scales"
         )
     se = stderror[keep]
-    bad = [coef_names[int(j)] for j, v in zip(keep, se) if not (np.isfinite(v) and v > 0)]
-    if bad:
+    ok = np.isfinite(se) & (se > 0)
+    if not ok.all():
+        bad = [coef_names[int(j)] for j in keep[~ok]]
         warnings.warn(
             f"the standard errors of {bad} are not finite and positive: the fixed-effects "
             "columns are (nearly) collinear even after centring and scaling; remove or "

@@ -146,6 +146,7 @@ class LMMProblem:
         offsets = np.cumsum([0] + [t.ntheta for t in self.terms])
         self.theta_slices = [slice(offsets[i], offsets[i + 1]) for i in range(self.m)]
         self.ntheta = int(offsets[-1])
+        self._diag_pos: NDArray[Any] | None = None
         self._build_structure()
         self.L: dict[tuple[int, int], Any] = {}
         self._dense: _DenseEvaluator | None = None
@@ -284,12 +285,16 @@ class LMMProblem:
         return np.concatenate(parts) if parts else np.zeros(0)
 
     def diag_positions(self) -> NDArray[Any]:
-        """Indices in theta of the diagonal elements of the lambdas."""
-        parts = [
-            s.start + np.flatnonzero(t.inds[:, 0] == t.inds[:, 1])
-            for t, s in zip(self.terms, self.theta_slices)
-        ]
-        return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+        """Indices in theta of the diagonal elements of the lambdas (a copy)."""
+        if self._diag_pos is None:
+            parts = [
+                s.start + np.flatnonzero(t.inds[:, 0] == t.inds[:, 1])
+                for t, s in zip(self.terms, self.theta_slices)
+            ]
+            self._diag_pos = (
+                np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+            )
+        return self._diag_pos.copy()
 
     def lower_bounds(self) -> NDArray[Any]:
         """0 for diagonal elements of lambda, -inf otherwise."""

@@ -91,18 +91,6 @@ def _pow2(spread: float, band: int) -> float:
     return float(2.0 ** round(e))
 
 
-def _stats(A: NDArray[Any], w: NDArray[Any] | None) -> tuple[NDArray[Any], NDArray[Any]]:
-    """Column means and standard deviations (weighted by prior weights)."""
-    if w is None:
-        mean = A.mean(axis=0)
-        sd = np.sqrt(np.mean((A - mean) ** 2, axis=0))
-    else:
-        sw = float(w.sum())
-        mean = (w @ A) / sw
-        sd = np.sqrt((w @ (A - mean) ** 2) / sw)
-    return np.asarray(mean), np.asarray(sd)
-
-
 def psd_cholesky(C: NDArray[Any]) -> NDArray[Any]:
     """Lower-triangular ``L`` with ``L L' = C`` for a positive semi-definite ``C``.
 
@@ -285,6 +273,86 @@ class Scaling:
         return np.asarray(ts.G @ V @ ts.G.T)
 
 
+# Columns whose one-pass |mean| / SD exceeds this are looked at again exactly (two
+# passes, and a test for constancy): the one-pass variance, E[x^2] - E[x]^2,
+# loses 2 log10(ratio) digits, which is harmless below every threshold above.
+_RECHECK = min(TAU_RANDOM, TAU_FIXED, TAU_RESPONSE)
+
+
+@dataclass
+class _Col:
+    """What the decisions need to know about one column."""
+
+    mean: float
+    sd: float
+    ratio: float  # |mean| / sd, inf for sd 0
+    const: bool
+    first: float  # its first value
+
+
+def _describe(A: NDArray[Any], w: NDArray[Any] | None) -> list[_Col]:
+    """Per column of A: mean, SD (weighted), |mean| / SD and constancy.
+
+    One pass (two reductions over all columns at once) decides almost every
+    column; only those with a large |mean| / SD (intercepts, shifted columns)
+    are summarized again exactly. This runs in every fit, so it is kept to a few
+    numpy calls: for small models their overhead is the whole cost.
+    """
+    if w is None:
+        sw = float(A.shape[0])
+        s1 = A.sum(axis=0)
+        s2 = np.einsum("ij,ij->j", A, A)
+    else:
+        sw = float(w.sum())
+        s1 = w @ A
+        s2 = np.einsum("i,ij,ij->j", w, A, A)
+    first = A[0].tolist()
+    out = []
+    for j, (a, b) in enumerate(zip(s1.tolist(), s2.tolist())):
+        mean = a / sw
+        var = b / sw - mean * mean
+        ratio = abs(mean) / math.sqrt(var) if var > 0.0 else math.inf
+        if not ratio <= _RECHECK:
+            col = A[:, j]
+            if bool((col == col[0]).all()):
+                out.append(_Col(float(col[0]), 0.0, math.inf, True, first[j]))
+                continue
+            dev = col - mean
+            var = float((dev @ dev) / sw if w is None else (w @ (dev * dev)) / sw)
+            ratio = abs(mean) / math.sqrt(var) if var > 0.0 else math.inf
+        out.append(_Col(mean, math.sqrt(max(var, 0.0)), ratio, False, first[j]))
+    return out
+
+
+def _decide(
+    cols: list[_Col], icol: int | None, may_centre: bool, tau: float, band: int
+) -> tuple[list[float], list[float]]:
+    """Centres and (power-of-two) scales of the columns. Only columns after the
+    constant ``icol`` are centred against it (see :func:`fit_scaling`)."""
+    centre, scale = [], []
+    for j, c in enumerate(cols):
+        if c.const:
+            centre.append(0.0)
+            scale.append(_pow2(abs(c.first), band))
+        elif may_centre and icol is not None and j > icol and c.ratio > tau:
+            centre.append(c.mean)
+            scale.append(_pow2(c.sd, band))
+        else:
+            centre.append(0.0)
+            scale.append(_pow2(math.sqrt(c.mean * c.mean + c.sd * c.sd), band))
+    return centre, scale
+
+
+def _shear(centre: list[float], scale: list[float], icol: int | None, v: float) -> NDArray[Any]:
+    """M with A M = (A - centre * A[:, icol] / v) / scale, column by column."""
+    sc = np.asarray(scale)
+    M = np.diag(1.0 / sc)
+    if icol is not None:
+        M[icol, :] -= np.asarray(centre) / (v * sc)
+        M[icol, icol] = 1.0 / sc[icol]
+    return M
+
+
 def fit_scaling(
     X: NDArray[Any],
     y: NDArray[Any] | None,
@@ -307,113 +375,100 @@ def fit_scaling(
         Prior weights: means and spreads are weighted (zero weights drop a row).
     xnames : list of str, optional
         Names of X's columns, for the messages in ``issues``.
+
+    Notes
+    -----
+    The intercept is X's first column where that is a non-zero constant, and
+    only later columns are centred against it: estimability is decided column
+    by column in order, and centring a column against an earlier one keeps the
+    span of every leading set of columns. A random-effects term is centred
+    against its first constant column the same way.
     """
-    issues: list[str] = []
     n, p = X.shape
     w = None if weights is None else np.asarray(weights, dtype=float)
+    if n == 0:
+        return Scaling(None, 0.0, 1.0, [TermScaling(np.eye(t.k), False, True) for t in terms])
+    blocks = [X] + ([] if y is None else [np.asarray(y, dtype=float)[:, None]])
+    blocks += [t.z for t in terms]
+    cols = _describe(np.concatenate(blocks, axis=1) if len(blocks) > 1 else X, w)
+    xcols, rest = cols[:p], cols[p:]
+    ycol = None
+    if y is not None:
+        ycol, rest = rest[0], rest[1:]
+    issues: list[str] = []
 
     def xname(j: int) -> str:
         return repr(xnames[j]) if xnames is not None and j < len(xnames) else f"number {j}"
 
-    # ---- fixed effects: the intercept is a constant first column
+    # ---- fixed effects
     T: NDArray[Any] | None = None
-    v = 1.0
-    has_intercept = False
-    if p and n:
-        mean, sd = _stats(X, w)
-        const = np.all(X == X[0], axis=0)
-        has_intercept = bool(const[0] and X[0, 0] != 0.0)
-        v = float(X[0, 0]) if has_intercept else 1.0
-        centre = np.zeros(p)
-        scale = np.ones(p)
-        for j in range(p):
-            m, s = float(mean[j]), float(sd[j])
-            if const[j]:
-                scale[j] = _pow2(abs(float(X[0, j])), BAND_FIXED)
+    has_intercept = bool(p and xcols[0].const and xcols[0].first != 0.0)
+    v = xcols[0].first if has_intercept else 1.0
+    if p:
+        icol = 0 if has_intercept else None
+        centre, scale = _decide(xcols, icol, True, TAU_FIXED, BAND_FIXED)
+        if any(centre) or any(x != 1.0 for x in scale):
+            T = _shear(centre, scale, icol, v)
+        for j, c in enumerate(xcols):
+            if c.const:
                 continue
-            ratio = abs(m) / s if s > 0 else math.inf
-            if has_intercept and j > 0 and ratio > TAU_FIXED:
-                centre[j] = m
-                scale[j] = _pow2(s, BAND_FIXED)
-            else:
-                scale[j] = _pow2(math.sqrt(m * m + s * s), BAND_FIXED)
-                if ratio > TAU_FIXED and p > 1 and s > 0:
-                    issues.append(
-                        f"fixed-effects column {xname(j)} has a mean {ratio:.3g} times its "
-                        "standard deviation and the model has no intercept to centre it "
-                        "against: the fit may lose precision; centre the column, or add "
-                        "an intercept"
-                    )
-            if ratio > DIGITS_LOST and s > 0:
-                issues.append(_digits_message(f"fixed-effects column {xname(j)}", ratio))
-        if np.any(centre != 0.0) or np.any(scale != 1.0):
-            T = np.diag(1.0 / scale)
-            T[0, :] -= centre / (v * scale)
-            T[0, 0] = 1.0 / scale[0]
+            if c.ratio > TAU_FIXED and centre[j] == 0.0 and p > 1:
+                issues.append(
+                    f"fixed-effects column {xname(j)} has a mean {c.ratio:.3g} times its "
+                    "standard deviation and the model has no intercept to centre it "
+                    "against: the fit may lose precision; centre the column, or add an "
+                    "intercept"
+                )
+            if c.ratio > DIGITS_LOST:
+                issues.append(_digits_message(f"fixed-effects column {xname(j)}", c.ratio))
 
     # ---- the response
     y_shift, y_scale = 0.0, 1.0
-    if y is not None and n:
-        (my,), (sy,) = _stats(np.asarray(y, dtype=float)[:, None], w)
-        my, sy = float(my), float(sy)
-        ratio = abs(my) / sy if sy > 0 else math.inf
-        if has_intercept and ratio > TAU_RESPONSE:
-            y_shift = my
-            y_scale = _pow2(sy, BAND_RESPONSE)
+    if ycol is not None and not ycol.const:
+        if has_intercept and ycol.ratio > TAU_RESPONSE:
+            y_shift, y_scale = ycol.mean, _pow2(ycol.sd, BAND_RESPONSE)
         else:
-            y_scale = _pow2(math.sqrt(my * my + sy * sy), BAND_RESPONSE)
-            if ratio > TAU_RESPONSE and sy > 0:
+            y_scale = _pow2(math.sqrt(ycol.mean**2 + ycol.sd**2), BAND_RESPONSE)
+            if ycol.ratio > TAU_RESPONSE:
                 issues.append(
-                    f"the response has a mean {ratio:.3g} times its standard deviation and "
-                    "the fixed effects have no intercept to absorb it: the fit may lose "
+                    f"the response has a mean {ycol.ratio:.3g} times its standard deviation "
+                    "and the fixed effects have no intercept to absorb it: the fit may lose "
                     "precision; add an intercept, or subtract a constant from the response"
                 )
-        if ratio > DIGITS_LOST and sy > 0:
-            issues.append(_digits_message("the response", ratio))
+        if ycol.ratio > DIGITS_LOST:
+            issues.append(_digits_message("the response", ycol.ratio))
 
     # ---- random-effects terms
     tscales: list[TermScaling] = []
     for t in terms:
-        z = t.z
         k = t.k
-        mean, sd = _stats(z, w)
-        const = np.all(z == z[0], axis=0) if n else np.ones(k, dtype=bool)
-        icol = next((a for a in range(k) if const[a] and z[0, a] != 0.0), None)
+        zcols, rest = rest[:k], rest[k:]
+        icol = next((a for a, c in enumerate(zcols) if c.const and c.first != 0.0), None)
         unstructured = t.ntheta == k * (k + 1) // 2
-        centre = np.zeros(k)
-        scale = np.ones(k)
-        for a in range(k):
-            m, s = float(mean[a]), float(sd[a])
-            if const[a]:
-                scale[a] = _pow2(abs(float(z[0, a])) if n else 1.0, BAND_RANDOM)
+        centre, scale = _decide(zcols, icol, unstructured, TAU_RANDOM, BAND_RANDOM)
+        for a, c in enumerate(zcols):
+            if c.const:
                 continue
-            ratio = abs(m) / s if s > 0 else math.inf
-            if icol is not None and unstructured and ratio > TAU_RANDOM:
-                centre[a] = m
-                scale[a] = _pow2(s, BAND_RANDOM)
-            else:
-                scale[a] = _pow2(math.sqrt(m * m + s * s), BAND_RANDOM)
-                if icol is not None and not unstructured and ratio > TAU_FIXED and s > 0:
-                    issues.append(
-                        f"random-effects column {t.cnames[a]!r} of {t.name!r} has a mean "
-                        f"{ratio:.3g} times its standard deviation in a term whose "
-                        "covariance is not unstructured, where centring it would change "
-                        "the model: the fit may lose precision. If the model with the "
-                        "centred column is the one you mean, centre it yourself"
-                    )
-            if ratio > DIGITS_LOST and s > 0:
+            if icol is not None and not unstructured and c.ratio > TAU_FIXED:
                 issues.append(
-                    _digits_message(f"random-effects column {t.cnames[a]!r} of {t.name!r}", ratio)
+                    f"random-effects column {t.cnames[a]!r} of {t.name!r} has a mean "
+                    f"{c.ratio:.3g} times its standard deviation in a term whose "
+                    "covariance is not unstructured, where centring it would change "
+                    "the model: the fit may lose precision. If the model with the "
+                    "centred column is the one you mean, centre it yourself"
                 )
-        if not np.any(centre != 0.0) and not np.any(scale != 1.0):
+            if c.ratio > DIGITS_LOST:
+                issues.append(
+                    _digits_message(
+                        f"random-effects column {t.cnames[a]!r} of {t.name!r}", c.ratio
+                    )
+                )
+        if not any(centre) and all(x == 1.0 for x in scale):
             tscales.append(TermScaling(np.eye(k), centred=False, identity=True))
             continue
-        G = np.diag(1.0 / scale)
-        centred = bool(np.any(centre != 0.0))
-        if centred:
-            assert icol is not None
-            G[icol, :] -= centre / (float(z[0, icol]) * scale)
-            G[icol, icol] = 1.0 / scale[icol]
+        centred = any(centre)
+        vz = zcols[icol].first if icol is not None else 1.0
+        G = _shear(centre, scale, icol if centred else None, vz)
         tscales.append(TermScaling(G, centred=centred, identity=False))
 
     return Scaling(
@@ -440,10 +495,10 @@ def recentred_response(
     if not scaling.has_intercept or scaling.y_shift != 0.0 or not yty > RECENTRE_RATIO * r2:
         return None
     y_user = y * scaling.y_scale  # exact: the scale is a power of two
-    (my,), (sy,) = _stats(y_user[:, None], weights)
-    if not sy > 0.0:
+    (col,) = _describe(y_user[:, None], weights)
+    if col.const:
         return None
-    new = replace(scaling, y_shift=float(my), y_scale=_pow2(float(sy), BAND_RESPONSE))
+    new = replace(scaling, y_shift=col.mean, y_scale=_pow2(col.sd, BAND_RESPONSE))
     return new, new.apply_y(y_user)
 
 
