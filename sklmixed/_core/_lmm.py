@@ -933,7 +933,8 @@ def leverage(problem: LMMProblem, theta: NDArray[Any], chunk: int = 2048) -> NDA
         rows = np.arange(start, min(start + chunk, problem.n))
         rhs = np.zeros((q + p, rows.shape[0]))
         for j, t in enumerate(problem.terms):
-            zl = (problem.zs[j][rows] @ lams[j]) * sw[rows, None]  # Lambda' z_i for the level's block
+            # Lambda' z_i for the level's block
+            zl = (problem.zs[j][rows] @ lams[j]) * sw[rows, None]
             cols = off[j] + t.refs[rows][:, None] * t.k + np.arange(t.k)
             rhs[cols, np.arange(rows.shape[0])[:, None]] = zl
         rhs[q:, :] = (problem.X[rows] * sw[rows, None]).T

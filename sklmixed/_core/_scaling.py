@@ -183,7 +183,7 @@ class Scaling:
 
     def _T_kept(self, keep: NDArray[Any]) -> NDArray[Any]:
         assert self.T is not None
-        return self.T[np.ix_(keep, keep)]
+        return np.asarray(self.T[np.ix_(keep, keep)])
 
     def beta_to_user(self, beta: NDArray[Any], keep: NDArray[Any]) -> NDArray[Any]:
         """beta = s_y T beta' + c_y e_0 / v over the estimable columns ``keep``."""
@@ -459,9 +459,7 @@ def fit_scaling(
                 )
             if c.ratio > DIGITS_LOST:
                 issues.append(
-                    _digits_message(
-                        f"random-effects column {t.cnames[a]!r} of {t.name!r}", c.ratio
-                    )
+                    _digits_message(f"random-effects column {t.cnames[a]!r} of {t.name!r}", c.ratio)
                 )
         if not any(centre) and all(x == 1.0 for x in scale):
             tscales.append(TermScaling(np.eye(k), centred=False, identity=True))

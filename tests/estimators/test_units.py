@@ -69,9 +69,7 @@ def test_response_shifted_by_a_billion_gives_the_same_fit(sleep, sleep_fit, shif
 
 
 @pytest.mark.parametrize("scale", [1e-6, 1e6])
-def test_rescaled_random_slope_covariate_keeps_the_slope_and_the_verdict(
-    sleep, sleep_fit, scale
-):
+def test_rescaled_random_slope_covariate_keeps_the_slope_and_the_verdict(sleep, sleep_fit, scale):
     # Before: 1793.41 with the random slope lost (1e-6); 1752.95 and a false
     # SingularFitWarning (1e6).
     m = _fit(MixedLMRegressor(formula=SLEEP), sleep.assign(days=sleep["days"] * scale))
@@ -266,6 +264,7 @@ GLMM_TOLERANCES = {
     "covariance": 3e-2,  # (3.9e-3)
     "fitted": 5e-3,  # (7.6e-4)
 }
+
 
 def _lmm_frame(seed=3, ng=10, per=8):
     """y ~ 1 + x + w with a correlated random intercept and slope in x by g, and a
