@@ -464,3 +464,32 @@ def test_glmm_fit_does_not_depend_on_covariate_units(t):
         make = lambda: MixedGLMClassifier(formula=formula)  # noqa: E731
     m1, m2 = _quiet_fit(make(), d1), _quiet_fit(make(), d2)
     assert_same_fit(m1, m2, col, s, c, len(d1), False, GLMM_TOLERANCES)
+
+
+def test_rescaled_fit_restores_its_core_after_pickling(sleep):
+    # The core problem is rebuilt on first use after unpickling, on its own centred
+    # and scaled columns, at the core's theta (not at the user's, which a shift of
+    # 1e6 days makes ill-conditioned).
+    import pickle
+
+    df = sleep.assign(days=sleep["days"] * 1e-3 + 1e3, reaction=sleep["reaction"] * 1e8)
+    m = _fit(MixedLMRegressor(formula=SLEEP), df)
+    m2 = pickle.loads(pickle.dumps(m))
+    assert "_problem" not in m2.__dict__
+    np.testing.assert_array_equal(m2.leverage(), m.leverage())
+    np.testing.assert_array_equal(m2.condvar()["subj"], m.condvar()["subj"])
+    glmm = MixedGLMRegressor(formula="count ~ 1 + x + (1 + x|g)")
+    g = _fit(glmm, GLMM_DATA.assign(x=GLMM_DATA["x"] * 1e7 - 3e7))
+    g2 = pickle.loads(pickle.dumps(g))
+    np.testing.assert_allclose(g2.condvar()["g"], g.condvar()["g"], rtol=1e-10)
+
+
+def test_optimizer_record_is_on_the_users_scale(sleep, sleep_fit):
+    m = _fit(MixedLMRegressor(formula=SLEEP), sleep.assign(days=sleep["days"] * 1e-6))
+    optsum = m.optsum_
+    np.testing.assert_array_equal(optsum["final"], m.theta_)
+    assert optsum["fmin"] == pytest.approx(m.objective_, abs=1e-9)
+    assert optsum["fitlog"][-1][1] >= m.objective_ - 1e-9
+    g = _fit(MixedGLMRegressor(formula="count ~ 1 + x + (1 + x|g)"), GLMM_DATA)
+    assert len(g.optsum_["final"]) == len(g.coef_) + len(g.theta_)
+    np.testing.assert_allclose(g.optsum_["final"], np.concatenate((g.coef_, g.theta_)))
