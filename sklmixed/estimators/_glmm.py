@@ -85,7 +85,7 @@ class _GLMMBase(MixedModelBase):
             beta, theta, optsum = fit_glmm(
                 problem, fast=bool(self.fast), optimizer=self.optimizer, maxfeval=self.maxfeval
             )
-        except (RuntimeError, FloatingPointError) as exc:  # PIRLS failures
+        except (RuntimeError, FloatingPointError, np.linalg.LinAlgError) as exc:  # PIRLS
             raise FitFailedError(
                 f"{exc}. Try fast=True, a simpler random-effects structure, or check "
                 "the response for complete separation"

@@ -14,7 +14,7 @@ from sklmixed.estimators._base import (
     validate_sample_weight,
     warn_rank_deficient,
 )
-from sklmixed.exceptions import DataError
+from sklmixed.exceptions import DataError, FitFailedError
 
 
 class MixedLMRegressor(RegressorMixin, MixedModelBase):
@@ -150,9 +150,14 @@ class MixedLMRegressor(RegressorMixin, MixedModelBase):
             design.X, yv, design.reterms, weights=w, reml=self.reml, xnames=design.coef_names
         )
         warn_rank_deficient(problem, design)
-        theta, optsum = fit_lmm(problem, optimizer=self.optimizer, maxfeval=self.maxfeval)
-        result = lmm_result(problem, theta, optsum, design.formula_text, design.coef_names)
-        b, u = problem.user_ranef(problem.u(), theta)  # internal theta -> user's scale
+        try:
+            theta, optsum = fit_lmm(problem, optimizer=self.optimizer, maxfeval=self.maxfeval)
+            result = lmm_result(problem, theta, optsum, design.formula_text, design.coef_names)
+            b, u = problem.user_ranef(problem.u(), theta)  # internal theta -> user's scale
+        except np.linalg.LinAlgError as exc:  # a safety net: never numpy's error
+            raise FitFailedError(
+                f"the factorization failed ({exc}); try a simpler random-effects structure"
+            ) from exc
         self._set_fitted(result, design, problem, b, u, yv)
         self._problem, self._fit_weights, self._fit_reml = problem, w, self.reml
         return self
