@@ -228,7 +228,7 @@ def _check_exact_fit(problem, r2: float, where: str, theta=None) -> None:
         unbounded = problem.objective(2.0 * theta) < fmin - 1.0
         problem.update(theta)  # the factor at the optimum again
     if not (r2 <= EXACT_FIT * yty or unbounded):
-        if r2 <= NEAR_EXACT * yty:
+        if r2 <= NEAR_EXACT * yty and where == "optimum":  # (r^2 only falls from the start)
             warnings.warn(
                 f"the model fits the response almost exactly (the residual sum of squares "
                 f"is {r2 / yty:.1e} of the response's sum of squares{_centred(problem)}): "

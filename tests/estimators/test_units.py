@@ -493,3 +493,23 @@ def test_optimizer_record_is_on_the_users_scale(sleep, sleep_fit):
     g = _fit(MixedGLMRegressor(formula="count ~ 1 + x + (1 + x|g)"), GLMM_DATA)
     assert len(g.optsum_["final"]) == len(g.coef_) + len(g.theta_)
     np.testing.assert_allclose(g.optsum_["final"], np.concatenate((g.coef_, g.theta_)))
+
+
+def test_response_the_model_explains_almost_exactly_is_centred_and_warned():
+    # |mean| / SD is only 3.4, below the threshold decided from the data alone, but
+    # the residual SD is 3e-5 of the response's: the core centres the response once
+    # it sees r^2 at the start (every digit of r^2 counts), and warns once.
+    rng = np.random.default_rng(1)
+    g = rng.integers(0, 10, 200)
+    x = rng.normal(size=200)
+    y = 1000 + 300 * x + 0.05 * rng.normal(size=10)[g] + 0.01 * rng.normal(size=200)
+    df = pd.DataFrame({"y": y, "x": x, "g": g.astype(str)})
+    fits = []
+    for d in (df, df.assign(y=df["y"] - 1000)):
+        with pytest.warns(IllConditionedWarning, match="almost exactly") as record:
+            fits.append(MixedLMRegressor(formula="y ~ 1 + x + (1|g)").fit(d))
+        assert len(record) == 1
+        assert fits[-1].problem_.scaling.y_shift != 0.0
+    # 1e-9 of y'y is rounding-limited to about 7 digits: d * 2e-7 = 4e-5 in the objective
+    assert fits[0].objective_ == pytest.approx(fits[1].objective_, abs=1e-4)
+    assert fits[0].sigma_ == pytest.approx(fits[1].sigma_, rel=1e-4)
