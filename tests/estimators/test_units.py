@@ -131,6 +131,7 @@ def test_no_fixed_effects_matches_lme4(sleep, units_reference):
     assert m.leverage().sum() == pytest.approx(ref["hat_sum"], rel=1e-6)
     assert m.coef_.shape == (0,) and m.vcov_.shape == (0, 0)
     np.testing.assert_allclose(m.predict(sleep.head(10)), m.fitted_values()[:10])
+    assert "1985.6797" in str(m.summary())  # an empty fixed-effects table
 
 
 # ------------------------------------------------------------ exact responses
