@@ -83,6 +83,7 @@ def minimize(
     use_bounds: bool | None = None,
     min_step: np.ndarray | None = None,
     finitial: float | None = None,
+    pure: bool = False,
 ) -> OptSummary:
     """Minimize ``fun`` from ``x0`` with nlopt; return the OptSummary.
 
@@ -93,7 +94,10 @@ def minimize(
     proportional to the distance from a bound, or to the value itself, and so
     degenerate for a parameter that starts at 1e-6); nlopt's default is kept
     wherever it is above the floor. ``finitial``, where the caller has it,
-    is ``fun(x0)`` (saves an evaluation).
+    is ``fun(x0)`` (saves an evaluation). ``pure``: ``fun`` depends on its
+    argument alone (an LMM's objective; not a GLMM's, whose PIRLS starts from the
+    previous modes), so the value at the optimum is read off the log rather than
+    recomputed.
     """
     x0 = np.asarray(x0, dtype=float)
     n = x0.shape[0]
@@ -153,7 +157,14 @@ def minimize(
     except nlopt.RoundoffLimited:
         xmin = min(fitlog, key=lambda e: e[1])[0]
         code = "ROUNDOFF_LIMITED"
-    fmin = float(fun(xmin))
+    fmin = None
+    if pure:
+        for x, val in reversed(fitlog):
+            if np.array_equal(x, xmin):
+                fmin = float(val)
+                break
+    if fmin is None:
+        fmin = float(fun(xmin))
     return OptSummary(
         initial=x0,
         final=np.asarray(xmin, dtype=float),
@@ -176,15 +187,18 @@ def finalize_theta(
     fun: Callable[[np.ndarray], float],
     diag_positions: np.ndarray,
     flip: Callable[[np.ndarray], np.ndarray],
+    pure: bool = False,
 ) -> tuple[np.ndarray, float]:
     """Flip negative columns, then snap numerically-zero diagonals to zero.
 
     ``diag_positions`` are the indices in theta of lambda's diagonal elements;
     ``flip`` returns theta with each lambda column made to have a non-negative
-    diagonal.
+    diagonal. ``pure`` (see :func:`minimize`): ``fmin`` is ``fun(theta)``, and
+    need not be recomputed where flipping changed nothing.
     """
-    theta = flip(np.asarray(theta, dtype=float).copy())
-    best = fun(theta)
+    theta0 = np.asarray(theta, dtype=float)
+    theta = flip(theta0.copy())
+    best = fmin if pure and np.array_equal(theta, theta0) else fun(theta)
     if not np.isfinite(best):
         best = fmin
     for i in diag_positions:
@@ -296,6 +310,7 @@ def fit_lmm(problem, *, optimizer: str | None = None, maxfeval: int = -1):
         optimizer=optimizer,
         maxfeval=maxfeval,
         finitial=f0,
+        pure=True,
     )
     if optimizer is None and problem.boundary_trap(opt.final):
         # A diagonal element of a correlated lambda stuck at its bound of zero while
@@ -312,6 +327,7 @@ def fit_lmm(problem, *, optimizer: str | None = None, maxfeval: int = -1):
             problem.lower_bounds(),
             optimizer="LN_NEWUOA",
             maxfeval=maxfeval,
+            pure=True,
         )
         if polish.fmin < opt.fmin:
             opt = replace(
@@ -324,7 +340,12 @@ def fit_lmm(problem, *, optimizer: str | None = None, maxfeval: int = -1):
                 fitlog=opt.fitlog + polish.fitlog[1:],
             )
     theta, fmin = finalize_theta(
-        opt.final, opt.fmin, problem.objective, problem.diag_positions(), problem.flip_theta
+        opt.final,
+        opt.fmin,
+        problem.objective,
+        problem.diag_positions(),
+        problem.flip_theta,
+        pure=True,
     )
     if not problem.update(theta):  # pragma: no cover - theta came from a finite evaluation
         raise FitFailedError(

@@ -178,8 +178,8 @@ BOUNDARY_TOL = 1e-4
 
 def boundary_positions(problem, theta) -> tuple:
     """Diagonal positions of theta below :data:`BOUNDARY_TOL` (internal theta)."""
-    theta = np.asarray(theta, dtype=float)
-    return tuple(int(i) for i in problem.diag_positions() if abs(theta[i]) < BOUNDARY_TOL)
+    pos = problem.diag_positions()
+    return tuple(pos[np.abs(np.asarray(theta, dtype=float)[pos]) < BOUNDARY_TOL].tolist())
 
 
 def user_optsum(optsum: OptSummary | None, problem, offset: float, ntheta: int):

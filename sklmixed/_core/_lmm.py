@@ -55,6 +55,8 @@ def estimable_columns(X: NDArray[Any], tol: float = RANK_TOL) -> NDArray[Any]:
     p = X.shape[1]
     if p == 0:
         return np.arange(0)
+    if p == 1:  # one column (an intercept-only model): estimable unless all zero
+        return np.arange(1) if np.any(X != 0.0) else np.arange(0)
     norms = np.sqrt(np.einsum("ij,ij->j", X, X))
     norms[norms == 0] = 1.0
     r = np.linalg.qr(X / norms, mode="r")

@@ -38,7 +38,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -152,14 +152,20 @@ class Scaling:
     intercept_value: float = 1.0
     has_intercept: bool = False
 
-    @property
-    def identity(self) -> bool:
-        return (
+    def __post_init__(self) -> None:
+        # asked in every fit, often: decided once
+        identity = (
             self.T is None
             and self.y_shift == 0.0
             and self.y_scale == 1.0
             and all(t.identity for t in self.terms)
         )
+        object.__setattr__(self, "_identity", identity)
+
+    @property
+    def identity(self) -> bool:
+        """Whether every column is used as it is (the common case)."""
+        return bool(self._identity)  # type: ignore[attr-defined]
 
     @property
     def transforms_x(self) -> bool:
@@ -279,8 +285,7 @@ class Scaling:
 _RECHECK = min(TAU_RANDOM, TAU_FIXED, TAU_RESPONSE)
 
 
-@dataclass
-class _Col:
+class _Col(NamedTuple):
     """What the decisions need to know about one column."""
 
     mean: float
@@ -288,6 +293,18 @@ class _Col:
     ratio: float  # |mean| / sd, inf for sd 0
     const: bool
     first: float  # its first value
+
+
+_IDENTITY_TERMS: dict[int, TermScaling] = {}
+
+
+def _identity_term(k: int) -> TermScaling:
+    """The (shared, immutable) TermScaling of a term used as it is."""
+    if k not in _IDENTITY_TERMS:
+        eye = np.eye(k)
+        eye.flags.writeable = False
+        _IDENTITY_TERMS[k] = TermScaling(eye, centred=False, identity=True)
+    return _IDENTITY_TERMS[k]
 
 
 def _describe(A: NDArray[Any], w: NDArray[Any] | None) -> list[_Col]:
@@ -311,6 +328,11 @@ def _describe(A: NDArray[Any], w: NDArray[Any] | None) -> list[_Col]:
     for j, (a, b) in enumerate(zip(s1.tolist(), s2.tolist())):
         mean = a / sw
         var = b / sw - mean * mean
+        if var == 0.0 and mean == first[j] and b / sw == mean * mean:
+            # constant for certain: sum(x) = n x0 and sum(x^2) = n x0^2 exactly (a
+            # column of ones, every intercept from a formula); no second look
+            out.append(_Col(mean, 0.0, math.inf, True, first[j]))
+            continue
         ratio = abs(mean) / math.sqrt(var) if var > 0.0 else math.inf
         if not ratio <= _RECHECK:
             col = A[:, j]
@@ -387,7 +409,7 @@ def fit_scaling(
     n, p = X.shape
     w = None if weights is None else np.asarray(weights, dtype=float)
     if n == 0:
-        return Scaling(None, 0.0, 1.0, [TermScaling(np.eye(t.k), False, True) for t in terms])
+        return Scaling(None, 0.0, 1.0, [_identity_term(t.k) for t in terms])
     blocks = [X] + ([] if y is None else [np.asarray(y, dtype=float)[:, None]])
     blocks += [t.z for t in terms]
     cols = _describe(np.concatenate(blocks, axis=1) if len(blocks) > 1 else X, w)
@@ -462,7 +484,7 @@ def fit_scaling(
                     _digits_message(f"random-effects column {t.cnames[a]!r} of {t.name!r}", c.ratio)
                 )
         if not any(centre) and all(x == 1.0 for x in scale):
-            tscales.append(TermScaling(np.eye(k), centred=False, identity=True))
+            tscales.append(_identity_term(k))
             continue
         centred = any(centre)
         vz = zcols[icol].first if icol is not None else 1.0
