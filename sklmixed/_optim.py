@@ -231,6 +231,8 @@ def check_identifiable(problem) -> None:
 
 
 def _check_exact_fit(problem, r2: float, where: str, theta=None) -> None:
+    if problem.exact_fit:  # reported at the start already
+        return
     yty = problem.yty()
     unbounded = False
     if theta is not None and r2 <= NEAR_EXACT * yty and theta.size:

@@ -154,8 +154,9 @@ def test_response_that_the_fixed_effects_fit_exactly_is_a_data_error(formula):
 def test_exact_least_squares_fit_without_random_effects_is_reported_not_silent():
     # Plain least squares may fit exactly (scikit-learn's estimator checks do):
     # before, an objective of -inf and sigma 0 came back silently.
-    with pytest.warns(IllConditionedWarning, match="fit the response exactly.*zero up to"):
+    with pytest.warns(IllConditionedWarning, match="fit the response exactly.*zero up to") as rec:
         m = MixedLMRegressor(formula="y ~ 1 + x").fit(_exact_frame())
+    assert len(rec) == 1
     np.testing.assert_allclose(m.coef_, [2.0, 3.0])
     assert m.sigma_ < 1e-6
 
