@@ -235,9 +235,10 @@ def test_poisson_with_large_counts_fits_as_lme4_does(grouseticks, units_referenc
 # centred or scaled only where it needs it), so they agree to the optimizer's
 # precision, not bit for bit. Each quantity is compared in its natural unit: the
 # objective in absolute terms; sigma relative to itself; coefficients relative to
-# their standard errors; covariances of random effects relative to sd_i sd_j;
-# fitted values relative to their spread; leverages (which lie in [0, 1]) in
-# absolute terms. A flat direction of the objective turns an objective difference
+# their standard errors; covariances and conditional variances of random effects
+# relative to sd_i sd_j, and conditional modes to sd_i (the term's SDs); fitted
+# values and predictions relative to their spread; leverages (which lie in
+# [0, 1]) in absolute terms. A flat direction of the objective turns an objective difference
 # e into a parameter difference of order sqrt(2 e / h), which is why parameters
 # agree less closely than the objective does. The tolerances are about five to
 # ten times the largest differences measured over 700 (LMM) and 200 (GLMM) random
@@ -254,7 +255,10 @@ LMM_TOLERANCES = {
     "sigma": 2e-4,  # (2.2e-5)
     "coef": 1e-4,  # (7.0e-6)
     "covariance": 5e-3,  # (7.1e-4)
+    "ranef": 3e-3,  # (3.3e-4)
+    "condvar": 1e-3,  # (8.6e-5)
     "fitted": 1e-3,  # (1.7e-4)
+    "predict": 1e-3,  # (1.1e-4)
     "leverage": 5e-4,  # (5.6e-5)
 }
 # GLMMs optimize beta and theta jointly over a deviance that PIRLS evaluates to a
@@ -264,7 +268,10 @@ GLMM_TOLERANCES = {
     "singular": 0.0,
     "coef": 5e-3,  # (6.1e-4)
     "covariance": 3e-2,  # (3.9e-3)
+    "ranef": 1e-2,  # (9.4e-4)
+    "condvar": 5e-3,  # (5.1e-4)
     "fitted": 5e-3,  # (7.6e-4)
+    "predict": 5e-3,  # (2.7e-4)
 }
 
 
@@ -357,7 +364,7 @@ def _column_map(names, col, s, c):
     return M
 
 
-def discrepancies(m1, m2, col, s, c, n, reml):
+def discrepancies(m1, m2, col, s, c, n, reml, d1=None, d2=None):
     """How far apart the fit m1 of D' (column ``col`` = s * col~ + c) and the fit m2
     of D~ are, each as a multiple of the natural unit of its quantity after the
     representation term (REPR times the sizes that cancel) is taken off."""
@@ -396,19 +403,40 @@ def discrepancies(m1, m2, col, s, c, n, reml):
         unit = np.outer(sd2, sd2) + 1e-8 * sd2.max() ** 2 + 1e-300
         big = np.abs(Mt) @ np.abs(cov1) @ np.abs(Mt.T)
         out["covariance"] = max(out["covariance"], excess(Mt @ cov1 @ Mt.T - cov2, unit, big))
-    # fitted values (the mean response); unit: their spread
+    # conditional modes and conditional variances of each term's random effects;
+    # unit: the term's SDs
+    out["ranef"] = out["condvar"] = 0.0
+    cv1, cv2 = m1.condvar(), m2.condvar()
+    for vc1, cov2 in zip(m1.result_.varcomps, _covariances(m2)):
+        Mt = _column_map(list(vc1.columns), col, s, c) / ys
+        sd2 = np.sqrt(np.diag(cov2)) + 1e-8 * np.sqrt(np.diag(cov2)).max() + 1e-300
+        b1, b2 = m1.ranef_[vc1.group].to_numpy(), m2.ranef_[vc1.group].to_numpy()
+        Mb = Mt * (np.sign(s) if col == "y" else 1.0)  # b, unlike its covariance, has a sign
+        big = np.abs(b1) @ np.abs(Mb.T)
+        out["ranef"] = max(out["ranef"], excess(b1 @ Mb.T - b2, sd2, big))
+        V1, V2 = cv1[vc1.group], cv2[vc1.group]
+        big = np.abs(Mt) @ np.abs(V1) @ np.abs(Mt.T)
+        err = Mt @ V1 @ Mt.T - V2
+        out["condvar"] = max(out["condvar"], excess(err, np.outer(sd2, sd2), big))
+    # fitted values (the mean response) and predictions; unit: their spread
     f1, f2 = m1.fitted_values(), m2.fitted_values()
     big = _linear_predictor_terms(m1)  # what cancels in the user's X b + Z b
     if col == "y":
         f1, big = (f1 - c) / s, (big + np.abs(f1)) / abs(s)
     out["fitted"] = excess(f1 - f2, np.std(f2) + 1e-300, big)
+    if d1 is not None:
+        p1 = np.asarray(m1.predict(d1), dtype=float)
+        p2 = np.asarray(m2.predict(d2), dtype=float)
+        if col == "y":
+            p1 = (p1 - c) / s
+        out["predict"] = excess(p1 - p2, np.std(f2) + 1e-300, big)
     if hasattr(m1, "leverage"):  # the hat matrix does not depend on units at all
         out["leverage"] = float(np.max(np.abs(m1.leverage() - m2.leverage())))
     return out
 
 
-def assert_same_fit(m1, m2, col, s, c, n, reml, tolerances):
-    d = discrepancies(m1, m2, col, s, c, n, reml)
+def assert_same_fit(m1, m2, col, s, c, n, reml, tolerances, d1=None, d2=None):
+    d = discrepancies(m1, m2, col, s, c, n, reml, d1, d2)
     for key, value in d.items():
         assert value <= tolerances[key], (key, value, tolerances[key])
 
@@ -423,7 +451,7 @@ def test_lmm_fit_does_not_depend_on_units(t, reml):
     d2[col] = (d1[col] - c) / s
     m1 = _quiet_fit(MixedLMRegressor(formula=formula, reml=reml), d1)
     m2 = _quiet_fit(MixedLMRegressor(formula=formula, reml=reml), d2)
-    assert_same_fit(m1, m2, col, s, c, len(d1), reml, LMM_TOLERANCES)
+    assert_same_fit(m1, m2, col, s, c, len(d1), reml, LMM_TOLERANCES, d1, d2)
 
 
 def _glmm_frame(seed=3, ng=12, per=12):
@@ -465,7 +493,7 @@ def test_glmm_fit_does_not_depend_on_covariate_units(t):
     else:
         make = lambda: MixedGLMClassifier(formula=formula)  # noqa: E731
     m1, m2 = _quiet_fit(make(), d1), _quiet_fit(make(), d2)
-    assert_same_fit(m1, m2, col, s, c, len(d1), False, GLMM_TOLERANCES)
+    assert_same_fit(m1, m2, col, s, c, len(d1), False, GLMM_TOLERANCES, d1, d2)
 
 
 def test_rescaled_fit_restores_its_core_after_pickling(sleep):
