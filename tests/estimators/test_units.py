@@ -106,6 +106,7 @@ def test_shifted_random_slope_covariate_is_a_reparametrization(sleep, sleep_fit,
     np.testing.assert_allclose(m.fitted_values(), sleep_fit.fitted_values(), atol=1e-3)
 
 
+@pytest.mark.filterwarnings("ignore::sklmixed.exceptions.SingularFitWarning")
 def test_zerocorr_term_with_an_uncentred_column_warns_and_says_what_to_do(sleep):
     # Centring days would change a zerocorr model, so the core only rescales it.
     formula = "reaction ~ 1 + days + zerocorr(1 + days|subj)"
