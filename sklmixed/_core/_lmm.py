@@ -533,7 +533,13 @@ class LMMProblem:
         return self._map_theta(theta, self.scaling.lambda_to_user)
 
     def internal_theta(self, theta: NDArray[Any]) -> NDArray[Any]:
-        """The internal theta of a theta of the user's columns."""
+        """The internal theta of a theta of the user's columns.
+
+        Through a Cholesky factor where a column is centred, and then only as
+        accurate as the user's theta is conditioned: a column shifted far from
+        its mean makes the user's lambda nearly singular. Results therefore keep
+        the internal theta itself (``FitResult.core_theta``) to restore the core.
+        """
         return self._map_theta(theta, self.scaling.lambda_to_internal)
 
     def _map_theta(self, theta: NDArray[Any], fun: Any) -> NDArray[Any]:
@@ -549,9 +555,6 @@ class LMMProblem:
     def user_beta(self, beta: NDArray[Any]) -> NDArray[Any]:
         """Fixed effects (estimable columns) of the user's columns."""
         return self.scaling.beta_to_user(beta, self.keep)
-
-    def internal_beta(self, beta: NDArray[Any]) -> NDArray[Any]:
-        return self.scaling.beta_to_internal(beta, self.keep)
 
     def user_vcov(self, V: NDArray[Any]) -> NDArray[Any]:
         """A covariance of the internal beta mapped to the user's columns."""

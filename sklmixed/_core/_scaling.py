@@ -167,10 +167,6 @@ class Scaling:
         """Whether every column is used as it is (the common case)."""
         return bool(self._identity)  # type: ignore[attr-defined]
 
-    @property
-    def transforms_x(self) -> bool:
-        return self.T is not None
-
     # ------------------------------------------------------------ data
 
     def apply_x(self, X: NDArray[Any]) -> NDArray[Any]:
@@ -201,16 +197,6 @@ class Scaling:
         if self.y_shift != 0.0:
             out = out.copy()
             out[0] += self.y_shift / self.intercept_value
-        return out
-
-    def beta_to_internal(self, beta: NDArray[Any], keep: NDArray[Any]) -> NDArray[Any]:
-        out = np.array(beta, dtype=float)
-        if self.y_shift != 0.0:
-            out[0] -= self.y_shift / self.intercept_value
-        if self.y_scale != 1.0:
-            out = out / self.y_scale
-        if self.T is not None:
-            out = np.linalg.solve(self._T_kept(keep), out)
         return out
 
     def vcov_to_user(self, V: NDArray[Any], keep: NDArray[Any]) -> NDArray[Any]:

@@ -516,7 +516,11 @@ def test_rescaled_fit_restores_its_core_after_pickling(sleep):
 
 
 def test_optimizer_record_is_on_the_users_scale(sleep, sleep_fit):
-    m = _fit(MixedLMRegressor(formula=SLEEP), sleep.assign(days=sleep["days"] * 1e-6))
+    m = _fit(MixedLMRegressor(formula=SLEEP), sleep.assign(days=sleep["days"] * 1e-6 + 1e-5))
+    # the core evaluates a theta of the user's columns on the user's scale (days is
+    # centred inside; theta goes through a Cholesky factor both ways)
+    assert m.problem_.scaling.terms[0].centred
+    assert m.problem_.user_objective(m.theta_) == pytest.approx(m.objective_, abs=1e-6)
     optsum = m.optsum_
     np.testing.assert_array_equal(optsum["final"], m.theta_)
     assert optsum["fmin"] == pytest.approx(m.objective_, abs=1e-9)
