@@ -400,8 +400,6 @@ def fit_glmm(problem, *, fast: bool = False, optimizer: str | None = None, maxfe
         optimizer=optimizer or "LN_BOBYQA",
         maxfeval=maxfeval,
     )
-    if optimizer is None:
-        opt = _escape_boundary_trap(dev_theta, opt, problem.lmm, lower_theta, 0, maxfeval)
     theta = problem.lmm.flip_theta(opt.final)
     problem.deviance(theta)
     beta = problem._beta.copy()
@@ -430,8 +428,6 @@ def fit_glmm(problem, *, fast: bool = False, optimizer: str | None = None, maxfe
             maxfeval=maxfeval,
             min_step=floor,
         )
-        if optimizer is None:
-            opt2 = _escape_boundary_trap(dev_joint, opt2, problem.lmm, lower, p, maxfeval)
         opt = replace(
             opt2,
             initial=x0,
@@ -465,37 +461,6 @@ def fit_glmm(problem, *, fast: bool = False, optimizer: str | None = None, maxfe
         beta = problem._beta.copy()
     opt = replace(opt, final=theta if fast else np.concatenate((beta, theta)), fmin=fmin)
     return beta, theta, opt
-
-
-def _escape_boundary_trap(fun, opt: OptSummary, lmm, lower, nbeta: int, maxfeval: int):
-    """Continue without bounds where bounded BOBYQA stopped in a boundary trap.
-
-    The trap of :func:`fit_lmm` (a correlated lambda's diagonal element at its
-    bound of zero while the rest of its column is not, so that the column's sign
-    cannot change) stops GLMMs as well: a Poisson model with a degenerate random
-    slope stopped 0.025 above its optimum. ``nbeta`` leading parameters are fixed
-    effects (the joint stage). Returns the better of the two summaries.
-    """
-    theta = opt.final[nbeta:]
-    if not lmm.boundary_trap(theta):
-        return opt
-    floor = np.concatenate((np.zeros(nbeta), np.full(theta.shape[0], THETA_STEP)))
-    polish = minimize(
-        fun, opt.final, lower, optimizer="LN_NEWUOA", maxfeval=maxfeval, min_step=floor
-    )
-    if not polish.fmin < opt.fmin:
-        return opt
-    x = polish.final.copy()
-    x[nbeta:] = lmm.flip_theta(x[nbeta:])
-    return replace(
-        opt,
-        final=x,
-        fmin=polish.fmin,
-        feval=opt.feval + polish.feval,
-        optimizer=f"{opt.optimizer}+LN_NEWUOA",
-        returnvalue=polish.returnvalue,
-        fitlog=opt.fitlog + polish.fitlog[1:],
-    )
 
 
 def _safe(f, x):

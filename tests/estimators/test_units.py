@@ -548,3 +548,17 @@ def test_response_the_model_explains_almost_exactly_is_centred_and_warned():
     # 1e-9 of y'y is rounding-limited to about 7 digits: d * 2e-7 = 4e-5 in the objective
     assert fits[0].objective_ == pytest.approx(fits[1].objective_, abs=1e-4)
     assert fits[0].sigma_ == pytest.approx(fits[1].sigma_, rel=1e-4)
+
+
+def test_glmm_joint_stage_moves_a_theta_that_starts_next_to_its_bound():
+    # The first stage leaves the slope's theta 1e-6 above zero, where nlopt's
+    # default initial step is 1e-6 too: the joint stage stopped 0.025 above the
+    # optimum for x (and x * 2), and reached it for x * 0.5 (209.585405).
+    df = _glmm_frame(seed=5)
+    for s in (1.0, 2.0):
+        m = _fit(
+            MixedGLMRegressor(formula="count ~ 1 + x + (1 + x|g)"),
+            df.assign(x=df["x"] * s),
+            allow=[SingularFitWarning],
+        )
+        assert m.objective_ < 209.58541
