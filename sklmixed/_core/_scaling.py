@@ -51,8 +51,10 @@ from sklmixed._core._reterm import ReTerm
 # (reaction ~ 1 + days + (1 + days|subj)):
 # - the response: shifting reaction by 1e4 (|mean|/SD 180) moves the optimum's
 #   objective by 1.6e-8, by 1e5 by 1.4e-7; at 64 the loss of r^2's precision,
-#   eps (|mean| / sigma)^2, is below 1e-11 for any residual SD that is at least
-#   a tenth of the response's (the reference data sets have at most 25, dyestuff).
+#   eps (|mean| / sigma)^2, is below 1e-10 for any residual SD that is at least
+#   a tenth of the response's. (The reference data sets' responses have |mean|/SD
+#   up to 25, dyestuff's.) A response that the model explains almost exactly is
+#   centred as well, once r^2 at the start shows it (RECENTRE_RATIO).
 TAU_RESPONSE = 64.0
 # - fixed-effect columns: |mean|/SD up to 8 costs X'X at most 2 * log10(8) < 2
 #   digits; GLMMs also optimize over beta, where an uncentred column makes the
@@ -111,11 +113,11 @@ def psd_cholesky(C: NDArray[Any]) -> NDArray[Any]:
 
 @dataclass(frozen=True, eq=False)
 class TermScaling:
-    """Internal columns of one random-effects term: ``z' = z G``.
+    """Internal columns of one random-effects term: ``z_int = z G``.
 
-    ``b = G b'`` and the relative covariance maps as ``lambda lambda' = G lambda'
-    lambda'' G'``; ``centred`` says whether ``G`` has off-diagonal entries (then
-    lambda maps through a Cholesky factor, else row by row).
+    Then ``b = G b_int`` and the relative covariance maps as ``lam lam^T =
+    G lam_int lam_int^T G^T``; ``centred`` says whether ``G`` has off-diagonal
+    entries (then lambda maps through a Cholesky factor, else row by row).
     """
 
     G: NDArray[Any]
