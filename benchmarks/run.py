@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/run.py [--models dyestuff2 sleepstudy ...] [--repeats N]
                              [--peers sklmixed lme4 mixedlm statsmodels] [--json out.json]
+                             [--busy]
 
 Every peer fits the same model in-process: one warm-up fit, then N timed fits
 (``time.perf_counter``; the Python peers take turns in each round so that the
@@ -13,6 +14,10 @@ median is reported with the objective (-2 log L or the GLMM deviance) so that a
 fast but wrong fit shows. A peer that is not installed, or cannot fit a model,
 prints ``n/a`` and the reason. Ratios are peer time / sklmixed time: above 1 means
 sklmixed is faster. The machine is shared and noisy: compare ratios from one run.
+
+``--busy`` runs a process that spins on one core (``while True: pass``) beside
+the timings, as a user's laptop always has something else running: a fit whose
+BLAS thread pool waits for a taken core shows here.
 """
 
 from __future__ import annotations
@@ -253,6 +258,20 @@ def _versions() -> dict:
     return out
 
 
+@contextlib.contextmanager
+def _one_core_busy(enabled: bool):
+    """A child process spinning on one core for the duration (``--busy``)."""
+    if not enabled:
+        yield
+        return
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        yield
+    finally:
+        spinner.kill()
+        spinner.wait()
+
+
 def _why(exc: Exception) -> str:
     return str(exc).splitlines()[0][:80] if str(exc) else type(exc).__name__
 
@@ -270,10 +289,22 @@ def main(argv=None) -> int:
     parser.add_argument("--peers", nargs="*", default=list(PEERS), choices=list(PEERS))
     parser.add_argument("--repeats", type=int, default=None, help="timed fits per model")
     parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument(
+        "--busy", action="store_true", help="keep one core busy with another process"
+    )
     args = parser.parse_args(argv)
     info = _versions()
+    info["busy"] = args.busy
     print("machine and versions:", json.dumps(info))
-    results = {}
+    with _one_core_busy(args.busy):
+        results = _run(args)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"info": info, "results": results}, indent=1))
+    return 0
+
+
+def _run(args) -> dict:
+    results: dict = {}
     for model in args.models:
         repeats = args.repeats or MODELS[model][5]
         results[model] = {}
@@ -305,9 +336,7 @@ def main(argv=None) -> int:
             obj = f"  objective {r['objective']:.6f}" if r["objective"] is not None else ""
             reason = f"  ({r['reason']})" if r.get("reason") else ""
             print(f"  {peer:12s} {_fmt(r['median'])}{obj}{ratio}{reason}")
-    if args.json:
-        Path(args.json).write_text(json.dumps({"info": info, "results": results}, indent=1))
-    return 0
+    return results
 
 
 if __name__ == "__main__":

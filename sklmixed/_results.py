@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sklmixed.exceptions import FitFailedError, IllConditionedWarning
+from sklmixed.exceptions import ConvergenceWarning, FitError, IllConditionedWarning
 
 
 @dataclass(frozen=True, eq=False)
@@ -123,6 +123,8 @@ class FitResult:
     # which the core problem is restored exactly (pickles, condvar, leverage).
     core_theta: np.ndarray | None = None
     core_beta: np.ndarray | None = None
+    # the negative binomial's shape, or the Gamma / inverse Gaussian dispersion phi
+    dispersion: float | None = None
 
     @property
     def is_glmm(self) -> bool:
@@ -149,10 +151,16 @@ class FitResult:
         )
 
 
-def _varcomps(terms, theta_slices, theta, scale: float) -> tuple:
-    """Variance components of each term: SDs and correlations of scale * lambda."""
+def _varcomps(terms, theta_slices, theta, scale: float, weights=None) -> tuple:
+    """Variance components of each term: SDs and correlations of scale * lambda.
+
+    The levels counted are those met in rows of positive weight: zero prior weights
+    remove an observation (lme4), and a level seen only there is not in the data.
+    """
     out = []
+    positive = None if weights is None else np.asarray(weights) > 0
     for t, s in zip(terms, theta_slices):
+        nlevels = t.nlevels if positive is None else int(np.unique(t.refs[positive]).shape[0])
         lam = t.lambda_from_theta(theta[s]) * scale
         cov = lam @ lam.T
         sd = np.sqrt(np.diag(cov))
@@ -160,7 +168,7 @@ def _varcomps(terms, theta_slices, theta, scale: float) -> tuple:
             corr = cov / np.outer(sd, sd)
         corr[np.outer(sd, sd) == 0] = np.nan
         np.fill_diagonal(corr, 1.0)
-        out.append(VarComp(t.name, tuple(t.cnames), sd, corr, t.structural_zero, t.nlevels))
+        out.append(VarComp(t.name, tuple(t.cnames), sd, corr, t.structural_zero, nlevels))
     return tuple(out)
 
 
@@ -184,16 +192,21 @@ def boundary_positions(problem, theta) -> tuple:
 
 def user_optsum(optsum: OptSummary | None, problem, offset: float, ntheta: int):
     """The optimizer's record on the user's scale: theta (and beta) of the user's
-    columns, objectives shifted by ``offset`` (the identity for unscaled data)."""
+    columns, objectives shifted by ``offset`` (the identity for unscaled data).
+    ``ntheta`` counts the optimizer's covariance parameters: theta, and a GLMM's
+    log dispersion (unchanged by the scaling) where it has one."""
     if optsum is None or (problem.scaling.identity and offset == 0.0):
         return optsum
 
+    nth = problem.ntheta  # ntheta - nth: a GLMM's log dispersion after theta (as it is)
+
     def params(x):
         x = np.asarray(x, dtype=float)
-        if x.shape[0] == ntheta:
-            return problem.user_theta(x)
-        p = x.shape[0] - ntheta  # GLMM joint stage: [beta; theta]
-        return np.concatenate((problem.user_beta(x[:p]), problem.user_theta(x[p:])))
+        p = x.shape[0] - ntheta  # 0, or the GLMM joint stage's [beta; theta]
+        theta = np.concatenate((problem.user_theta(x[p : p + nth]), x[p + nth :]))
+        if p == 0:
+            return theta
+        return np.concatenate((problem.user_beta(x[:p]), theta))
 
     return replace(
         optsum,
@@ -209,7 +222,7 @@ def check_finite(objective: float, stderror: np.ndarray, keep, coef_names) -> No
     """Never hand back an infinite objective or a non-finite or zero standard
     error silently (DESIGN.md section 8)."""
     if not np.isfinite(objective):
-        raise FitFailedError(
+        raise FitError(
             f"the objective at the optimum is not finite ({objective}); check the data "
             "for a response that the model fits exactly or columns on extreme scales"
         )
@@ -263,7 +276,7 @@ def lmm_result(problem, theta, optsum, formula: str, coef_names) -> FitResult:
         vcov=vcov,
         theta=np.asarray(theta, dtype=float),
         sigma=sigma,
-        varcomps=_varcomps(problem.terms, problem.theta_slices, theta, sigma),
+        varcomps=_varcomps(problem.terms, problem.theta_slices, theta, sigma, problem.weights),
         objective=objective,
         loglik=-objective / 2,
         aic=ic["aic"],
@@ -290,28 +303,50 @@ def glmm_result(problem, beta, theta, optsum, formula: str, coef_names, fast: bo
     coef = np.full(p_full, -0.0)
     coef[keep] = lmm.user_beta(core_beta)
     vcov = np.full((p_full, p_full), np.nan)
-    # No dispersion parameter: the covariance of beta is (R_X R_X')^{-1} of the
-    # factor at the converged working weights, as MixedModels.jl's vcov.
-    vcov[np.ix_(keep, keep)] = lmm.user_vcov(lmm.rxx_inverse())
-    theta = lmm.user_theta(core_theta)
-    optsum = user_optsum(optsum, lmm, 0.0, lmm.ntheta)
-    stderror = np.sqrt(np.diag(vcov))
+    family = problem.family
     deviance = float(optsum.fmin)
+    dispersion = None
+    cov = None
+    if family.has_dispersion:
+        # as glmmTMB: the inverse Hessian of the deviance over all parameters (of
+        # the core's internal beta and theta; mapped to the user's columns below)
+        dispersion = float(family.param)
+        cov = problem.hessian_vcov(np.append(core_theta, np.log(dispersion)), core_beta)
+        if cov is None:
+            warnings.warn(
+                "the Hessian of the deviance is not positive definite at the estimates: "
+                "standard errors are from the PIRLS factor instead (they ignore the "
+                "uncertainty of the covariance parameters and the dispersion)",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+    if cov is None:
+        # The covariance of beta is (R_X R_X')^{-1} of the factor at the converged
+        # working weights, as MixedModels.jl's vcov.
+        cov = lmm.rxx_inverse()
+    vcov[np.ix_(keep, keep)] = lmm.user_vcov(cov)
+    theta = lmm.user_theta(core_theta)
+    optsum = user_optsum(optsum, lmm, 0.0, lmm.ntheta + int(family.has_dispersion))
+    stderror = np.sqrt(np.diag(vcov))
     check_finite(deviance, stderror, keep, coef_names)
-    usq = sum(float(np.sum(u**2)) for u in problem.u)
-    loglik = problem.conditional_loglik(problem._eta) - (usq + lmm.logdet_re()) / 2
-    dof = lmm.p + lmm.ntheta
-    ic = information_criteria(-2 * loglik, dof, problem.n)
+    if family.has_dispersion:
+        loglik = -deviance / 2  # the deviance is the full -2 log L here
+    else:
+        usq = sum(float(np.sum(u**2)) for u in problem.u)
+        loglik = problem.conditional_loglik(problem._eta) - (usq + lmm.logdet_re()) / 2
+    dof = lmm.p + lmm.ntheta + int(family.has_dispersion)
+    # zero prior weights remove an observation: it counts in neither n nor the criteria
+    ic = information_criteria(-2 * loglik, dof, lmm.nobs)
     return FitResult(
         formula=formula,
-        nobs=problem.n,
+        nobs=lmm.nobs,
         coef=coef,
         coef_names=tuple(coef_names),
         stderror=stderror,
         vcov=vcov,
         theta=np.asarray(theta, dtype=float),
         sigma=None,
-        varcomps=_varcomps(lmm.terms, lmm.theta_slices, theta, 1.0),
+        varcomps=_varcomps(lmm.terms, lmm.theta_slices, theta, 1.0, problem.pw),
         objective=deviance,
         loglik=loglik,
         aic=ic["aic"],
@@ -326,4 +361,5 @@ def glmm_result(problem, beta, theta, optsum, formula: str, coef_names, fast: bo
         boundary=boundary_positions(lmm, core_theta),
         core_theta=core_theta,
         core_beta=core_beta,
+        dispersion=dispersion,
     )

@@ -13,6 +13,8 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.ipc as ipc
 
+from sklmixed.exceptions import DataError
+
 __all__ = ["list_datasets", "load_dataset"]
 
 
@@ -29,7 +31,13 @@ def _data_dir():
 
 
 def list_datasets() -> list[str]:
-    """Names of the bundled data sets, sorted.
+    """Names of the bundled data sets.
+
+    Returns
+    -------
+    names : list of str
+        Sorted: the data sets of the MixedModels.jl documentation (contra,
+        dyestuff, dyestuff2, insteval, pastes, penicillin, sleepstudy, verbagg).
 
     Examples
     --------
@@ -47,7 +55,18 @@ def load_dataset(name: str) -> pd.DataFrame:
     Parameters
     ----------
     name : str
-        One of :func:`list_datasets` (``"sleepstudy"``, ``"dyestuff"``, ...).
+        One of ``list_datasets()``: ``"sleepstudy"``, ``"dyestuff"``, ...
+
+    Returns
+    -------
+    data : DataFrame
+        A new DataFrame on every call (changing it does not change the next
+        one), with MixedModels.jl's column names; grouping factors are strings.
+
+    Raises
+    ------
+    ValueError
+        For a name that is not a bundled data set; the message lists them.
 
     Examples
     --------
@@ -58,7 +77,7 @@ def load_dataset(name: str) -> pd.DataFrame:
     """
     names = list_datasets()
     if name not in names:
-        raise ValueError(f"unknown dataset {name!r}; available: {', '.join(names)}")
+        raise DataError(f"unknown dataset {name!r}; available: {', '.join(names)}")
     with (_data_dir() / f"{name}.arrow").open("rb") as fh:
         table = ipc.open_file(fh).read_all()
     return table.to_pandas()

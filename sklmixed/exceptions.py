@@ -1,8 +1,12 @@
 """Errors and warnings that sklmixed raises, so that users can catch or filter them.
 
-Every error is a subclass of ``ValueError`` (bad formulas, bad data) or of
-``KeyError`` as well (a column that is not there), raised before any numerics.
-Warnings derive from :class:`SklmixedWarning`; ``ConvergenceWarning`` is
+Every error a user can meet is one of these classes (or scikit-learn's
+``NotFittedError``). Each subclasses the builtin exception that scikit-learn's
+conventions and its estimator checks expect: ``ValueError`` for bad formulas and
+data, ``KeyError`` as well for a column that is not there, ``ValueError`` and
+``TypeError`` for a bad hyperparameter (as scikit-learn's ``InvalidParameterError``),
+``RuntimeError`` for a numerical fit that failed. Bad input is reported before any
+numerics. Warnings derive from ``SklmixedWarning``; ``ConvergenceWarning`` is
 scikit-learn's, so existing filters for it apply.
 """
 
@@ -13,13 +17,19 @@ from sklearn.exceptions import ConvergenceWarning
 __all__ = [
     "ConvergenceWarning",
     "DataError",
-    "FitFailedError",
+    "DataTypeError",
+    "FitError",
     "FormulaError",
     "IllConditionedWarning",
+    "InferenceError",
     "MissingColumnError",
+    "ModelError",
+    "ParameterError",
+    "PerfectFitWarning",
     "RankDeficientWarning",
     "SingularFitWarning",
     "SklmixedWarning",
+    "UnseenLevelsWarning",
 ]
 
 
@@ -38,10 +48,30 @@ class DataError(ValueError):
     """Data that cannot be modelled as asked (NaN, one level, wrong response, ...)."""
 
 
-class FitFailedError(DataError):
-    """The numerics could not fit these data as asked (the conditional modes of a
-    GLMM could not be found, the objective is not finite at the start, ...); the
-    message says why and what to try."""
+class DataTypeError(DataError, TypeError):
+    """Data of a type that cannot be used at all (a dict in a feature column, ...);
+    a ``TypeError`` too, as scikit-learn's input validation raises for these."""
+
+
+class ParameterError(ValueError, TypeError):
+    """A hyperparameter of an estimator with an unsupported value or type (checked at
+    ``fit``, as scikit-learn does; both a ``ValueError`` and a ``TypeError``, as
+    scikit-learn's ``InvalidParameterError``)."""
+
+
+class ModelError(ValueError):
+    """A request that the fitted model cannot answer (a grouping factor it does not
+    have, a plot of random effects it has none of)."""
+
+
+class FitError(RuntimeError):
+    """The numerical fit failed (the conditional modes or the factor could not be
+    computed at any parameter value the optimizer tried)."""
+
+
+class InferenceError(ValueError):
+    """An inference request that cannot be honoured: models that a likelihood-ratio
+    test cannot compare, a confidence level outside (0, 1), an unknown method."""
 
 
 class SklmixedWarning(UserWarning):
@@ -59,3 +89,16 @@ class RankDeficientWarning(SklmixedWarning):
 class IllConditionedWarning(SklmixedWarning):
     """A column, or the model, is ill-conditioned even after sklmixed's internal
     centring and scaling; the message names the column and what to do."""
+
+
+class PerfectFitWarning(SklmixedWarning):
+    """A linear model without random effects whose fixed effects reproduce the
+    response exactly: the coefficients are those of the exact fit, but the residual
+    variance is zero and the log-likelihood infinite. (With random effects such a
+    fit is an error: the variance components are then undefined.)"""
+
+
+class UnseenLevelsWarning(SklmixedWarning):
+    """``predict`` met a grouping factor none of whose levels were seen in fit, so
+    every row gets the population prediction for it (often a sign that the codes
+    changed type or spelling since fit)."""

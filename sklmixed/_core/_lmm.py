@@ -90,11 +90,19 @@ class LMMProblem:
         Prior (case) weights; the rows of Z, X and y are scaled by their square roots.
     reml : bool
         Whether :meth:`objective` is the REML criterion.
+    offset : ndarray, shape (n,), optional
+        A known part of the mean (coefficient 1): the model is fitted to
+        y - offset, which is what ``self.y`` holds; ``self.offset`` keeps it (None
+        without one) for whoever simulates or compares responses on the data's scale.
     scale_response : bool
         Whether the response may be centred and scaled internally (linear models;
         a GLMM's working response is on the linear predictor's scale).
     xnames : list of str, optional
         Names of X's columns, for the messages about conditioning.
+    scaling : Scaling, optional
+        Use this centring and scaling (of terms in the core's order) instead of
+        deciding one from the data: a companion problem on another problem's
+        internal columns.
 
     Notes
     -----
@@ -113,20 +121,27 @@ class LMMProblem:
         reterms: list[ReTerm],
         weights: ArrayLike | None = None,
         reml: bool = False,
+        offset: ArrayLike | None = None,
         *,
         scale_response: bool = True,
         xnames: list[str] | None = None,
+        scaling: Scaling | None = None,
     ) -> None:
         X = np.asarray(X, dtype=float)
+        self.offset = None if offset is None else np.asarray(offset, dtype=float).reshape(-1)
         y = np.asarray(y, dtype=float).reshape(-1)
+        if self.offset is not None:
+            y = np.asarray(y - self.offset)
         self.n = int(y.shape[0])
         self.p_full = int(X.shape[1])
         self.reml = bool(reml)
         self.terms = order_terms(list(reterms))
         self.m = len(self.terms)
         self.weights = None if weights is None else np.asarray(weights, dtype=float)
-        self.scaling: Scaling = fit_scaling(
-            X, y if scale_response else None, self.terms, self.weights, xnames
+        self.scaling: Scaling = (
+            fit_scaling(X, y if scale_response else None, self.terms, self.weights, xnames)
+            if scaling is None
+            else scaling
         )
         X = self.scaling.apply_x(X)
         self.zs: list[NDArray[Any]] = self.scaling.apply_terms(self.terms)
@@ -279,6 +294,38 @@ class LMMProblem:
         self.A = A
         self._dense = None  # rebuilt from the new A on the next objective()
 
+    def set_response(self, y: ArrayLike) -> None:
+        """Install a new response, keeping every block that does not depend on it.
+
+        Only the last row of A changes: Z_j' W y for each term, and X' W y, y' W y
+        (the weights are those installed last). This is the whole per-replicate
+        setup of a parametric bootstrap; the block patterns, the Z'Z and X'X
+        blocks and the small-problem dense evaluator are reused in place. ``y`` is
+        on the data's scale: the problem's offset (if any) is subtracted here, and
+        the fit's internal centring and scaling applied (so that results map back
+        to the user's scale as the fit's do).
+        """
+        values: NDArray[Any] = np.asarray(y, dtype=float).reshape(-1)
+        if values.shape[0] != self.n:
+            raise ValueError(f"the new response has {values.shape[0]} values for {self.n} rows")
+        if self.offset is not None:
+            values = values - self.offset
+        values = np.asarray(self.scaling.apply_y(values), dtype=float)
+        self.y = values
+        self._Xy_raw[:, -1] = values
+        wy = values if self.sqrtw is None else values * self.sqrtw**2
+        m = self.m
+        for j in range(m):
+            self.A[(m, j)][-1, :] = self._Zt[j] @ wy
+        last = self._Xy_raw.T @ wy  # [X y]' W y: the last row (and column) of A_mm
+        self.A[(m, m)][-1, :] = last
+        self.A[(m, m)][:, -1] = last
+        if self._dense is not None:  # the same row and column of its dense copy of A
+            Ad, q = self._dense.A, self._dense.q
+            row = np.concatenate([self.A[(m, j)][-1, :] for j in range(m)] + [last])
+            Ad[q + self.p, :] = row
+            Ad[:, q + self.p] = row
+
     # ------------------------------------------------------ theta bookkeeping
 
     def initial_theta(self) -> NDArray[Any]:
@@ -391,7 +438,10 @@ class LMMProblem:
                 vals = c2 * pp.colweighted_values(1.0 / L[(0, 0)] ** 2, self.A[(j, 0)])
             pp.subtract_from_dense(Ljj, Lji, Lji, vals)
         else:  # diag or bdiag: the product is block diagonal by construction
-            Ljj[pp.urow] -= pp.values(Lji, Lji)
+            vals = pp.values(Lji, Lji)
+            # A diagonal Ljj (scalar term) below a vector-valued term: the product's
+            # 1 x 1 blocks come as (nout, 1, 1).
+            Ljj[pp.urow] -= vals if kind_jj == "bdiag" else vals.reshape(pp.nout)
 
     def _sub_product(
         self, Lij: Any, kind_ij: str, L: dict[tuple[int, int], Any], i: int, j: int, kk: int
@@ -449,6 +499,25 @@ class LMMProblem:
         self.scaling, y = new
         self.set_weights(self.weights, y)
         return True
+
+    def xy_factor(self, theta: NDArray[Any]) -> tuple[float, NDArray[Any]] | None:
+        """log|L_Z|^2 and the [X y] block of L (p + 1 square, lower) at ``theta``.
+
+        Everything the likelihood needs as a function of beta and sigma as well
+        as theta (profiles, derivatives): with R = the block's leading p x p part,
+        c its last row and r its corner, beta-hat solves R' beta = c, the unscaled
+        covariance of beta is (R R')^{-1} and r^2 is the penalized residual sum of
+        squares. None if the factor is not positive definite. Small problems use
+        the dense evaluator; otherwise the blocked factor is updated (and kept).
+        """
+        theta = np.asarray(theta, dtype=float)
+        if self._dense is None and self._qtot <= DENSE_MAX:
+            self._dense = _DenseEvaluator(self)
+        if self._dense is not None:
+            return self._dense.xy_factor(theta)
+        if not self.update(theta):
+            return None
+        return self.logdet_re(), np.array(self.L[(self.m, self.m)])
 
     def logdet_re(self) -> float:
         """log |Lambda' Z'Z Lambda + I| = 2 sum log diag(L_ZZ)."""
@@ -555,6 +624,10 @@ class LMMProblem:
     def user_beta(self, beta: NDArray[Any]) -> NDArray[Any]:
         """Fixed effects (estimable columns) of the user's columns."""
         return self.scaling.beta_to_user(beta, self.keep)
+
+    def internal_beta(self, beta: NDArray[Any]) -> NDArray[Any]:
+        """The internal fixed effects of user-scale ones (estimable columns)."""
+        return self.scaling.beta_to_internal(beta, self.keep)
 
     def user_vcov(self, V: NDArray[Any]) -> NDArray[Any]:
         """A covariance of the internal beta mapped to the user's columns."""
@@ -692,6 +765,25 @@ class _DenseEvaluator:
         q = self.q
         r = L[-1, -1]
         return 2.0 * logd[:q].sum(), 2.0 * (logd[q:].sum() - logd[-1]), r * r
+
+    def xy_factor(self, theta: NDArray[Any]) -> tuple[float, NDArray[Any]] | None:
+        """(log|L_Z|^2, the [X y] block of L) from one dense factorization."""
+        buf = self._theta1
+        buf[:-1] = theta
+        if self.all_scalar:
+            s = buf[self.col_theta]
+            M = self.A * s[:, None]
+            M *= s
+        else:
+            lam = self._lam
+            lam.flat[self._lam_pos] = buf[self._lam_src]
+            M = lam.T @ self.A @ lam
+        M += self._identity_re
+        L, info = _potrf(M, lower=1, clean=1, overwrite_a=1)
+        if info != 0:
+            return None
+        q = self.q
+        return 2.0 * float(np.log(L.diagonal()[:q]).sum()), L[q:, q:]
 
 
 # ------------------------------------------------------------- block kernels

@@ -201,6 +201,17 @@ class Scaling:
             out[0] += self.y_shift / self.intercept_value
         return out
 
+    def beta_to_internal(self, beta: NDArray[Any], keep: NDArray[Any]) -> NDArray[Any]:
+        """The inverse of :meth:`beta_to_user` (a warm start's beta)."""
+        out = np.array(beta, dtype=float)
+        if self.y_shift != 0.0:
+            out[0] -= self.y_shift / self.intercept_value
+        if self.y_scale != 1.0:
+            out = out / self.y_scale
+        if self.T is not None:
+            out = np.linalg.solve(self._T_kept(keep), out)
+        return out
+
     def vcov_to_user(self, V: NDArray[Any], keep: NDArray[Any]) -> NDArray[Any]:
         """s_y^2 T V' T' over the estimable columns."""
         if self.T is not None:

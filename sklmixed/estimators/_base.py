@@ -13,15 +13,34 @@ import warnings
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, is_classifier
-from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+from sklearn.utils.validation import check_is_fitted
 
+from sklmixed.estimators._checks import (
+    column_kinds,
+    conform_columns,
+    term_values,
+    validate_array,
+    validate_new_array,
+    validate_sample_weight,
+    validate_target,
+    warn_all_unseen,
+)
+from sklmixed.estimators._offset import validate_offset
 from sklmixed.exceptions import (
     ConvergenceWarning,
     DataError,
+    DataTypeError,
+    ParameterError,
     RankDeficientWarning,
     SingularFitWarning,
 )
 from sklmixed.formula import build_design, build_design_from_columns
+
+__all__ = ["MixedModelBase", "as_frame", "validate_sample_weight", "warn_rank_deficient"]
+
+# Where the documentation site is published (mkdocs.yml's site_url; a test keeps
+# the two equal). The estimators' HTML repr links to their pages there.
+DOCS_URL = "https://sklmixed.readthedocs.io/en/latest/"
 
 _NEW_LEVELS = ("population", "error")
 _CONTRASTS = ("dummy", "effects", "helmert")
@@ -62,25 +81,6 @@ def as_frame(X) -> pd.DataFrame:
     return pd.DataFrame(arr, columns=[f"x{i}" for i in range(arr.shape[1])])
 
 
-def validate_sample_weight(sample_weight, n: int):
-    """Finite, non-negative weights of the right length (None passes through)."""
-    if sample_weight is None:
-        return None
-    w = np.asarray(sample_weight, dtype=float).reshape(-1)
-    if w.shape[0] != n:
-        raise DataError(f"sample_weight has {w.shape[0]} values for {n} observations")
-    if not np.all(np.isfinite(w)):
-        raise DataError("sample_weight contains NaN or infinite values")
-    if np.any(w < 0):
-        raise DataError("sample_weight contains negative values")
-    if np.all(w == 0):
-        raise DataError(
-            "sample_weight is zero for every observation: Sample weights must "
-            "contain at least one non-zero number"
-        )
-    return w
-
-
 def warn_rank_deficient(problem, design) -> None:
     """Warn, naming the columns, when the core dropped dependent fixed effects."""
     if problem.p < problem.p_full:
@@ -95,33 +95,61 @@ def warn_rank_deficient(problem, design) -> None:
         )
 
 
+def _theta_layout(problem) -> tuple:
+    """What theta's elements mean: terms in order, their columns and free positions."""
+    return tuple((t.name, tuple(t.cnames), t.inds.tobytes()) for t in problem.terms)
+
+
 class MixedModelBase(BaseEstimator):
     """Shared behaviour of the mixed-model estimators (not for direct use)."""
+
+    # scikit-learn's HTML repr (notebooks) links the estimator's name to this page
+    # and each parameter and fitted attribute to its entry there (a text fragment
+    # made of the name and its docstring type line, which the site displays).
+    _doc_link_module = "sklmixed"
+    _doc_link_template = DOCS_URL + "api/{estimator_name}/"
 
     # ------------------------------------------------------------ validation
 
     def _validate_common(self) -> None:
         if self.formula is not None and not isinstance(self.formula, str):
-            raise TypeError(f"formula must be a string or None; got {type(self.formula).__name__}")
+            raise ParameterError(
+                f"formula must be a string or None; got {type(self.formula).__name__}"
+            )
         if self.formula is not None and "~" not in self.formula:
-            raise ValueError(f"formula must contain '~'; got {self.formula!r}")
+            raise ParameterError(f"formula must contain '~'; got {self.formula!r}")
         if self.groups is not None:
-            groups = [self.groups] if isinstance(self.groups, str) else list(self.groups)
+            groups = self._groups_list()
             if not all(isinstance(g, (str, numbers.Integral)) for g in groups):
-                raise TypeError("groups must be a column name or a list of column names")
+                raise ParameterError("groups must be a column name or a list of column names")
         if self.new_levels not in _NEW_LEVELS:
-            raise ValueError(f"new_levels must be one of {_NEW_LEVELS}; got {self.new_levels!r}")
+            raise ParameterError(
+                f"new_levels must be one of {_NEW_LEVELS}; got {self.new_levels!r}"
+            )
+        if not isinstance(getattr(self, "warm_start", False), (bool, np.bool_)):
+            raise ParameterError(f"warm_start must be True or False; got {self.warm_start!r}")
         if self.contrasts is not None:
             if not isinstance(self.contrasts, dict):
-                raise TypeError("contrasts must be a dict such as {'days': 'dummy'}")
+                raise ParameterError("contrasts must be a dict such as {'days': 'dummy'}")
             for col, coding in self.contrasts.items():
                 if coding not in _CONTRASTS:
-                    raise ValueError(f"contrasts[{col!r}] = {coding!r}; choose one of {_CONTRASTS}")
+                    raise ParameterError(
+                        f"contrasts[{col!r}] = {coding!r}; choose one of {_CONTRASTS}"
+                    )
 
     def _groups_list(self) -> list:
         if self.groups is None:
             return []
-        return [self.groups] if isinstance(self.groups, str) else list(self.groups)
+        # one column key (a name, or an integer for a frame with integer column
+        # labels), or a list of them
+        if isinstance(self.groups, (str, numbers.Integral)):
+            return [self.groups]
+        try:
+            return list(self.groups)
+        except TypeError:
+            raise ParameterError(
+                f"groups must be a column name or a list of column names; got {self.groups!r}"
+            ) from None
 
     # ----------------------------------------------------------------- design
 
@@ -142,27 +170,27 @@ class MixedModelBase(BaseEstimator):
             elif hasattr(self, "feature_names_in_"):
                 del self.feature_names_in_
             if y is not None:
-                y = column_or_1d(y, warn=True)
-                if y.shape[0] != df.shape[0]:
-                    raise DataError(f"y has {y.shape[0]} values but X has {df.shape[0]} rows")
+                y = validate_target(y, df.shape[0])
         else:
             if self.formula is not None:
-                raise TypeError(
+                raise DataTypeError(
                     "a formula needs X as a DataFrame whose columns it names; got "
                     f"{type(X).__name__}"
                 )
             if y is None:
-                raise ValueError(
+                raise DataError(
                     f"{type(self).__name__} requires y to be passed, but the target y is None"
                 )
-            X, y = validate_data(
+            X, y = validate_array(
                 self, X, y, reset=True, ensure_min_samples=2, y_numeric=not is_classifier(self)
             )
             df = pd.DataFrame(X, columns=[f"x{i}" for i in range(X.shape[1])])
         if df.shape[0] == 0:
             raise DataError("cannot fit a model to empty data (0 rows)")
         if self.formula is not None:
-            design = build_design(self.formula, df, self.contrasts)
+            # With y given, y is the response: the left-hand side is not evaluated
+            # (X need not hold its columns).
+            design = build_design(self.formula, df, self.contrasts, with_response=y is None)
             response = y if y is not None else design.y
             if response is None:
                 raise DataError("the formula has no response (left of '~') and y was not given")
@@ -174,26 +202,61 @@ class MixedModelBase(BaseEstimator):
                     f"groups names columns not in X: {missing}; columns are {list(df.columns)}"
                 )
             if y is None:
-                raise ValueError(
+                raise DataError(
                     f"{type(self).__name__} requires y to be passed, but the target y is None"
                 )
             fixed = [c for c in df.columns if c not in groups]
             design = build_design_from_columns(df, fixed=fixed, groups=groups, response=y)
             response = y
+        # what each used column held, so that predict can restore changed types
+        self._column_kinds = column_kinds(df, design.used_columns)
         return design, response
+
+    def _score_target(self, X, y):
+        """The true values for ``score``: ``y`` as given, else the formula's
+        left-hand side evaluated on X (so that a frame holding the response scores
+        without a separate y, as in ``GridSearchCV(...).fit(df)``)."""
+        if y is not None:
+            return y
+        check_is_fitted(self, "design_")
+        if not self.design_.has_response:  # formula=None, or no left-hand side
+            raise DataError(
+                f"{type(self).__name__}.score needs y: the model has no formula response "
+                "to take it from"
+            )
+        return self.design_.response(self._new_frame(X))
 
     def _new_frame(self, X) -> pd.DataFrame:
         """New data for prediction: tables as they are, arrays validated against fit."""
         if _is_table(X):
-            return as_frame(X)
-        X = validate_data(self, X, reset=False)
+            return conform_columns(as_frame(X), self.__dict__.get("_column_kinds", {}))
+        X = validate_new_array(self, X)
         return pd.DataFrame(X, columns=[f"x{i}" for i in range(X.shape[1])])
+
+    # ----------------------------------------------------------- warm start
+
+    def _warm_start(self, problem, coef_names) -> tuple:
+        """(theta0, beta0) for a refit: the previous fit's ``theta_`` when
+        ``warm_start`` is set and the new model has the same theta layout, and its
+        fixed effects too when their columns are the same; None otherwise."""
+        if not getattr(self, "warm_start", False) or "_warm_layout" not in self.__dict__:
+            return None, None
+        layout, names, keep = self._warm_layout
+        if layout != _theta_layout(problem):
+            return None, None
+        same_beta = names == tuple(coef_names) and keep == problem.keep.tobytes()
+        return np.array(self.theta_), (np.array(self.fixef_) if same_beta else None)
 
     # ----------------------------------------------------------- attributes
 
     def _set_fitted(self, result, design, problem, b, u, y) -> None:
         """Copy a FitResult and the conditional modes into fitted attributes."""
         self.result_ = result
+        self._warm_layout = (
+            _theta_layout(problem),
+            tuple(result.coef_names),
+            problem.keep.tobytes(),
+        )
         self._y_fit = np.asarray(y, dtype=float)
         estimable = ~np.isnan(result.stderror)
         self.fixef_ = result.coef[estimable]
@@ -278,8 +341,13 @@ class MixedModelBase(BaseEstimator):
 
     @property
     def ranef_(self) -> dict:
-        """Conditional modes per grouping factor: DataFrames (levels x columns),
-        built on first use (most fits never look at them)."""
+        """Conditional modes of the random effects, per grouping factor.
+
+        A dict from grouping-factor name (``"subj"``, ``"batch & cask"``) to a
+        DataFrame indexed by the factor's levels with one column per random
+        effect (``"(Intercept)"``, ``"days"``), on the scale of the response's
+        linear predictor: lme4's ``ranef(m)``. Built on first use.
+        """
         if "_ranef_parts" not in self.__dict__:
             raise AttributeError("ranef_ is set by fit")
         if self._ranef_tables is None:
@@ -296,17 +364,25 @@ class MixedModelBase(BaseEstimator):
 
     # ------------------------------------------------------------ prediction
 
-    def _linear_predictor(self, X) -> np.ndarray:
-        """X beta + Z b for new data; unseen levels follow ``new_levels``."""
+    def _linear_predictor(self, X, offset=None) -> np.ndarray:
+        """X beta + Z b + offset for new data; unseen levels follow ``new_levels``.
+        The formula's offsets are evaluated on the new rows; ``offset`` adds to them."""
         check_is_fitted(self, "coef_")
         df = self._new_frame(X)
+        extra = validate_offset(offset, df.shape[0])
         Xnew, re_parts = self.design_.transform(df)
         eta = Xnew @ np.where(np.isnan(self.stderror_), 0.0, self.coef_)
+        for off in (self.design_.offset_for(df), extra):
+            if off is not None:
+                eta = eta + off
         for term, tid, (refs, z) in zip(self.design_.reterms, self._term_order, re_parts):
             unseen = refs < 0
+            if unseen.shape[0] and unseen.all() and self.new_levels == "population":
+                warn_all_unseen(term.name, df, term.levels)
             if unseen.any() and self.new_levels == "error":
-                if term.name in df.columns:
-                    what = f"levels {sorted(map(str, pd.unique(df[term.name][unseen])))[:10]}"
+                values = term_values(df, term.name)
+                if values is not None:
+                    what = f"levels {sorted(map(str, pd.unique(values[unseen])))[:10]}"
                 else:
                     what = f"{int(unseen.sum())} rows with level combinations"
                 raise DataError(
@@ -321,14 +397,46 @@ class MixedModelBase(BaseEstimator):
     # ---------------------------------------------------------------- report
 
     def summary(self):
-        """The MixedModels.jl model summary (``str`` text, HTML in notebooks)."""
+        """The model summary, as MixedModels.jl prints it.
+
+        Returns
+        -------
+        summary : sklmixed.report.Summary
+            ``print(summary)`` shows MixedModels.jl's text report line for line;
+            notebooks render it as HTML tables; ``to_markdown()`` gives Markdown.
+
+        Examples
+        --------
+        >>> from sklmixed import MixedLMRegressor, load_dataset
+        >>> m = MixedLMRegressor(formula="yield ~ 1 + (1|batch)").fit(load_dataset("dyestuff"))
+        >>> print(m.summary().as_text().splitlines()[0])
+        Linear mixed model fit by maximum likelihood
+        """
         from sklmixed.report import Summary
 
         check_is_fitted(self, "result_")
         return Summary(self.result_)
 
-    def coeftable(self, level: float = 0.95) -> pd.DataFrame:
-        """Coefficients, standard errors, z, p and confidence limits at ``level``.
+    def coeftable(self, level: float = 0.95, ddf: str | None = None) -> pd.DataFrame:
+        """The fixed-effects table: estimates, standard errors, z, p and Wald limits.
+
+        Parameters
+        ----------
+        level : float, default=0.95
+            Coverage of the confidence intervals.
+        ddf : {None, "satterthwaite", "kenward-roger"}, default=None
+            Linear mixed models: t tests on approximate denominator degrees of
+            freedom, as lmerTest (Satterthwaite) and pbkrtest (Kenward-Roger)
+            compute them, instead of z tests.
+
+        Returns
+        -------
+        table : DataFrame
+            One row per coefficient (index: ``coef_names_``) with columns
+            ``Coef.``, ``Std. Error``, ``z``, ``Pr(>|z|)`` (two-sided, from the
+            normal distribution, as MixedModels.jl) and the lower and upper limits;
+            with ``ddf``, ``Coef.``, ``Std. Error``, ``df``, ``t``, ``Pr(>|t|)``
+            and t-based limits.
 
         Examples
         --------
@@ -338,19 +446,56 @@ class MixedModelBase(BaseEstimator):
         ['Coef.', 'Std. Error', 'z', 'Pr(>|z|)', 'Lower 95%', 'Upper 95%']
         """
         check_is_fitted(self, "result_")
+        if ddf is not None:
+            from sklmixed.inference import ddf_coeftable
+
+            return ddf_coeftable(self, level, ddf)
         return self.result_.coeftable(level)
 
     def varcorr(self):
-        """The variance components: prints as MixedModels.jl's ``VarCorr``; its
-        ``table`` is a DataFrame of variances, SDs and correlations."""
+        """The estimated variance components.
+
+        Returns
+        -------
+        varcorr : sklmixed.report.VarCorr
+            Prints as MixedModels.jl's ``VarCorr`` block; ``table`` is a
+            DataFrame of the variances and standard deviations, ``correlations``
+            the correlation matrix of each grouping factor.
+
+        Examples
+        --------
+        >>> from sklmixed import MixedLMRegressor, load_dataset
+        >>> m = MixedLMRegressor(formula="yield ~ 1 + (1|batch)").fit(load_dataset("dyestuff"))
+        >>> m.varcorr().table["group"].tolist()
+        ['batch', 'Residual']
+        """
         from sklmixed.report import VarCorr
 
         check_is_fitted(self, "result_")
         return VarCorr(self.result_)
 
     def ranef(self, uscale: bool = False) -> dict:
-        """Conditional modes per grouping factor; ``uscale=True`` gives them on the
-        spherical (u) scale, where their prior is N(0, sigma^2 I)."""
+        """Conditional modes of the random effects, per grouping factor.
+
+        Parameters
+        ----------
+        uscale : bool, default=False
+            False: the random effects b, as ``ranef_`` (lme4's ``ranef``). True:
+            the spherical random effects u, with b = Lambda u, whose prior is
+            N(0, sigma^2 I) (MixedModels.jl's ``ranef(m; uscale=true)``).
+
+        Returns
+        -------
+        modes : dict of str to DataFrame
+            Per grouping factor, levels x random-effect columns.
+
+        Examples
+        --------
+        >>> from sklmixed import MixedLMRegressor, load_dataset
+        >>> m = MixedLMRegressor(formula="yield ~ 1 + (1|batch)").fit(load_dataset("dyestuff"))
+        >>> round(float(m.ranef()["batch"].loc["A", "(Intercept)"]), 4)
+        -16.6282
+        """
         check_is_fitted(self, "ranef_")
         if not uscale:
             return self.ranef_
@@ -360,15 +505,31 @@ class MixedModelBase(BaseEstimator):
         }
 
     def raneftables(self) -> dict:
-        """Per grouping factor, a DataFrame with the level column(s) and the modes."""
+        """The conditional modes with the levels as columns (MixedModels.jl's
+        ``raneftables``).
+
+        Returns
+        -------
+        tables : dict of str to DataFrame
+            Per grouping factor, ``ranef_[name].reset_index()``: the level
+            column(s) followed by one column per random effect.
+        """
         check_is_fitted(self, "ranef_")
         return {name: df.reset_index() for name, df in self.ranef_.items()}
 
     def condvar(self) -> dict:
-        """Conditional covariance of the random effects given the data, per
-        grouping factor an array (levels, k, k): the diagonal blocks of
-        s^2 Lambda (Lambda'Z'WZ Lambda + I)^{-1} Lambda' (MixedModels.jl's
-        ``condVar``; s = sigma for an LMM, 1 for a GLMM, W its working weights).
+        """Conditional covariance of the random effects given the data.
+
+        The diagonal blocks of s^2 Lambda (Lambda'Z'WZ Lambda + I)^{-1} Lambda'
+        (MixedModels.jl's ``condVar``, lme4's ``condVar = TRUE``), with s = sigma
+        for a linear model and 1 for a GLMM, and W the GLMM's working weights at
+        the fit.
+
+        Returns
+        -------
+        condvar : dict of str to ndarray of shape (n_levels, k, k)
+            Per grouping factor, one k x k covariance matrix per level, in the
+            order of ``ranef_[name]``'s rows and columns.
 
         Examples
         --------
@@ -390,16 +551,172 @@ class MixedModelBase(BaseEstimator):
     def _fitted_eta(self) -> np.ndarray:
         X, parts = self.design_.X, [(t.refs, t.z) for t in self.design_.reterms]
         eta = X @ np.where(np.isnan(self.stderror_), 0.0, self.coef_)
+        if getattr(self, "_fit_offset", None) is not None:
+            eta = eta + self._fit_offset
         for tid, (refs, z) in zip(self._term_order, parts):
             eta = eta + np.einsum("nk,nk->n", z, self._b_by_term[tid][refs])
         return eta
 
     def fitted_values(self) -> np.ndarray:
-        """Fitted values of the training data (the mean response for a GLMM)."""
+        """Fitted values of the training data.
+
+        Returns
+        -------
+        fitted : ndarray of shape (n_samples,)
+            X beta + Z b for a linear model; the mean response (the inverse link
+            of it) for a GLMM.
+        """
         check_is_fitted(self, "result_")
         eta = self._fitted_eta()
         return self.link_.inverse(eta) if hasattr(self, "link_") else eta
 
     def residuals(self) -> np.ndarray:
-        """Response residuals of the training data, y - fitted."""
+        """Response residuals of the training data.
+
+        Returns
+        -------
+        residuals : ndarray of shape (n_samples,)
+            The response minus ``fitted_values()``; for a classifier the
+            response is 1 for ``classes_[1]`` and 0 otherwise.
+        """
         return self._y_fit - self.fitted_values()
+
+    # ------------------------------------------------------------- inference
+
+    def confint(
+        self,
+        level: float = 0.95,
+        method: str = "wald",
+        *,
+        n_boot: int = 1000,
+        random_state=None,
+        n_jobs=None,
+        verbose: bool = False,
+    ) -> pd.DataFrame:
+        """Confidence intervals of the fixed effects and variance parameters.
+
+        Parameters
+        ----------
+        level : float, default=0.95
+            Coverage, strictly between 0 and 1.
+        method : {"wald", "profile", "bootstrap"}, default="wald"
+            ``"wald"``: coef +- z * standard error for the fixed effects and NaN for
+            the variance parameters (lme4's ``confint(method = "Wald")``);
+            ``"profile"``: profile-likelihood intervals (lme4's default);
+            ``"bootstrap"``: shortest intervals of a parametric bootstrap
+            (the ``bootstrap`` method, with the arguments below).
+        n_boot : int, default=1000
+            Number of bootstrap replicates (``method="bootstrap"`` only).
+        random_state : int, numpy Generator or RandomState, optional
+            Seed of the bootstrap (``method="bootstrap"`` only).
+        n_jobs : int, optional
+            Parallel workers of the bootstrap (joblib); None is one.
+        verbose : bool, default=False
+            Show a progress bar (bootstrap and profile).
+
+        Returns
+        -------
+        DataFrame
+            Columns ``lower`` and ``upper``; rows ``coef_names_``, then per
+            random-effects term ``sd(g: col)`` and ``corr(g: col1, col2)``, then
+            ``sigma`` (models with a residual scale), or ``shape`` (negative
+            binomial) or ``dispersion`` (Gamma, inverse Gaussian).
+
+        Examples
+        --------
+        >>> from sklmixed import MixedLMRegressor, load_dataset
+        >>> m = MixedLMRegressor(formula="reaction ~ 1 + days + (1 + days|subj)")
+        >>> m.fit(load_dataset("sleepstudy")).confint().round(3)
+                                         lower    upper
+        (Intercept)                    238.406  264.404
+        days                             7.523   13.412
+        sd(subj: (Intercept))              NaN      NaN
+        sd(subj: days)                     NaN      NaN
+        corr(subj: (Intercept), days)      NaN      NaN
+        sigma                              NaN      NaN
+        """
+        from sklmixed.inference import confint
+
+        return confint(
+            self,
+            level,
+            method,
+            n_boot=n_boot,
+            random_state=random_state,
+            n_jobs=n_jobs,
+            verbose=verbose,
+        )
+
+    def simulate(self, n_sims: int = 1, random_state=None) -> np.ndarray:
+        """Responses simulated from the fitted model, shape (n_sims, n_samples).
+
+        Each simulation draws new random effects from the fitted covariance and
+        new noise: normal with the fitted sigma (divided by sqrt(sample_weight))
+        for a linear mixed model; Bernoulli, binomial (proportions of successes
+        out of the sample_weight trials), Poisson, negative binomial (at the
+        fitted shape), Gamma or inverse Gaussian (at the fitted dispersion)
+        draws at the conditional mean for a GLMM; class labels for the
+        classifier. The offsets of the fit are part of the mean.
+
+        Parameters
+        ----------
+        n_sims : int, default=1
+            Number of simulated responses.
+        random_state : int, numpy Generator or RandomState, optional
+            Seed; the same seed gives the same responses.
+
+        Returns
+        -------
+        y_sim : ndarray of shape (n_sims, n_samples)
+            One simulated response per row (class labels for the classifier).
+
+        Examples
+        --------
+        >>> from sklmixed import MixedLMRegressor, load_dataset
+        >>> m = MixedLMRegressor(formula="yield ~ 1 + (1|batch)").fit(load_dataset("dyestuff"))
+        >>> m.simulate(n_sims=3, random_state=0).shape
+        (3, 30)
+        """
+        from sklmixed.inference import simulate
+
+        return simulate(self, n_sims, random_state)
+
+    def bootstrap(self, n_boot: int = 1000, random_state=None, n_jobs=None, verbose=False):
+        """Parametric bootstrap: refit the model to responses simulated from it.
+
+        As MixedModels.jl's ``parametricbootstrap``: each replicate simulates a
+        response (as ``simulate``) and refits, reusing every part of the fit that
+        does not depend on the response and starting from the fitted parameters.
+
+        Parameters
+        ----------
+        n_boot : int, default=1000
+            Number of replicates.
+        random_state : int, numpy Generator or RandomState, optional
+            The replicates are the same for a given seed whatever ``n_jobs``.
+        n_jobs : int, optional
+            Parallel workers (joblib); None is one.
+        verbose : bool, default=False
+            Show a progress bar (tqdm's when installed).
+
+        Returns
+        -------
+        BootstrapResult
+            ``replicates`` (a DataFrame: ``objective`` and the parameters of
+            ``confint``, one row per replicate) and ``confint(level, method)``.
+
+        Examples
+        --------
+        >>> from sklmixed import MixedLMRegressor, load_dataset
+        >>> m = MixedLMRegressor(formula="yield ~ 1 + (1|batch)").fit(load_dataset("dyestuff"))
+        >>> boot = m.bootstrap(n_boot=200, random_state=1)
+        >>> boot.replicates.columns.tolist()
+        ['objective', '(Intercept)', 'sd(batch: (Intercept))', 'sigma']
+        >>> boot.confint().columns.tolist()
+        ['lower', 'upper']
+        """
+        from sklmixed.inference import bootstrap
+
+        return bootstrap(
+            self, n_boot=n_boot, random_state=random_state, n_jobs=n_jobs, verbose=verbose
+        )

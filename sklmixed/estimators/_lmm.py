@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.base import RegressorMixin
+from sklearn.metrics import r2_score
 from sklearn.utils.validation import check_is_fitted
 
 from sklmixed._core._lmm import LMMProblem, leverage
@@ -14,65 +15,129 @@ from sklmixed.estimators._base import (
     validate_sample_weight,
     warn_rank_deficient,
 )
-from sklmixed.exceptions import DataError, FitFailedError
+from sklmixed.estimators._checks import (
+    check_exact_fit,
+    check_no_missing,
+    check_response_not_among_features,
+)
+from sklmixed.estimators._offset import total_offset
+from sklmixed.exceptions import DataError, FitError, ParameterError
 
 
 class MixedLMRegressor(RegressorMixin, MixedModelBase):
     """Linear mixed-effects model, fit by maximum likelihood or REML.
 
-    The model ``y = X beta + Z b + e`` with ``b ~ N(0, Sigma(theta))`` and
-    ``e ~ N(0, sigma^2 I)``, specified by an lme4/MixedModels.jl formula, fit as
-    MixedModels.jl fits it (penalized least squares, blocked sparse Cholesky,
-    derivative-free optimization of the relative covariance parameters theta).
+    The model ``y = X beta + Z b + e``, with b normal with mean 0 and covariance
+    ``Sigma(theta)`` and e normal with mean 0 and covariance ``sigma^2 I``,
+    specified by an lme4/MixedModels.jl formula and fit as MixedModels.jl fits it:
+    penalized least squares with a blocked sparse Cholesky factor, and
+    derivative-free optimization of the relative covariance parameters theta.
+    The estimates and the printed summary are MixedModels.jl's.
 
     Parameters
     ----------
     formula : str, optional
         ``"y ~ 1 + x + (1 + x|g)"``: fixed effects as in formulaic, random-effects
         terms ``(expr|g)``, ``zerocorr(expr|g)``, ``(expr||g)``, ``(1|a/b)``,
-        ``fulldummy(x)``. A random term has an intercept only where ``1`` is
-        written. With ``formula=None`` every column of X except ``groups`` is a
-        fixed effect and each ``groups`` column gets a random intercept.
+        ``fulldummy(x)`` (see the formula page). A random term has an intercept
+        only where ``1`` is written. Without a formula every column of X except
+        ``groups`` is a fixed effect and each ``groups`` column gets a random
+        intercept.
     groups : str or list of str, optional
         Grouping columns, used only when ``formula`` is None.
     reml : bool, default=False
-        Fit by REML instead of maximum likelihood.
-    contrasts : dict, optional
-        Column -> coding (``"dummy"``, ``"effects"``, ``"helmert"``); marks a
-        column categorical, as MixedModels.jl's ``contrasts`` keyword.
+        Fit by REML (restricted maximum likelihood, lme4's default) instead of
+        maximum likelihood (MixedModels.jl's default).
+    contrasts : dict of str to str, optional
+        Column name -> coding, ``"dummy"``, ``"effects"`` or ``"helmert"``;
+        marks the column categorical with that coding, as MixedModels.jl's
+        ``contrasts`` keyword.
     new_levels : {"population", "error"}, default="population"
-        How ``predict`` treats grouping-factor levels not seen in ``fit``:
-        random effects of zero, or an error.
+        What ``predict`` does with grouping-factor levels not seen in ``fit``:
+        ``"population"`` predicts them from the fixed effects alone (random
+        effects of zero), ``"error"`` raises ``DataError`` naming them.
     optimizer : str, optional
-        nlopt algorithm name (``"LN_NEWUOA"``, ``"LN_BOBYQA"``, ...); by default
-        LN_BOBYQA for one covariance parameter, LN_NEWUOA otherwise.
+        An nlopt derivative-free algorithm: ``"LN_BOBYQA"``, ``"LN_NEWUOA"``,
+        ``"LN_COBYLA"``, ``"LN_NELDERMEAD"``, ``"LN_SBPLX"`` or ``"LN_PRAXIS"``.
+        By default LN_BOBYQA with the diagonal of each lambda bounded at zero,
+        followed by an unbounded LN_NEWUOA run from its optimum when BOBYQA
+        stops with a correlated term's diagonal element on its bound.
     maxfeval : int, default=-1
-        Maximum number of objective evaluations (-1: no limit).
+        Maximum number of objective evaluations; -1 for no limit. Reaching it
+        emits a ``ConvergenceWarning``.
+    warm_start : bool, default=False
+        When refitting this estimator (scikit-learn's convention: a later ``fit``
+        on the same object, not a clone), start the optimizer from the previous
+        ``theta_`` when the new model has the same covariance-parameter layout
+        (same grouping factors, columns and correlation pattern); otherwise, and
+        on the first fit, start from lambda = I. Fewer evaluations when fitting
+        related data in turn (folds, bootstrap-like resamples); the optimum is the
+        same within the optimizer's tolerances.
 
     Attributes
     ----------
-    coef_ : ndarray of shape (p,)
-        Fixed-effects estimates, intercept included (-0.0 for dropped columns).
+    coef_ : ndarray of shape (n_coef,)
+        Fixed-effects estimates, one per column of X, intercept included;
+        -0.0 for columns dropped as linearly dependent.
     coef_names_ : list of str
-        MixedModels.jl names of the coefficients.
-    theta_ : ndarray
-        Relative covariance parameters, lower triangles of the lambdas.
+        MixedModels.jl's names of the coefficients: ``"(Intercept)"``,
+        ``"days"``, ``"dept: D02"``, ``"service: Y & dept: D02"``.
+    fixef_ : ndarray of shape (rank,)
+        The estimable fixed effects only (``coef_`` without dropped columns),
+        as lme4's and MixedModels.jl's ``fixef``.
+    fixef_names_ : list of str
+        Names of ``fixef_``.
+    theta_ : ndarray of shape (n_theta,)
+        Relative covariance parameters: the lower triangle of each term's
+        lambda, column by column, terms in MixedModels.jl's order.
     sigma_ : float
         Residual standard deviation.
-    vcov_ : ndarray of shape (p, p)
-        Covariance matrix of the fixed-effects estimates.
-    stderror_ : ndarray of shape (p,)
-        Standard errors of the fixed effects.
-    ranef_ : dict of DataFrame
-        Conditional modes per grouping factor (levels x random-effect columns).
-    objective_, loglik_, aic_, aicc_, bic_ : float
-        -2 log-likelihood (or the REML criterion) and the information criteria.
-    dof_, nobs_ : int
-        Degrees of freedom consumed and number of observations.
+    vcov_ : ndarray of shape (n_coef, n_coef)
+        Covariance matrix of the fixed-effects estimates (NaN for dropped
+        columns).
+    stderror_ : ndarray of shape (n_coef,)
+        Standard errors of the fixed effects (NaN for dropped columns).
+    ranef_ : dict of str to DataFrame
+        Conditional modes of the random effects per grouping factor, levels x
+        random-effect columns.
+    objective_ : float
+        The minimized criterion: -2 log-likelihood (ML) or the REML criterion
+        (MixedModels.jl's ``objective``).
+    loglik_ : float
+        -objective_ / 2: the log-likelihood, or under REML the restricted
+        log-likelihood (as lme4's ``logLik`` and MixedModels.jl's
+        ``loglikelihood`` report it).
+    aic_ : float
+        Akaike's information criterion, -2 loglik + 2 dof.
+    aicc_ : float
+        AIC with the small-sample correction.
+    bic_ : float
+        Bayesian information criterion, -2 loglik + dof log(nobs).
+    dof_ : int
+        Number of estimated parameters: fixed effects, theta and sigma.
+    nobs_ : int
+        Number of observations.
     converged_ : bool
-        Whether the optimizer reported convergence.
+        Whether the optimizer reported convergence (as opposed to stopping at
+        ``maxfeval``).
     optsum_ : dict
-        The optimizer's record: initial and final theta, fmin, evaluations, log.
+        The optimizer's record, as MixedModels.jl's ``optsum``: ``initial`` and
+        ``final`` theta, ``finitial``, ``fmin``, ``feval``, ``optimizer``,
+        ``returnvalue``, the tolerances, ``maxfeval`` and ``fitlog``, the
+        parameters and objective of every evaluation.
+    is_singular_ : bool
+        Whether the fit is on the boundary of the parameter space (a variance of
+        zero or a correlation of +-1), as lme4's ``isSingular``; such fits emit
+        a ``SingularFitWarning``.
+    n_features_in_ : int
+        Number of columns of X seen in ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Column names of X seen in ``fit``, when they are all strings.
+
+    See Also
+    --------
+    MixedGLMClassifier : Bernoulli GLMMs for binary labels.
+    MixedGLMRegressor : GLMMs for counts and proportions.
 
     Examples
     --------
@@ -97,6 +162,7 @@ class MixedLMRegressor(RegressorMixin, MixedModelBase):
         new_levels="population",
         optimizer=None,
         maxfeval=-1,
+        warm_start=False,
     ):
         self.formula = formula
         self.groups = groups
@@ -105,61 +171,92 @@ class MixedLMRegressor(RegressorMixin, MixedModelBase):
         self.new_levels = new_levels
         self.optimizer = optimizer
         self.maxfeval = maxfeval
+        self.warm_start = warm_start
 
     def _validate_params_lmm(self) -> None:
         self._validate_common()
         if not isinstance(self.reml, (bool, np.bool_)):
-            raise TypeError(f"reml must be True or False; got {self.reml!r}")
+            raise ParameterError(f"reml must be True or False; got {self.reml!r}")
         if self.optimizer is not None and self.optimizer not in OPTIMIZERS:
-            raise ValueError(
+            raise ParameterError(
                 f"unknown optimizer {self.optimizer!r}; choose one of {sorted(OPTIMIZERS)}"
             )
         if not isinstance(self.maxfeval, (int, np.integer)) or isinstance(self.maxfeval, bool):
-            raise TypeError(f"maxfeval must be an integer; got {self.maxfeval!r}")
+            raise ParameterError(f"maxfeval must be an integer; got {self.maxfeval!r}")
 
-    def fit(self, X, y=None, sample_weight=None):
+    def fit(self, X, y=None, sample_weight=None, offset=None):
         """Fit the model.
 
         Parameters
         ----------
         X : DataFrame or array-like of shape (n_samples, n_features)
-            The data. With a two-sided formula and ``y=None`` the response is
-            taken from X.
+            The data: a pandas DataFrame (polars and pyarrow tables are converted)
+            holding every column the formula names; a numeric array only
+            without a formula. Never modified.
         y : array-like of shape (n_samples,), optional
-            The response (overrides the formula's left-hand side).
+            The response. When omitted, the formula's left-hand side is taken
+            from X; when given, it replaces it.
         sample_weight : array-like of shape (n_samples,), optional
-            Prior (case) weights, as lme4's ``weights``.
+            Non-negative prior weights, as lme4's ``weights``: the residual
+            variance of observation i is sigma^2 / w_i. A zero weight removes
+            an observation.
+        offset : array-like of shape (n_samples,), optional
+            A known term of the mean with coefficient 1 (lme4's ``offset``); it
+            adds to the formula's ``offset(expr)`` terms. Routable metadata:
+            ``set_fit_request(offset=True)`` passes it through Pipelines and
+            cross-validation.
 
         Returns
         -------
         self : MixedLMRegressor
+            The fitted estimator.
         """
         self._validate_params_lmm()
         design, response = self._design(X, y)
         yv = _numeric_response(response)
-        if yv.shape[0] > 1 and np.all(yv == yv[0]):
-            raise DataError(f"the response is constant ({yv[0]:g}); there is nothing to model")
+        w = validate_sample_weight(sample_weight, yv.shape[0])
+        off = total_offset(design, offset, yv.shape[0])
+        # the offset is a known part of the mean: the model is fitted to y - offset
+        ywork = yv if off is None else yv - off
+        ypos = ywork if w is None else ywork[w > 0]  # zero-weight rows count nowhere (lme4)
+        if ypos.shape[0] > 1 and np.all(ypos == ypos[0]):
+            what = "the response" if off is None else "the response minus the offset"
+            raise DataError(f"{what} is constant ({ypos[0]:g}); there is nothing to model")
         for term in design.reterms:
-            if term.nlevels >= yv.shape[0]:
+            if term.nlevels >= ypos.shape[0]:
                 raise DataError(
                     f"grouping factor {term.name!r} has as many levels ({term.nlevels}) as "
                     "observations: its variance cannot be told apart from the residual's"
                 )
-        w = validate_sample_weight(sample_weight, yv.shape[0])
+        if design.reterms:  # without them it is an exact linear regression (warned below)
+            check_response_not_among_features(design.X, design.coef_names, ywork, w, affine=True)
+        exact = check_exact_fit(design.X, design.coef_names, ywork, w, bool(design.reterms))
         problem = LMMProblem(
-            design.X, yv, design.reterms, weights=w, reml=self.reml, xnames=design.coef_names
+            design.X,
+            yv,
+            design.reterms,
+            weights=w,
+            reml=self.reml,
+            offset=off,
+            xnames=design.coef_names,
         )
+        problem.exact_fit = exact  # warned already: the core need not say it again
         warn_rank_deficient(problem, design)
+        theta0, _ = self._warm_start(problem, design.coef_names)
         try:
-            theta, optsum = fit_lmm(problem, optimizer=self.optimizer, maxfeval=self.maxfeval)
+            theta, optsum = fit_lmm(
+                problem, optimizer=self.optimizer, maxfeval=self.maxfeval, theta0=theta0
+            )
             result = lmm_result(problem, theta, optsum, design.formula_text, design.coef_names)
             b, u = problem.user_ranef(problem.u(), theta)  # internal theta -> user's scale
         except np.linalg.LinAlgError as exc:  # a safety net: never numpy's error
-            raise FitFailedError(
+            raise FitError(
                 f"the factorization failed ({exc}); try a simpler random-effects structure"
             ) from exc
         self._set_fitted(result, design, problem, b, u, yv)
         self._problem, self._fit_weights, self._fit_reml = problem, w, self.reml
+        self._fit_offset = off
+        self._offset_param = offset is not None  # held-out rows then need theirs
         return self
 
     def _rebuild_problem(self):
@@ -169,17 +266,110 @@ class MixedLMRegressor(RegressorMixin, MixedModelBase):
             self.design_.reterms,
             weights=self._fit_weights,
             reml=self._fit_reml,
+            offset=self._fit_offset,
         )
         problem.update(self.result_.core_theta)  # the core's (centred, scaled) theta
         return problem
 
-    def predict(self, X):
-        """Predicted mean response: fixed effects plus the conditional modes of
-        the levels seen in fit (unseen levels follow ``new_levels``)."""
-        return self._linear_predictor(X)
+    def predict(self, X, return_std=False, offset=None):
+        """Predict the response for new data.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+            New data with the columns of the formula (the response is not
+            needed). The formula's ``offset(expr)`` terms are evaluated on it.
+        return_std : bool, default=False
+            Also return the standard error of each conditional mean, from the
+            joint covariance of the fixed and random effects given the data (an
+            unseen level adds its random effect's prior variance).
+        offset : array-like of shape (n_samples,), optional
+            The offsets of these rows for a model fitted with the ``offset``
+            parameter (they add to the formula's offsets); by default zero, i.e.
+            predictions at offset 0.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+            X beta plus the conditional modes of the levels seen in ``fit``;
+            levels not seen follow ``new_levels``.
+        y_std : ndarray of shape (n_samples,)
+            The standard errors (only with ``return_std=True``).
+        """
+        mean = self._linear_predictor(X, offset)
+        if not return_std:
+            return mean
+        from sklmixed.inference import conditional_std
+
+        Xnew, parts = self.design_.transform(self._new_frame(X))
+        return mean, conditional_std(self, Xnew, parts)
+
+    def predict_interval(self, X, level=0.95, kind="confidence"):
+        """Intervals for the conditional mean or for a new observation.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+            New data with the columns of the formula.
+        level : float, default=0.95
+            Coverage of the intervals.
+        kind : {"confidence", "prediction"}, default="confidence"
+            ``"confidence"``: for the conditional mean; ``"prediction"``: for a new
+            observation (adding the residual variance sigma^2).
+
+        Returns
+        -------
+        intervals : DataFrame
+            Columns ``mean``, ``lower``, ``upper``, one row per row of X.
+
+        Examples
+        --------
+        >>> from sklmixed import MixedLMRegressor, load_dataset
+        >>> df = load_dataset("sleepstudy")
+        >>> m = MixedLMRegressor(formula="reaction ~ 1 + days + (1 + days|subj)").fit(df)
+        >>> m.predict_interval(df.head(2), kind="prediction").round(1)
+            mean  lower  upper
+        0  254.2  198.8  309.7
+        1  273.8  219.6  327.9
+        """
+        from sklmixed.inference import predict_interval
+
+        return predict_interval(self, X, level, kind)
+
+    def score(self, X, y=None, sample_weight=None, offset=None) -> float:
+        """R^2 of ``predict(X, offset=offset)`` (scikit-learn's ``r2_score``).
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+            Data with the columns of the formula.
+        y : array-like of shape (n_samples,), optional
+            The true values; by default the formula's left-hand side evaluated
+            on X.
+        sample_weight : array-like of shape (n_samples,), optional
+            Weights of the observations.
+        offset : array-like of shape (n_samples,), optional
+            The offsets of these rows, as in ``predict`` (routable metadata:
+            ``set_score_request(offset=True)``).
+
+        Returns
+        -------
+        score : float
+            The coefficient of determination (1 is a perfect prediction).
+        """
+        y_true = self._score_target(X, y)
+        y_pred = self.predict(X, offset=offset)
+        return float(r2_score(y_true, y_pred, sample_weight=sample_weight))
 
     def leverage(self) -> np.ndarray:
-        """Diagonal of the hat matrix; its sum is the effective degrees of freedom.
+        """Leverage: the diagonal of the hat matrix of the fit.
+
+        Returns
+        -------
+        leverage : ndarray of shape (n_samples,)
+            d y_hat_i / d y_i for each training observation (MixedModels.jl's
+            ``leverage``, lme4's ``hatvalues``); their sum is the effective
+            number of parameters.
 
         Examples
         --------
@@ -189,6 +379,8 @@ class MixedLMRegressor(RegressorMixin, MixedModelBase):
         4.69516
         """
         check_is_fitted(self, "problem_")
+        if not self.design_.reterms:
+            return _ols_leverage(self.design_.X[:, ~np.isnan(self.stderror_)], self._fit_weights)
         theta = self.result_.core_theta  # the core's (centred, scaled) theta
         self.problem_.update(theta)
         return leverage(self.problem_, theta)
@@ -197,8 +389,17 @@ class MixedLMRegressor(RegressorMixin, MixedModelBase):
         return self.problem_
 
 
+def _ols_leverage(X: np.ndarray, weights) -> np.ndarray:
+    """Hat-matrix diagonal of a (weighted) linear model without random effects:
+    squared row norms of Q in sqrt(W) X = QR."""
+    sw = np.ones(X.shape[0]) if weights is None else np.sqrt(weights)
+    q, _ = np.linalg.qr(X * sw[:, None])
+    return np.einsum("ij,ij->i", q, q)
+
+
 def _numeric_response(response) -> np.ndarray:
     y = np.asarray(response)
+    check_no_missing(y, "the response")
     if y.dtype == object or y.dtype.kind in "USO":
         try:
             y = y.astype(float)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -22,14 +21,12 @@ from numpy.typing import NDArray
 
 from sklmixed._core._reterm import ReTerm
 from sklmixed.exceptions import DataError, FormulaError, MissingColumnError
-from sklmixed.formula._parse import ParsedFormula, RandomTermSpec, ReItem, parse_formula
+from sklmixed.formula._context import CODING_TEXT, CONTEXT
+from sklmixed.formula._parse import ParsedFormula, RandomTermSpec, parse_formula
+from sklmixed.formula._text import categorical_arguments, formulaic_message, quote, with_codings
+from sklmixed.formula._text import columns as text_columns
 
 CODINGS = ("dummy", "effects", "helmert")
-_FORMULAIC_CONTRAST = {
-    "dummy": "contr.treatment",
-    "effects": "contr.sum",
-    "helmert": "contr.helmert",
-}
 
 
 # ----------------------------------------------------------------- columns
@@ -72,42 +69,16 @@ def level_label(level: Any) -> str:
     return str(level)
 
 
-def _coding_matrix(nlevels: int, coding: str, full: bool) -> NDArray[Any]:
-    """Contrast matrix (levels x columns); ``full`` gives indicators of all levels.
-
-    Reduced codings follow StatsModels.jl: dummy drops the first (base) level;
-    effects codes the base level -1 in every column; helmert column j contrasts
-    level j + 1 with the mean of the levels before it.
-    """
-    if full:
-        return np.eye(nlevels)
-    if coding == "dummy":
-        return np.eye(nlevels)[:, 1:]
-    if coding == "effects":
-        m = np.eye(nlevels)[:, 1:]
-        m[0, :] = -1.0
-        return m
-    m = np.zeros((nlevels, nlevels - 1))
-    for j in range(1, nlevels):
-        m[:j, j - 1] = -1.0
-        m[j, j - 1] = j
-    return m
-
-
 @dataclass
 class _CatColumn:
-    """A categorical variable coded into columns with fixed training levels."""
+    """A categorical column of a formula-free design, dummy coded (the first
+    level is the reference) with the training levels."""
 
     name: str
     levels: list[Any]
-    coding: str
-    full: bool
 
     def names(self) -> list[str]:
-        labels = [level_label(v) for v in self.levels]
-        if self.full:
-            return [f"{self.name}: {lab}" for lab in labels]
-        return [f"{self.name}: {lab}" for lab in labels[1:]]
+        return [f"{self.name}: {level_label(v)}" for v in self.levels[1:]]
 
     def codes(self, series: pd.Series) -> NDArray[Any]:
         idx = pd.Index(self.levels).get_indexer(series)
@@ -117,8 +88,97 @@ class _CatColumn:
         return np.asarray(idx)
 
     def matrix(self, series: pd.Series) -> NDArray[Any]:
-        return np.asarray(
-            _coding_matrix(len(self.levels), self.coding, self.full)[self.codes(series)]
+        return np.asarray(np.eye(len(self.levels))[:, 1:][self.codes(series)])
+
+
+# ------------------------------------------------------ what formulaic reads
+
+
+@dataclass
+class _Prep:
+    """How the columns that formulaic reads are handed to it.
+
+    Categorical columns (strings, categoricals, columns named in ``contrasts`` or
+    in ``C(x)``) become Categoricals with the training levels, so that new data
+    is coded the same way and unseen levels are an error; integer columns become
+    float64, because formulaic evaluates ``I(days*20)`` in the column's own dtype
+    and an int8 column would wrap around (R computes in doubles).
+    """
+
+    categories: dict[str, list[Any]] = field(default_factory=dict)
+    floats: list[str] = field(default_factory=list)
+
+    @classmethod
+    def fit(cls, df: pd.DataFrame, columns: list[str], categorical: set[str]) -> _Prep:
+        prep = cls()
+        for col in columns:
+            series = df[col]
+            if col in categorical or _is_categorical(series):
+                prep.categories[col] = _levels(series)
+            elif pd.api.types.is_integer_dtype(series.dtype):
+                prep.floats.append(col)
+        return prep
+
+    def labels(self) -> dict[str, dict[str, str]]:
+        """Per categorical column, formulaic's text of each level -> ours."""
+        return {
+            col: {str(v): level_label(v) for v in levels} for col, levels in self.categories.items()
+        }
+
+    def apply(self, df: pd.DataFrame, fitting: bool = False) -> pd.DataFrame:
+        """A shallow copy with the columns converted (the caller's frame is never
+        modified); the frame itself when nothing needs converting. New data (not
+        ``fitting``) must not hold levels that the training data did not."""
+        if not self.categories and not self.floats:
+            return df
+        for col, levels in self.categories.items():
+            if fitting:
+                break  # the levels are those of this very frame
+            unseen = ~df[col].isin(levels)
+            if unseen.any():
+                raise DataError(
+                    f"column {col!r} has levels not seen in fit: "
+                    f"{sorted(map(str, pd.unique(df[col][unseen])))[:10]}"
+                )
+        out = df.copy(deep=False)
+        for col in self.floats:
+            out[col] = df[col].to_numpy(dtype=np.float64)
+        for col, levels in self.categories.items():
+            out[col] = pd.Categorical(df[col], categories=levels)
+        return out
+
+
+def _model_matrix(text: str, data: pd.DataFrame, what: str) -> Any:
+    """formulaic's model matrix of ``text``; its errors as FormulaError naming
+    ``what``, without formulaic's terminal colour codes."""
+    try:
+        # log(0), 1/0: the values are checked (and named) afterwards
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            return model_matrix(text, data, na_action="raise", context=CONTEXT)
+    except Exception as exc:  # formulaic's evaluation errors are many classes
+        message, _ = formulaic_message(exc)
+        raise FormulaError(f"cannot evaluate {what}: {message}") from None
+
+
+def _apply_spec(spec: Any, data: pd.DataFrame) -> Any:
+    """A fitted formulaic spec applied to new data (checked afterwards)."""
+    try:
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            return spec.get_model_matrix(data, context=CONTEXT)
+    except Exception as exc:  # formulaic's evaluation errors are many classes
+        message, _ = formulaic_message(exc)
+        raise DataError(f"cannot evaluate the formula on these data: {message}") from None
+
+
+def _check_matrix(matrix: NDArray[Any], names: list[Any], what: str) -> None:
+    """Values computed by the formula (log(0), 1/x, ...) must be finite."""
+    bad = ~np.isfinite(matrix)
+    if bad.any():
+        cols = [names[j] for j in np.flatnonzero(bad.any(axis=0))]
+        raise DataError(
+            f"{what} column{'s' if len(cols) > 1 else ''} {', '.join(map(repr, cols))} "
+            f"{'have' if len(cols) > 1 else 'has'} {int(bad.sum())} NaN or infinite "
+            "value(s) computed from the data (a log or division of zero or a negative?)"
         )
 
 
@@ -133,40 +193,19 @@ class _FixedPart:
     display: str
     spec: Any = None  # formulaic ModelSpec
     plain: list[Any] | None = None  # fast path: [None for intercept | column name]
-    categoricals: dict[Any, Any] = field(default_factory=dict)  # column -> training levels
-    contrast_columns: dict[Any, Any] = field(default_factory=dict)
 
     def transform(self, df: pd.DataFrame) -> NDArray[Any]:
+        """X for a frame prepared by the design's :class:`_Prep`."""
         if self.plain is not None:
             n = df.shape[0]
             cols = [np.ones(n) if c is None else df[c].to_numpy(dtype=float) for c in self.plain]
             return np.column_stack(cols) if cols else np.zeros((n, 0))
-        for col, levels in self.categoricals.items():
-            unseen = ~df[col].isin(levels)
-            if unseen.any():
-                raise DataError(
-                    f"column {col!r} has levels not seen in fit: "
-                    f"{sorted(map(str, pd.unique(df[col][unseen])))[:10]}"
-                )
-        data = _with_categories(df, self.contrast_columns)
-        mm = self.spec.get_model_matrix(data)
+        mm = _apply_spec(self.spec, df)
         return np.asarray(mm, dtype=float)
 
 
-def _with_categories(df: pd.DataFrame, categories: dict[Any, Any]) -> pd.DataFrame:
-    """A shallow copy in which the named columns are Categorical with the given levels
-    (the caller's frame is never modified)."""
-    if not categories:
-        return df
-    out = df.copy(deep=False)
-    for col, levels in categories.items():
-        out[col] = pd.Categorical(out[col], categories=levels)
-    return out
-
-
-_FACTOR = re.compile(
-    r"^(?:C\((?P<cname>[^,()]+)(?:,[^)]*)?\)|(?P<name>.+?))\[(?:[A-Z]+\.)?(?P<level>.*)\]$"
-)
+_FACTOR = re.compile(r"^(?:C\((?P<cname>[^,()]+)(?:,.*)?\)|(?P<name>.+?))\[(?P<level>.*)\]$")
+_CODING_PREFIX = re.compile(r"^[A-Z]+\.")  # formulaic's T., S., H. (and our E.)
 
 
 def _split_interaction(name: str) -> list[str]:
@@ -186,17 +225,25 @@ def _split_interaction(name: str) -> list[str]:
 
 def mixedmodels_name(name: str, level_labels: dict[Any, Any]) -> str:
     """formulaic's ``dept[T.D02]`` / ``service[T.Y]:dept[T.D02]`` -> ``dept: D02`` /
-    ``service: Y & dept: D02``; ``Intercept`` -> ``(Intercept)``."""
+    ``service: Y & dept: D02``; ``Intercept`` -> ``(Intercept)``.
+
+    Examples
+    --------
+    >>> mixedmodels_name("C(g, contr.sum)[S.a]:x", {})
+    'g: a & x'
+    """
     if name == "Intercept":
         return "(Intercept)"
     out = []
     for part in _split_interaction(name):
         m = _FACTOR.match(part)
         if m:
-            var = (m.group("cname") or m.group("name")).strip()
+            var = (m.group("cname") or m.group("name")).strip().strip("`")
             level = m.group("level")
-            level = level_labels.get(var, {}).get(level, level)
-            out.append(f"{var}: {level}")
+            labels = level_labels.get(var, {})
+            if level not in labels:  # a coding's prefix, unless the level has one
+                level = _CODING_PREFIX.sub("", level)
+            out.append(f"{var}: {labels.get(level, level)}")
         else:
             out.append(part)
     return " & ".join(out)
@@ -212,140 +259,233 @@ def _fixed_display(fixed_text: str) -> str:
     return " + ".join(head + terms)
 
 
-def _build_fixed(
-    parsed: ParsedFormula, df: pd.DataFrame, contrasts: dict[Any, Any]
-) -> tuple[Any, ...]:
+def _fixed_is_plain(parsed: ParsedFormula, df: pd.DataFrame, categorical: set[str]) -> bool:
+    """Whether the fixed part is an intercept and numeric columns (no formulaic)."""
     pieces = [p.strip() for p in parsed.fixed.split("+")]
-    simple = all(
+    return all(
         p in ("1", "0", "-1")
-        or (p in df.columns and p not in contrasts and not _is_categorical(df[p]))
+        or (p in df.columns and p not in categorical and not _is_categorical(df[p]))
         for p in pieces
     ) and "-" not in parsed.fixed.replace("-1", "")
-    if simple:
+
+
+def _build_fixed(
+    parsed: ParsedFormula,
+    data: pd.DataFrame,
+    codings: dict[str, str],
+    labels: dict[str, dict[str, str]],
+    plain: bool,
+) -> tuple[_FixedPart, NDArray[Any]]:
+    if plain:
+        pieces = [p.strip() for p in parsed.fixed.split("+")]
         intercept = "0" not in pieces and "-1" not in pieces
         cols: list[str | None] = [None] if intercept else []
         cols += [p for p in pieces if p not in ("1", "0", "-1") and p not in cols]
         names = ["(Intercept)" if c is None else c for c in cols]
         display = " + ".join((["1"] if intercept else ["0"]) + [c for c in cols if c])
         part = _FixedPart(names=names, display=display, plain=cols)
-        return part, part.transform(df)
-
-    text = parsed.fixed
-    for col, coding in contrasts.items():
-        if col in df.columns and re.search(rf"(?<![\w.]){re.escape(col)}(?![\w.(])", text):
-            text = re.sub(
-                rf"(?<![\w.`]){re.escape(col)}(?![\w.`(])",
-                f"C({col}, {_FORMULAIC_CONTRAST[coding]})",
-                text,
-            )
-    try:
-        required = Formula(text).required_variables
-    except Exception as exc:  # formulaic's parser errors are many classes
-        raise FormulaError(f"cannot parse the fixed-effects part {parsed.fixed!r}: {exc}") from exc
-    # Categorical columns get explicit categories (sorted levels) so that new data
-    # is coded the same way; numeric columns named in contrasts become categorical.
-    categoricals = {}
-    labels: dict[Any, Any] = {}
-    for col in sorted(map(str, required)):
-        if col not in df.columns:
-            continue
-        if col in contrasts or _is_categorical(df[col]):
-            levels = _levels(df[col])
-            categoricals[col] = levels
-            labels[col] = {str(v): level_label(v) for v in levels}
-    data = _with_categories(df, categoricals)
-    try:
-        mm = model_matrix(text, data, na_action="raise")
-    except Exception as exc:
-        raise FormulaError(f"cannot build the fixed effects {parsed.fixed!r}: {exc}") from exc
+        return part, part.transform(data)
+    text = with_codings(parsed.fixed, codings)
+    mm = _model_matrix(text, data, f"the fixed-effects part {parsed.fixed!r}")
     names = [mixedmodels_name(str(c), labels) for c in mm.columns]
-    part = _FixedPart(
-        names=names,
-        display=_fixed_display(parsed.fixed),
-        spec=mm.model_spec,
-        categoricals=categoricals,
-        contrast_columns=categoricals,
-    )
+    part = _FixedPart(names=names, display=_fixed_display(parsed.fixed), spec=mm.model_spec)
     return part, np.asarray(mm, dtype=float)
+
+
+# ---------------------------------------------------------------- offsets
+
+
+@dataclass
+class _Offsets:
+    """The formula's ``offset(expr)`` terms: evaluated on the prepared fitting data
+    and on new data, and added up (several offsets add, as in R).
+
+    ``terms`` holds (``expr`` as written, formulaic text ``I(expr)``) pairs; the
+    formulaic specs are kept at fit so that stateful transforms are reused.
+    """
+
+    terms: tuple[tuple[str, str], ...]
+    specs: list[Any] = field(default_factory=list)
+
+    def columns(self) -> tuple[str, ...]:
+        out: list[str] = []
+        for _, text in self.terms:
+            _add(out, text_columns(text))
+        return tuple(out)
+
+    def fit(self, df: pd.DataFrame) -> NDArray[Any]:
+        """The total offset of the (prepared) fitting data; keeps the specs."""
+        self.specs = []
+        total = np.zeros(df.shape[0])
+        for expr, text in self.terms:
+            try:
+                # NaN (the log of a negative exposure) passes here and is reported
+                # by _values, naming the term and the row
+                with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                    mm = model_matrix("0 + " + text, df, na_action="ignore", context=CONTEXT)
+            except Exception as exc:  # formulaic's evaluation errors are many classes
+                message, _ = formulaic_message(exc)
+                raise FormulaError(f"cannot evaluate offset({expr}): {message}") from None
+            self.specs.append(mm.model_spec)
+            total = total + self._values(expr, mm)
+        return total
+
+    def transform(self, df: pd.DataFrame) -> NDArray[Any]:
+        """The total offset of new (prepared) data."""
+        total = np.zeros(df.shape[0])
+        for (expr, _), spec in zip(self.terms, self.specs):
+            total = total + self._values(expr, _apply_spec(spec, df))
+        return total
+
+    @staticmethod
+    def _values(expr: str, mm: Any) -> NDArray[Any]:
+        if mm.shape[1] != 1:
+            raise FormulaError(
+                f"offset({expr}) must be one numeric value per row; it gives "
+                f"{mm.shape[1]} columns (is a categorical column inside?)"
+            )
+        values = np.asarray(mm, dtype=float)[:, 0]
+        bad = ~np.isfinite(values)
+        if bad.any():
+            raise DataError(
+                f"offset({expr}) has {int(bad.sum())} NaN or infinite value"
+                f"{'s' if bad.sum() > 1 else ''} (first at row {int(np.argmax(bad))}); "
+                "a log offset needs positive exposures"
+            )
+        return values
 
 
 # ---------------------------------------------------------- random terms
 
 
+def _term_text(spec: RandomTermSpec, codings: dict[str, str]) -> tuple[str, bool]:
+    """A random term's left side as a formulaic formula, before the codings of
+    ``contrasts`` are applied; and whether formulaic's intercept column is to be
+    dropped.
+
+    The columns are coded as in the fixed part: with an intercept in the term a
+    categorical loses its reference level; after ``0 +`` the first categorical
+    gets all its levels (R's and StatsModels' rule); ``fulldummy(x)`` gets all
+    levels whatever the intercept. A term written with neither ``1`` nor ``0``
+    (``(days | g)`` beside ``(1 | g)``) is coded as if its intercept were there
+    and then goes without it, as MixedModels.jl does.
+    """
+    parts = []
+    for item in spec.items:
+        if item.kind == "column":
+            parts.append(quote(item.parts[0]))
+        elif item.kind == "fulldummy":
+            name = item.parts[0]
+            coding = codings.get(name, CODING_TEXT["dummy"])
+            parts.append(f"C({quote(name)}, {coding}, spans_intercept=False)")
+        elif item.kind == "interaction":
+            parts.append(":".join(quote(p) for p in item.parts))
+        else:
+            parts.append(item.text)
+    zero = spec.explicit_zero and not spec.intercept
+    return " + ".join(["0" if zero else "1", *parts]), not spec.intercept and not zero
+
+
 @dataclass
 class _ReColumns:
-    """The model-matrix columns of one random-effects term (before the group)."""
+    """The model-matrix columns of one random-effects term (before the group):
+    plain numeric columns directly, anything else through formulaic."""
 
     spec: RandomTermSpec
-    contrasts: dict[Any, Any]
-    # (column, all levels?) -> its coding with the training levels
-    cats: dict[tuple[str, bool], _CatColumn] = field(default_factory=dict)
-    exprs: dict[Any, Any] = field(default_factory=dict)  # expr text -> formulaic spec
+    plain: list[str] | None = None  # fast path: numeric columns after the intercept
+    text: str = ""  # formulaic formula of the term's columns
+    drop_intercept: bool = False
+    model_spec: Any = None
     names: list[Any] = field(default_factory=list)
 
-    def fit(self, df: pd.DataFrame) -> NDArray[Any]:
-        return self._build(df, fitting=True)
+    @classmethod
+    def make(
+        cls,
+        spec: RandomTermSpec,
+        df: pd.DataFrame,
+        codings: dict[str, str],
+        categorical: set[str],
+    ) -> _ReColumns:
+        if all(
+            item.kind == "column"
+            and item.parts[0] not in categorical
+            and not _is_categorical(df[item.parts[0]])
+            for item in spec.items
+        ):
+            return cls(spec, plain=[item.parts[0] for item in spec.items])
+        text, drop = _term_text(spec, codings)
+        return cls(spec, text=text, drop_intercept=drop)
+
+    def columns(self) -> tuple[str, ...]:
+        """Data columns read through formulaic (none on the fast path)."""
+        return () if self.plain is not None else text_columns(self.text)
+
+    def fit(
+        self, df: pd.DataFrame, codings: dict[str, str], labels: dict[str, dict[str, str]]
+    ) -> NDArray[Any]:
+        if self.plain is not None:
+            self.names = (["(Intercept)"] if self.spec.intercept else []) + list(self.plain)
+            return self.transform(df)
+        mm = _model_matrix(
+            with_codings(self.text, codings), df, f"the random-effects term {self.spec.display()}"
+        )
+        self.model_spec = mm.model_spec
+        raw = [str(c) for c in mm.columns]
+        kept = [c for c in raw if not (self.drop_intercept and c == "Intercept")]
+        self.names = [mixedmodels_name(c, labels) for c in kept]
+        return self._select(mm)
+
+    def _select(self, mm: Any) -> NDArray[Any]:
+        z = np.asarray(mm, dtype=float)
+        raw = [str(c) for c in mm.columns]
+        if self.drop_intercept and "Intercept" in raw:
+            z = np.delete(z, raw.index("Intercept"), axis=1)
+        return z
 
     def transform(self, df: pd.DataFrame) -> NDArray[Any]:
-        return self._build(df, fitting=False)
-
-    def _cat(self, col: str, df: pd.DataFrame, full: bool, fitting: bool) -> _CatColumn:
-        key = (col, full)
-        if fitting:
-            coding = self.contrasts.get(col, "dummy")
-            self.cats[key] = _CatColumn(col, _levels(df[col]), coding, full)
-        return self.cats[key]
-
-    def _factor(
-        self, col: str, df: pd.DataFrame, full: bool, fitting: bool
-    ) -> tuple[NDArray[Any], list[str]]:
-        """(matrix, names) of one variable inside the term."""
-        if col in self.contrasts or _is_categorical(df[col]):
-            cat = self._cat(col, df, full, fitting)
-            return cat.matrix(df[col]), cat.names()
-        return df[col].to_numpy(dtype=float)[:, None], [col]
-
-    def _build(self, df: pd.DataFrame, fitting: bool) -> NDArray[Any]:
         n = df.shape[0]
-        mats, names = [], []
-        spec = self.spec
-        if spec.intercept:
-            mats.append(np.ones((n, 1)))
-            names.append("(Intercept)")
-        for item in spec.items:
-            if item.kind == "column":
-                m, nm = self._factor(item.parts[0], df, spec.explicit_zero, fitting)
-            elif item.kind == "fulldummy":
-                m, nm = self._factor(item.parts[0], df, True, fitting)
-            elif item.kind == "interaction":
-                m, nm = np.ones((n, 1)), [""]
-                for part in item.parts:
-                    pm, pn = self._factor(part, df, False, fitting)
-                    # row-wise Kronecker product, earlier factors varying fastest
-                    m = (pm[:, :, None] * m[:, None, :]).reshape(n, -1)
-                    nm = [f"{b} & {a}" if a else b for b in pn for a in nm]
-            else:
-                m, nm = self._expr(item, df, fitting)
-            mats.append(m)
-            names.extend(nm)
-        if fitting:
-            self.names = names
-        return np.hstack(mats).astype(float) if mats else np.zeros((n, 0))
+        if self.plain is not None:
+            cols = [np.ones(n)] if self.spec.intercept else []
+            cols += [df[c].to_numpy(dtype=float) for c in self.plain]
+            return np.column_stack(cols) if cols else np.zeros((n, 0))
+        return self._select(_apply_spec(self.model_spec, df))
 
-    def _expr(
-        self, item: ReItem, df: pd.DataFrame, fitting: bool
-    ) -> tuple[NDArray[Any], list[str]]:
-        if fitting:
-            try:
-                mm = model_matrix("0 + " + item.text, df, na_action="raise")
-            except Exception as exc:
-                raise FormulaError(
-                    f"cannot evaluate {item.text!r} in a random-effects term: {exc}"
-                ) from exc
-            self.exprs[item.text] = mm.model_spec
-            return np.asarray(mm, dtype=float), [str(c) for c in mm.columns]
-        mm = self.exprs[item.text].get_model_matrix(df)
-        return np.asarray(mm, dtype=float), [str(c) for c in mm.columns]
+
+# -------------------------------------------------------------- response
+
+
+@dataclass
+class _Response:
+    """The left-hand side: a column (values as they are, labels included) or an
+    expression such as ``log(reaction)`` (evaluated by formulaic, one column)."""
+
+    name: str
+    expr: str | None = None
+    spec: Any = None
+
+    def columns(self) -> tuple[str, ...]:
+        return text_columns(self.expr) if self.expr is not None else (self.name,)
+
+    def values(self, df: pd.DataFrame, keep: bool = False) -> NDArray[Any]:
+        """The response of ``df``; ``keep`` stores formulaic's spec (at fit), so
+        that stateful transforms such as ``scale(y)`` are reused afterwards."""
+        if self.expr is None:
+            return np.asarray(df[self.name].to_numpy())
+        data = _Prep.fit(df, list(self.columns()), set()).apply(df, fitting=True)
+        if self.spec is not None:
+            mm = _apply_spec(self.spec, data)
+        else:
+            mm = _model_matrix("0 + " + self.expr, data, f"the response {self.name!r}")
+            if keep:
+                self.spec = mm.model_spec
+        if mm.shape[1] != 1:
+            raise FormulaError(
+                f"the response {self.name!r} must be one numeric column; it gives "
+                f"{mm.shape[1]} columns {[str(c) for c in mm.columns][:5]}"
+            )
+        y = np.asarray(mm, dtype=float)[:, 0]
+        _check_matrix(y[:, None], [self.name], "response")
+        return y
 
 
 @dataclass
@@ -373,9 +513,17 @@ class _Grouping:
             refs = pd.Index(self.levels, tupleize_cols=False).get_indexer(keys)
         return refs.astype(np.int64)
 
-    def transform(self, df: pd.DataFrame) -> NDArray[Any]:
+    def transform(self, df: pd.DataFrame, new_level_codes: bool = False) -> NDArray[Any]:
         index = pd.Index(self.levels, tupleize_cols=False)
-        return np.asarray(index.get_indexer(self._keys(df)).astype(np.int64))
+        keys = self._keys(df)
+        refs = np.asarray(index.get_indexer(keys).astype(np.int64))
+        unseen = refs < 0
+        if new_level_codes and unseen.any():
+            # each distinct unseen level its own code after the training levels,
+            # numbered in order of first appearance
+            codes, _ = pd.factorize(keys[unseen])
+            refs[unseen] = len(self.levels) + codes.astype(np.int64)
+        return refs
 
 
 def _sort_key(value: Any) -> tuple[int, Any]:
@@ -415,8 +563,10 @@ class Design:
     Attributes
     ----------
     response_name : str or None
+        The left-hand side as written (a column, or an expression like ``log(y)``).
     y : ndarray or None
-        The response column exactly as in the data (not converted).
+        The response: a column exactly as in the data (not converted), an
+        expression's values as floats; None when the response was not asked for.
     X : ndarray of shape (n, p)
     coef_names : list[Any] of str
     reterms : list[Any] of ReTerm
@@ -424,6 +574,12 @@ class Design:
     formula_text : str
         The formula as MixedModels.jl prints it.
     used_columns : list[Any] of str
+        Every column read, the response's included.
+    predictor_columns : list[Any] of str
+        The columns that new data needs for :meth:`transform` (and the offsets).
+    offset : ndarray of shape (n,) or None
+        The sum of the formula's ``offset(expr)`` terms on the fitting data; None
+        without any.
     """
 
     response_name: str | None
@@ -435,26 +591,69 @@ class Design:
     used_columns: list[Any]
     _fixed: _FixedPart = None  # type: ignore[assignment]
     _builders: list[Any] = field(default_factory=list)
+    predictor_columns: list[Any] = field(default_factory=list)
+    _prep: _Prep = field(default_factory=_Prep)
+    _response: _Response | None = None
+    offset: NDArray[Any] | None = None
+    _offsets: _Offsets | None = None
 
     @property
     def has_intercept(self) -> bool:
         return "(Intercept)" in self.coef_names
 
+    @property
+    def has_response(self) -> bool:
+        """Whether the formula has a left-hand side for :meth:`response`."""
+        return self._response is not None
+
     def transform(
-        self, data: pd.DataFrame
+        self, data: pd.DataFrame, new_level_codes: bool = False
     ) -> tuple[NDArray[Any], list[tuple[NDArray[Any], NDArray[Any]]]]:
         """X and, per random-effects term, (refs, z) for new data; refs index the
-        training levels, -1 for a level not seen in fit."""
-        needed = [c for c in self.used_columns if c != self.response_name]
-        _check_columns(data, needed)
-        _check_finite(data, needed)
-        X = self._fixed.transform(data)
+        training levels, -1 for a level not seen in fit (with ``new_level_codes``,
+        ``nlevels + j`` for the j-th distinct unseen level instead, so that rows
+        sharing an unseen level can be told apart from rows of another)."""
+        _check_columns(data, self.predictor_columns)
+        _check_finite(data, self.predictor_columns)
+        prepared = self._prep.apply(data)
+        X = self._fixed.transform(prepared)
+        _check_matrix(X, self.coef_names, "fixed-effects")
         parts = []
         for builder in self._builders:
-            refs = builder.grouping.transform(data)
-            z = np.hstack([piece.transform(data) for piece in builder.pieces])
+            refs = builder.grouping.transform(data, new_level_codes)
+            z = np.hstack([piece.transform(prepared) for piece in builder.pieces])
+            _check_matrix(z, [nm for p in builder.pieces for nm in p.names], "random-effects")
             parts.append((refs, z))
         return X, parts
+
+    def offset_for(self, data: pd.DataFrame) -> NDArray[Any] | None:
+        """The formula's offsets evaluated on new data (None without any)."""
+        if self._offsets is None:
+            return None
+        needed = list(self._offsets.columns())
+        _check_columns(data, needed)
+        _check_finite(data, needed)
+        return self._offsets.transform(self._prep.apply(data))
+
+    def response(self, data: pd.DataFrame) -> NDArray[Any]:
+        """The formula's response evaluated on ``data`` (for scoring new data).
+
+        Examples
+        --------
+        >>> from sklmixed import load_dataset
+        >>> df = load_dataset("sleepstudy")
+        >>> design = build_design("log(reaction) ~ 1 + days + (1|subj)", df)
+        >>> design.response(df.head(2)).round(4).tolist()
+        [5.5197, 5.5557]
+        """
+        if self._response is None:
+            raise FormulaError(
+                f"the formula {self.formula_text!r} has no response (left of '~'); pass y"
+            )
+        needed = list(self._response.columns())
+        _check_columns(data, needed)
+        _check_finite(data, needed)
+        return self._response.values(data)
 
 
 def _check_columns(df: pd.DataFrame, columns: list[Any]) -> None:
@@ -484,51 +683,36 @@ def _check_finite(df: pd.DataFrame, columns: list[Any]) -> None:
             )
 
 
-@lru_cache(maxsize=256)
-def _required_variables(text: str) -> tuple[Any, ...]:
-    """Data columns a formulaic expression reads (parsing is cached: it is slow)."""
-    pieces = [p.strip() for p in text.split("+")]
-    if all(_PLAIN.match(p) for p in pieces):  # plain names and 0/1: no parser needed
-        return tuple(sorted({p for p in pieces if p not in ("0", "1", "-1")}))
-    try:
-        required = Formula(text).required_variables
-    except Exception as exc:  # formulaic's parser errors are many classes
-        raise FormulaError(f"cannot parse the fixed-effects part {text!r}: {exc}") from exc
-    return tuple(sorted(map(str, required)))
+def _add(out: list[Any], names: Any) -> None:
+    for name in names:
+        if name not in out:
+            out.append(name)
 
 
-_PLAIN = re.compile(r"^(?:-?[01]|[A-Za-z_][A-Za-z0-9_]*)$")
-
-
-def _formula_columns(
-    parsed: ParsedFormula, df: pd.DataFrame, contrasts: dict[Any, Any]
-) -> list[Any]:
-    """Data columns a formula uses, in a stable order."""
+def _predictor_columns(parsed: ParsedFormula) -> list[Any]:
+    """Data columns the right-hand side reads, in a stable order."""
     cols: list[Any] = []
-
-    def add(name: str) -> None:
-        if name not in cols:
-            cols.append(name)
-
-    if parsed.response is not None:
-        add(parsed.response)
-    for name in _required_variables(parsed.fixed):
-        add(name)
+    _add(cols, text_columns(parsed.fixed))
     for term in parsed.random:
         for item in term.items:
-            if item.kind == "expr":
-                for name in _required_variables("0 + " + item.text):
-                    add(name)
-            else:
-                for name in item.parts:
-                    add(name)
-        for name in term.group:
-            add(name)
+            _add(cols, text_columns(item.text) if item.kind == "expr" else item.parts)
+        _add(cols, term.group)
+    for _, text in parsed.offsets:
+        _add(cols, text_columns(text))
     return cols
 
 
+def _codings(contrasts: dict[Any, Any]) -> dict[str, str]:
+    """``contrasts`` as the text that selects each coding in ``C(x, ...)``."""
+    return {str(col): CODING_TEXT[coding] for col, coding in contrasts.items()}
+
+
 def build_design(
-    formula: str, data: pd.DataFrame, contrasts: dict[Any, Any] | None = None
+    formula: str,
+    data: pd.DataFrame,
+    contrasts: dict[Any, Any] | None = None,
+    *,
+    with_response: bool = True,
 ) -> Design:
     """Parse ``formula`` and build the model matrices from ``data``.
 
@@ -539,8 +723,12 @@ def build_design(
     data : DataFrame
         Never modified.
     contrasts : dict[Any, Any], optional
-        Column -> ``"dummy"``, ``"effects"`` or ``"helmert"``; marks the column
-        categorical with that coding.
+        Column -> ``"dummy"``, ``"effects"`` or ``"helmert"`` (StatsModels.jl's
+        DummyCoding, EffectsCoding and HelmertCoding, in the fixed and the
+        random part alike); marks the column categorical with that coding.
+    with_response : bool, default=True
+        Evaluate the left-hand side. False when the response comes from
+        elsewhere (an estimator's ``y``): the data need not hold its columns.
 
     Examples
     --------
@@ -554,14 +742,42 @@ def build_design(
         if coding not in CODINGS:
             raise ValueError(f"contrasts[{col!r}] = {coding!r}; choose one of {CODINGS}")
     parsed = parse_formula(formula)
-    used = _formula_columns(parsed, data, contrasts)
+    response = None
+    if parsed.response is not None:
+        response = _Response(parsed.response, parsed.response_expr)
+    predictors = _predictor_columns(parsed)
+    used = list(response.columns()) if response is not None and with_response else []
+    _add(used, predictors)
     _check_columns(data, used)
     _check_finite(data, used)
-    fixed, X = _build_fixed(parsed, data, contrasts)
+
+    codings = {col: text for col, text in _codings(contrasts).items() if col in data.columns}
+    pieces = [_ReColumns.make(spec, data, codings, set(codings)) for spec in parsed.random]
+    categorical = set(codings) | set(categorical_arguments(parsed.fixed))
+    for piece in pieces:
+        categorical |= categorical_arguments(piece.text)
+    fixed_plain = _fixed_is_plain(parsed, data, categorical)
+    read: list[Any] = [] if fixed_plain else list(text_columns(parsed.fixed))
+    for piece in pieces:
+        _add(read, piece.columns())
+    offsets = _Offsets(parsed.offsets) if parsed.offsets else None
+    if offsets is not None:
+        for col in offsets.columns():
+            if col in categorical or _is_categorical(data[col]):
+                expr = next(e for e, t in parsed.offsets if col in text_columns(t))
+                raise FormulaError(f"offset({expr}): column {col!r} is not numeric")
+        # through the prep too: an integer exposure is evaluated in doubles
+        _add(read, offsets.columns())
+    prep = _Prep.fit(data, read, categorical)
+    labels = prep.labels()
+    prepared = prep.apply(data, fitting=True)
+    fixed, X = _build_fixed(parsed, prepared, codings, labels, fixed_plain)
+    _check_matrix(X, fixed.names, "fixed-effects")
+    offset = offsets.fit(prepared) if offsets is not None else None
+
     builders: list[_TermBuilder] = []
     by_group: dict[Any, Any] = {}
-    for spec in parsed.random:
-        piece = _ReColumns(spec, contrasts)
+    for spec, piece in zip(parsed.random, pieces):
         if spec.group not in by_group:
             by_group[spec.group] = _TermBuilder(_Grouping(spec.group), [], [])
             builders.append(by_group[spec.group])
@@ -570,8 +786,9 @@ def build_design(
     reterms = []
     for builder in builders:
         refs = builder.grouping.fit(data)
-        z = np.hstack([piece.fit(data) for piece in builder.pieces])
+        z = np.hstack([piece.fit(prepared, codings, labels) for piece in builder.pieces])
         cnames = [nm for piece in builder.pieces for nm in piece.names]
+        _check_matrix(z, cnames, f"random-effects ({builder.grouping.name})")
         dup = sorted({c for c in cnames if cnames.count(c) > 1})
         if dup:
             raise FormulaError(
@@ -594,12 +811,26 @@ def build_design(
             )
         )
     random_display = " + ".join(spec.display() for spec in parsed.random)
-    rhs = fixed.display + (" + " + random_display if random_display else "")
+    rhs = fixed.display + "".join(f" + offset({expr})" for expr, _ in parsed.offsets)
+    rhs += " + " + random_display if random_display else ""
     text = f"{parsed.response} ~ {rhs}" if parsed.response else f"~ {rhs}"
-    y = None
-    if parsed.response is not None:
-        y = data[parsed.response].to_numpy()
-    return Design(parsed.response, y, X, list(fixed.names), reterms, text, used, fixed, builders)
+    y = response.values(data, keep=True) if response is not None and with_response else None
+    return Design(
+        parsed.response,
+        y,
+        X,
+        list(fixed.names),
+        reterms,
+        text,
+        used,
+        fixed,
+        builders,
+        predictors,
+        prep,
+        response,
+        offset=offset,
+        _offsets=offsets,
+    )
 
 
 def build_design_from_columns(
@@ -614,7 +845,7 @@ def build_design_from_columns(
     cols, names, cats = [np.ones((n, 1))], ["(Intercept)"], []
     for col in fixed:
         if _is_categorical(data[col]):
-            cat = _CatColumn(str(col), _levels(data[col]), "dummy", False)
+            cat = _CatColumn(str(col), _levels(data[col]))
             cats.append((col, cat))
             cols.append(cat.matrix(data[col]))
             names.extend(cat.names())
@@ -626,10 +857,10 @@ def build_design_from_columns(
     builders, reterms = [], []
     for g in groups:
         spec = RandomTermSpec((), True, False, (g,), False)
-        piece = _ReColumns(spec, {})
+        piece = _ReColumns(spec, plain=[])
         builder = _TermBuilder(_Grouping((g,)), [piece], [False])
         refs = builder.grouping.fit(data)
-        z = piece.fit(data)
+        z = piece.fit(data, {}, {})
         if len(builder.grouping.levels) < 2:
             raise DataError(f"grouping factor {g!r} has a single level")
         builders.append(builder)
@@ -640,9 +871,8 @@ def build_design_from_columns(
         )
     rhs = " + ".join(["1"] + [str(c) for c in fixed] + [f"(1 | {g})" for g in groups])
     y = None if response is None else np.asarray(response)
-    return Design(
-        "y", y, X, names, reterms, f"y ~ {rhs}", list(fixed) + list(groups), part, builders
-    )
+    columns = list(fixed) + list(groups)
+    return Design("y", y, X, names, reterms, f"y ~ {rhs}", columns, part, builders, columns)
 
 
 @dataclass

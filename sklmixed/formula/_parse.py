@@ -5,7 +5,13 @@ here at the top level of the right-hand side: ``(expr | g)``, ``(expr || g)``,
 ``zerocorr(expr | g)``, with grouping ``g``, ``a/b`` (nesting), ``a & b`` or
 ``a:b`` (interaction of grouping factors). The left side of a random term is a
 ``+``-separated list of items: ``1``, ``0``, ``-1``, column names, ``fulldummy(x)``,
-interactions ``a & b`` / ``a:b``, or any formulaic expression (``I(x**2)``).
+interactions ``a & b`` / ``a:b``, or any formulaic expression (``I(x^2)``).
+
+Every piece that formulaic will read (fixed terms, expressions in random terms,
+a transformed response such as ``log(y)``) is rewritten from lme4 syntax
+(:func:`sklmixed.formula._text.to_formulaic`) and checked here, without data:
+formulaic must parse it and every function it calls must exist, so that a typo
+is reported with a caret under it rather than as a missing column.
 """
 
 from __future__ import annotations
@@ -15,7 +21,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from formulaic import Formula
+
 from sklmixed.exceptions import FormulaError
+from sklmixed.formula._context import KNOWN_FUNCTIONS, NAMESPACES
+from sklmixed.formula._text import calls, formulaic_message, to_formulaic
 
 _NAME = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$|^`[^`]+`$")
 
@@ -63,17 +73,92 @@ class RandomTermSpec:
 
 @dataclass(frozen=True)
 class ParsedFormula:
-    """A formula split into response, fixed part (formulaic text) and random terms."""
+    """A formula split into response, fixed part (formulaic text) and random terms.
+
+    ``response`` is the left-hand side as written (a column name without
+    backticks, or an expression such as ``log(y)``); ``response_expr`` is that
+    expression as formulaic text, None when the response is a plain column.
+    ``offsets`` holds the fixed part's ``offset(expr)`` terms (lme4 syntax: a known
+    term with coefficient 1), each as (``expr`` as written, formulaic text that
+    evaluates it); they are not in ``fixed``.
+    """
 
     text: str
     response: str | None
     fixed: str
     random: tuple[Any, ...]  # of RandomTermSpec, nesting expanded, in formula order
+    response_expr: str | None = None
+    offsets: tuple[tuple[str, str], ...] = ()
 
 
 def _error(formula: str, pos: int, message: str) -> FormulaError:
     caret = " " * (pos + 2) + "^"
     return FormulaError(f"{message}\n  {formula}\n{caret}")
+
+
+_PLAIN_PIECE = re.compile(r"^(?:-?[01]|[A-Za-z_][A-Za-z0-9_]*)$")
+
+
+def _function_error(formula: str, pos: int, name: str) -> FormulaError:
+    if name == "fulldummy":
+        return _error(
+            formula,
+            pos,
+            "fulldummy(x) is a term of its own inside a random-effects term, "
+            "as in (1 + fulldummy(x) | g)",
+        )
+    if name == "zerocorr":
+        return _error(formula, pos, "zerocorr(expr | g) is a random-effects term of its own")
+    return _error(
+        formula,
+        pos,
+        f"unknown function {name!r}: formulas can call I(), C(), log(), exp(), sqrt(), "
+        "poly(), scale(), center(), Python's builtins and np.<function>",
+    )
+
+
+def formulaic_piece(formula: str, offset: int, piece: str) -> str:
+    """``piece`` (at ``offset`` in ``formula``) rewritten for formulaic, after
+    checking that formulaic parses it and that every function it calls exists."""
+    text, origin = to_formulaic(piece)
+    if _PLAIN_PIECE.match(text.strip()):
+        return text
+    for name, start in calls(piece):
+        if "." in name and name.split(".", 1)[0] in NAMESPACES:
+            continue  # np.log: numpy reports a wrong attribute when evaluated
+        if name not in KNOWN_FUNCTIONS:
+            raise _function_error(formula, offset + start, name)
+    try:
+        Formula(text)
+    except Exception as exc:  # formulaic's parser raises many classes
+        message, mark = formulaic_message(exc)
+        at = offset + origin[min(mark, len(origin) - 1)] if mark is not None and origin else offset
+        raise _error(formula, at, f"cannot parse {piece.strip()!r}: {message}") from None
+    return text
+
+
+def _offset_term(formula: str, pos: int, piece: str) -> tuple[str, str] | None:
+    """An ``offset(expr)`` term of the fixed part (at ``pos`` in ``formula``) as
+    (``expr`` as written, formulaic text); None for any other piece.
+
+    The expression is evaluated inside ``I()``, so that it is read as Python
+    (``log(t) / 2``, ``np.log(t) + 1``), as R reads the argument of ``offset()``,
+    not as formula operators.
+    """
+    head = "offset("
+    if not (piece.startswith(head) and piece.endswith(")")):
+        return None
+    inner = piece[len(head) : -1]
+    depth = 0
+    for i, ch in enumerate(piece[len(head) - 1 :]):  # one group: offset(a)(b) is not
+        depth += (ch == "(") - (ch == ")")
+        if depth == 0 and i < len(piece) - len(head):
+            raise _error(formula, pos, f"offset() takes one expression; got {piece!r}")
+    if not inner.strip() or len(split_top(inner, ",")) > 1:
+        raise _error(formula, pos, f"offset() takes one expression; got {piece!r}")
+    # "I(" is two characters where "offset(" is seven: carets land on the expression
+    text = formulaic_piece(formula, pos + len(head) - 2, f"I({inner})")
+    return " ".join(inner.split()), text.strip()
 
 
 def _check_parentheses(formula: str) -> None:
@@ -180,7 +265,9 @@ def _parse_items(formula: str, offset: int, text: str) -> tuple[tuple[ReItem, ..
             if len(names) > 1 and all(_NAME.match(n) for n in names):
                 items.append(ReItem("interaction", piece, tuple(_strip_name(n) for n in names)))
             else:
-                items.append(ReItem("expr", piece))
+                at = formula.find(piece, offset)
+                text = formulaic_piece(formula, at if at >= 0 else offset, piece)
+                items.append(ReItem("expr", text.strip()))
     if zero:  # '0' or '-1' removes the intercept wherever it is written
         intercept = False
     if not intercept and not items:
@@ -239,10 +326,15 @@ def _parse_cached(formula: str) -> ParsedFormula:
         raise _error(formula, 0, "a formula needs exactly one '~' (response ~ terms)")
     (_, lhs), (rhs_off, rhs) = sides
     response = lhs.strip() or None
+    response_expr = None
+    if response is not None and not _NAME.match(response):
+        at = len(lhs) - len(lhs.lstrip())
+        response_expr = formulaic_piece(formula, at, response).strip()
     if not rhs.strip():
         raise _error(formula, rhs_off, "nothing to the right of '~'")
     fixed: list[str] = []
     random: list[RandomTermSpec] = []
+    offsets: list[tuple[str, str]] = []
     for off, raw in split_top(rhs, "+"):
         piece = raw.strip()
         pos = rhs_off + off + (len(raw) - len(raw.lstrip()))
@@ -259,9 +351,14 @@ def _parse_cached(formula: str) -> ParsedFormula:
             random.extend(_random_term(formula, pos + 1, piece[1:-1], False))
         elif "|" in piece and "(" not in piece:
             raise _error(formula, pos, "a random-effects term must be in parentheses: (expr | g)")
+        elif (offset := _offset_term(formula, pos, piece)) is not None:
+            offsets.append(offset)
         else:
-            fixed.append(piece)
+            fixed.append(formulaic_piece(formula, pos, piece).strip())
+    # offsets alone leave an intercept-only fixed part, as in R
     fixed_text = " + ".join(fixed) if fixed else "1"
+    if response is not None and response_expr is None:
+        response = _strip_name(response)
     return ParsedFormula(
-        formula, _strip_name(response) if response else None, fixed_text, tuple(random)
+        formula, response, fixed_text, tuple(random), response_expr, tuple(offsets)
     )

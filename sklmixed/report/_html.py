@@ -12,7 +12,15 @@ import math
 import numpy as np
 from scipy.stats import norm
 
-from sklmixed.report._text import FAMILY_NAMES, LINK_NAMES, compact, fixed, julia_repr, pvalue
+from sklmixed.report._text import (
+    FAMILY_NAMES,
+    LINK_NAMES,
+    compact,
+    dispersion_line,
+    fixed,
+    julia_repr,
+    pvalue,
+)
 
 
 def _title(result) -> list[str]:
@@ -80,17 +88,30 @@ def _coef_rows(result) -> tuple[list[str], list[list[str]]]:
 
 def _nobs(result) -> str:
     levels = ", ".join(str(vc.nlevels) for vc in result.varcomps)
+    if not levels:  # no random-effects terms
+        return f"Number of obs: {result.nobs}"
     return f"Number of obs: {result.nobs}; levels of grouping factors: {levels}"
+
+
+# How many leading columns of each table are labels (left-aligned); the rest
+# are numbers (right-aligned, so that their decimal points line up).
+_LABELS = {"Fit statistics": 0, "Variance components": 2, "Fixed-effects parameters": 1}
+
+
+def _align(i: int, labels: int) -> str:
+    return "left" if i < labels else "right"
 
 
 def _html_table(header, rows, caption) -> str:
     e = html.escape
-    head = "".join(f"<th>{e(h)}</th>" for h in header)
+    labels = _LABELS[caption]
+    head = "".join(
+        f'<th style="text-align:{_align(i, labels)}">{e(h)}</th>' for i, h in enumerate(header)
+    )
     body = "".join(
         "<tr>"
         + "".join(
-            f'<td style="text-align:{"left" if i < 2 else "right"}">{e(c)}</td>'
-            for i, c in enumerate(r)
+            f'<td style="text-align:{_align(i, labels)}">{e(c)}</td>' for i, c in enumerate(r)
         )
         + "</tr>"
         for r in rows
@@ -110,19 +131,31 @@ def render_html(result) -> str:
     parts.append("</p>")
     labels, values = _statistics(result)
     parts.append(_html_table(labels, [values], "Fit statistics"))
-    parts.append(_html_table(*_varcomp_rows(result), "Variance components"))
+    header, rows = _varcomp_rows(result)
+    if rows:  # a GLMM without random-effects terms has none
+        parts.append(_html_table(header, rows, "Variance components"))
     parts.append(f"<p>{e(_nobs(result))}</p>")
+    extra = dispersion_line(result)
+    if extra is not None:
+        parts.append(f"<p>{e(extra)}</p>")
     parts.append(_html_table(*_coef_rows(result), "Fixed-effects parameters"))
     parts.append("</div>")
     return "".join(parts)
 
 
-def _md_table(header, rows) -> str:
+def render_varcorr_html(result) -> str:
+    """The variance components as an HTML table (``VarCorr._repr_html_``)."""
+    table = _html_table(*_varcomp_rows(result), "Variance components")
+    return f"<div class='sklmixed-varcorr'>{table}</div>"
+
+
+def _md_table(header, rows, caption) -> str:
     def esc(s):
         return str(s).replace("|", "\\|")
 
+    labels = _LABELS[caption]
     lines = ["| " + " | ".join(esc(h) for h in header) + " |"]
-    lines.append("|" + "|".join(":---" if i < 2 else "---:" for i in range(len(header))) + "|")
+    lines.append("|" + "|".join(":---" if i < labels else "---:" for i in range(len(header))) + "|")
     lines += ["| " + " | ".join(esc(c) for c in r) + " |" for r in rows]
     return "\n".join(lines)
 
@@ -132,18 +165,22 @@ def render_markdown(result) -> str:
     title = _title(result)
     labels, values = _statistics(result)
     out = [f"**{title[0]}**", "", f"`{title[1]}`", ""]
-    out += [t + "  " for t in title[2:]]
+    # a table needs a blank line before it to be one (the GLMM's family line)
+    out += [t + "  " for t in title[2:]] + ([""] if title[2:] else [])
+    out += [_md_table(labels, [values], "Fit statistics"), ""]
+    header, rows = _varcomp_rows(result)
+    if rows:  # a GLMM without random-effects terms has none
+        out += ["Variance components:", "", _md_table(header, rows, "Variance components"), ""]
     out += [
-        _md_table(labels, [values]),
-        "",
-        "Variance components:",
-        "",
-        _md_table(*_varcomp_rows(result)),
-        "",
         _nobs(result),
         "",
+    ]
+    extra = dispersion_line(result)
+    if extra is not None:
+        out += [extra, ""]
+    out += [
         "Fixed-effects parameters:",
         "",
-        _md_table(*_coef_rows(result)),
+        _md_table(*_coef_rows(result), "Fixed-effects parameters"),
     ]
     return "\n".join(out)

@@ -24,6 +24,16 @@ FAMILY_NAMES = {
     "bernoulli": "Bernoulli{Float64}",
     "binomial": "Binomial{Float64}",
     "poisson": "Poisson{Float64}",
+    "negative_binomial": "NegativeBinomial{Float64}",
+    "gamma": "Gamma{Float64}",
+    "inverse_gaussian": "InverseGaussian{Float64}",
+}
+# The line under the variance components for the families with a parameter beyond
+# the mean: what it is, and the variance function that defines it.
+DISPERSION_LABELS = {
+    "negative_binomial": "Shape of the negative binomial (variance mu + mu^2/shape)",
+    "gamma": "Dispersion of the Gamma family (variance phi mu^2)",
+    "inverse_gaussian": "Dispersion of the inverse Gaussian family (variance phi mu^3)",
 }
 LINK_NAMES = {
     "logit": "LogitLink()",
@@ -123,11 +133,14 @@ def render_varcorr(result) -> str:
     cnames = [c for vc in comps for c in vc.columns]
     sds = [float(s) for vc in comps for s in vc.sd]
     has_resid = result.sigma is not None
+    if not comps and not has_resid:  # a GLMM without random-effects terms
+        return "Variance components: none (the model has no random-effects terms)"
     if has_resid:
         sds.append(float(result.sigma))
         names = names + ["Residual"]
     nmwd = max((len(s) for s in names), default=0) + 1
-    cnmwd = max((len(s) for s in cnames), default=0) + 1
+    # no random-effects terms: no "Column" column, only the residual row
+    cnmwd = max((len(s) for s in cnames), default=0) + 1 if cnames else 0
     ncorr = max((len(vc.columns) * (len(vc.columns) - 1) // 2 for vc in comps), default=0)
     digits = max((alignment(compact(s))[1] for s in sds), default=1) - 1
     show_sd = [fixed(s, digits) for s in sds]
@@ -135,7 +148,7 @@ def render_varcorr(result) -> str:
     varwd = max(len(s) for s in show_var) + 1
     stdwd = max(len(s) for s in show_sd) + 1
     lines = ["Variance components:"]
-    header = " " * nmwd + _cpad("Column", cnmwd) + _cpad("Variance", varwd)
+    header = " " * nmwd + (_cpad("Column", cnmwd) if cnames else "") + _cpad("Variance", varwd)
     header += _cpad("Std.Dev.", stdwd)
     if ncorr:
         header += "  Corr."
@@ -214,9 +227,23 @@ def _statistics(labels, values) -> list[str]:
     return [head, "".join(_lpad(s, fieldwd) for s in nums)]
 
 
+def dispersion_line(result) -> str | None:
+    """``Shape of the negative binomial (...): 0.883667`` (None without one)."""
+    if getattr(result, "dispersion", None) is None:
+        return None
+    label = DISPERSION_LABELS.get(result.family, f"Dispersion of the {result.family} family")
+    return f"{label}: {compact(result.dispersion)}"
+
+
+def _nobs_line(result) -> str:
+    nlevels = ", ".join(str(vc.nlevels) for vc in result.varcomps)
+    if not nlevels:  # no random-effects terms
+        return f" Number of obs: {result.nobs}"
+    return f" Number of obs: {result.nobs}; levels of grouping factors: {nlevels}"
+
+
 def render_text(result) -> str:
     """The whole summary of a fit (MixedModels.jl's ``show(m)``)."""
-    nlevels = ", ".join(str(vc.nlevels) for vc in result.varcomps)
     if result.is_glmm:
         lines = [
             f"Generalized Linear Mixed Model fit by maximum likelihood (nAGQ = {result.nagq})",
@@ -230,11 +257,12 @@ def render_text(result) -> str:
             ),
             "",
             render_varcorr(result),
-            f" Number of obs: {result.nobs}; levels of grouping factors: {nlevels}",
-            "",
-            "Fixed-effects parameters:",
-            render_coeftable(result),
+            _nobs_line(result),
         ]
+        extra = dispersion_line(result)
+        if extra is not None:
+            lines.append(f" {extra}")
+        lines += ["", "Fixed-effects parameters:", render_coeftable(result)]
         return "\n".join(lines)
     head = "REML" if result.reml else "maximum likelihood"
     lines = [f"Linear mixed model fit by {head}", f" {result.formula}"]
@@ -248,7 +276,7 @@ def render_text(result) -> str:
     lines += [
         "",
         render_varcorr(result),
-        f" Number of obs: {result.nobs}; levels of grouping factors: {nlevels}",
+        _nobs_line(result),
         "",
         "  Fixed-effects parameters:",
         render_coeftable(result),

@@ -93,6 +93,31 @@ def _structures(rng, n=240):
         ],
         "crossed_vectors": [_term(rng, n, 25, 2, "g"), _term(rng, n, 7, 2, "h")],
         "vector_and_scalar": [_term(rng, n, 20, 2, "g"), _term(rng, n, 9, 1, "h")],
+        # Sparse off-diagonal blocks between vector-valued terms that stay sparse
+        # in L (nesting): the path of a transposed-factor bug no other case runs.
+        "nested_vectors": [
+            _term(rng, n, 36, 2, "b", refs=nested_b),
+            _term(rng, n, 12, 2, "a", refs=a_of_b),
+        ],
+        "nested_vector_scalar": [
+            _term(rng, n, 36, 2, "b", refs=nested_b),
+            _term(rng, n, 12, 1, "a", refs=a_of_b),
+        ],
+        "nested_and_crossed": [
+            _term(rng, n, 36, 1, "b", refs=nested_b),
+            _term(rng, n, 12, 2, "a", refs=a_of_b),
+            _term(rng, n, 5, 1, "h"),
+        ],
+        "three_crossed_vectors": [
+            _term(rng, n, 30, 2, "g"),
+            _term(rng, n, 10, 3, "h"),
+            _term(rng, n, 4, 2, "k"),
+        ],
+        # b mostly nested in a, with a few rows that break the nesting
+        "partially_nested": [
+            _term(rng, n, 36, 1, "b", refs=nested_b),
+            _term(rng, n, 12, 1, "a", refs=np.where(np.arange(n) % 40 == 7, 0, a_of_b)),
+        ],
     }
 
 
@@ -106,7 +131,8 @@ def test_blocked_factor_matches_naive(structure, reml, dense_max, monkeypatch):
     n = terms[0].refs.shape[0]
     X = np.column_stack((np.ones(n), rng.normal(size=n), rng.normal(size=n)))
     y = X @ [1.0, 2.0, -1.0] + rng.normal(size=n)
-    weights = rng.uniform(0.5, 2.0, n) if structure == "crossed" else None
+    weighted = ("crossed", "nested_vectors", "three_crossed_vectors", "partially_nested")
+    weights = rng.uniform(0.5, 2.0, n) if structure in weighted else None
     prob = LMMProblem(X, y, terms, weights=weights, reml=reml)
     theta = rng.uniform(0.3, 1.5, prob.ntheta)
     prob.objective(theta)
@@ -148,7 +174,18 @@ def test_estimable_columns_drops_later_dependent_columns():
 
 
 @pytest.mark.parametrize(
-    "structure", ["scalar", "vector", "crossed", "nested", "three_crossed", "crossed_vectors"]
+    "structure",
+    [
+        "scalar",
+        "vector",
+        "crossed",
+        "nested",
+        "three_crossed",
+        "crossed_vectors",
+        "nested_vectors",
+        "nested_and_crossed",
+        "three_crossed_vectors",
+    ],
 )
 def test_condvar_and_leverage_match_dense_formulas(structure):
     from sklmixed._core._lmm import conditional_variances, leverage
@@ -179,3 +216,31 @@ def test_condvar_and_leverage_match_dense_formulas(structure):
     P[:q, :q] = np.eye(q)
     H = W @ np.linalg.solve(W.T @ W + P, W.T)
     np.testing.assert_allclose(leverage(prob, theta, chunk=37), np.diag(H), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("dense_max", [0, 10_000], ids=["blocked", "dense"])
+@pytest.mark.parametrize("structure", ["vector", "crossed", "vector_and_scalar"])
+def test_set_response_equals_a_problem_built_for_that_response(structure, dense_max, monkeypatch):
+    monkeypatch.setattr(_lmm, "DENSE_MAX", dense_max)
+    rng = np.random.default_rng(5)
+    terms = _structures(np.random.default_rng(0))[structure]
+    n = terms[0].refs.shape[0]
+    X = np.column_stack((np.ones(n), rng.normal(size=n)))
+    weights = rng.uniform(0.5, 2.0, n)
+    y1, y2 = rng.normal(size=(2, n)) + 3.0
+    prob = LMMProblem(X, y1, terms, weights=weights)
+    theta = rng.uniform(0.3, 1.5, prob.ntheta)
+    prob.objective(theta)  # builds the dense evaluator (when used) from y1
+    prob.set_response(y2)
+    fresh = LMMProblem(X, y2, terms, weights=weights)
+    for key, blk in fresh.A.items():
+        got = prob.A[key]
+        dense = getattr(blk, "to_dense", None)
+        np.testing.assert_allclose(
+            got.to_dense() if dense else got, dense() if dense else blk, rtol=1e-13, atol=1e-12
+        )
+    assert prob.objective(theta) == pytest.approx(fresh.objective(theta), rel=1e-12)
+    assert prob.update(theta) and fresh.update(theta)
+    np.testing.assert_allclose(prob.beta(), fresh.beta(), rtol=1e-10)
+    with pytest.raises(ValueError, match="3 values for"):
+        prob.set_response(np.ones(3))

@@ -71,35 +71,47 @@ def _printed_objective(text: str) -> float:
     raise AssertionError("no objective in the summary")
 
 
+def _same_layout(a: str, e: str) -> bool:
+    """Whether two lines are equal apart from the digits of differing numbers.
+
+    A line whose numbers are all printed alike must be equal character for
+    character. Where a number differs (a last-digit unit can also drop a trailing
+    zero: 0.111369 vs 0.11137) the padding beside it may differ, but the line keeps
+    its length (columns stay aligned) and every other character."""
+    if NUMBER.findall(a) == NUMBER.findall(e):
+        return a == e
+    return len(a) == len(e) and re.sub(r" +", " ", NUMBER.sub("#", a)) == re.sub(
+        r" +", " ", NUMBER.sub("#", e)
+    )
+
+
 def compare_summary(actual: str, expected: str, objective: float, tolerance=None) -> None:
-    """Equal text; numbers may differ by a last-digit unit when our objective is
-    no higher than the printed one (``tolerance(line_index, token)`` may widen
-    the allowed difference for named reasons)."""
+    """Equal text, character for character (spacing included); numbers may differ
+    by one unit in their last printed digit when our objective is no higher than the printed one
+    (``tolerance(line_index, token)`` may widen the allowed difference for named
+    reasons). A p-value bound such as ``<1e-05`` must be equal exactly."""
     if actual == expected:
         return
     a_lines, e_lines = actual.splitlines(), expected.splitlines()
     assert len(a_lines) == len(e_lines), f"line counts differ:\n{actual}\n---\n{expected}"
     differs = False
     for i, (a, e) in enumerate(zip(a_lines, e_lines)):
-        assert (
-            NUMBER.sub("#", a) == NUMBER.sub("#", e)
-            or a.split() == e.split()
-            or ([NUMBER.sub("#", t) for t in a.split()] == [NUMBER.sub("#", t) for t in e.split()])
-        ), f"line {i} differs in more than numbers:\n{a!r}\n{e!r}"
+        assert _same_layout(a, e), f"line {i} differs in more than digits:\n{a!r}\n{e!r}"
         if "REML criterion at convergence:" in e:
             # the criterion is printed in full (17 digits); issue #2: equal to 1e-6
             assert abs(float(a.split(":")[1]) - float(e.split(":")[1])) <= 1e-6, (a, e)
             continue
         for ta, te in zip(a.split(), e.split()):
-            na, ne = NUMBER.fullmatch(ta.lstrip("<")), NUMBER.fullmatch(te.lstrip("<"))
-            if not (na and ne) or ta == te:
-                assert ta == te, f"line {i}: {ta!r} != {te!r}"
+            if ta == te:
                 continue
+            assert not (ta.startswith("<") or te.startswith("<")), f"line {i}: {ta} != {te}"
+            na, ne = NUMBER.fullmatch(ta), NUMBER.fullmatch(te)
+            assert na and ne, f"line {i}: {ta!r} != {te!r}"
             # exact decimal arithmetic: one unit in the last digit is exactly allowed
             allowed = Decimal(str(min(_ulp(ta), _ulp(te))))
             if tolerance is not None:
                 allowed = max(allowed, Decimal(repr(tolerance(i, te))))
-            diff = abs(Decimal(ta.lstrip("<")) - Decimal(te.lstrip("<")))
+            diff = abs(Decimal(ta) - Decimal(te))
             assert diff <= allowed, f"line {i}: {ta} vs {te} (allowed {allowed:g})\n{actual}"
             differs = True
     if differs:
@@ -307,3 +319,25 @@ def test_extractors_agree_with_each_other():
     assert str(vc) == "\n".join(CASES["fm2"]["summary"].splitlines()[5:10])
     assert vc.table["variance"].iloc[-1] == pytest.approx(m.sigma_**2)
     assert vc.correlations["subj"].loc["days", "(Intercept)"] == pytest.approx(0.08, abs=0.005)
+
+
+@pytest.mark.parametrize(
+    "actual",
+    [
+        "a   1.5   <1e-11",  # a different p-value bound
+        "a  1.5    <1e-05",  # spacing
+        "a   1.7   <1e-05",  # more than one last-digit unit
+        "b   1.5   <1e-05",  # text
+    ],
+)
+def test_compare_summary_rejects_what_is_not_a_last_digit_difference(actual):
+    with pytest.raises(AssertionError):
+        compare_summary(actual, "a   1.5   <1e-05", objective=0.0)
+
+
+def test_compare_summary_accepts_a_last_digit_unit_at_a_lower_objective():
+    expected = "logLik  -2 logLik\n  -50.0   100.0000\nc   0.111369    2.33"
+    actual = expected.replace("0.111369   ", "0.11137    ")
+    compare_summary(actual, expected, 99.0)
+    with pytest.raises(AssertionError):  # the same difference at a higher objective
+        compare_summary(actual, expected, 100.1)

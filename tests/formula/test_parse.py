@@ -73,3 +73,44 @@ def test_malformed_formulas_say_what_and_where(formula, message):
 def test_non_string_formula():
     with pytest.raises(FormulaError, match="string"):
         parse_formula(3)
+
+
+def test_lme4_syntax_is_rewritten_for_formulaic():
+    parsed = parse_formula("y ~ 1 + I(x^2) + a & b + (1 + I(x^2)|g)")
+    assert parsed.fixed == "1 + I(x**2) + a : b"
+    assert parsed.random[0].items[0].text == "I(x**2)"
+
+
+def test_transformed_and_backticked_responses():
+    parsed = parse_formula("log(y) ~ 1 + x")
+    assert (parsed.response, parsed.response_expr) == ("log(y)", "log(y)")
+    parsed = parse_formula("`y.1` ~ 1 + x")
+    assert (parsed.response, parsed.response_expr) == ("y.1", None)
+
+
+FUNCTION_ERRORS = [
+    ("y ~ 1 + foo(x)", "unknown function 'foo'", 8),
+    ("y ~ 1 + (1 + bar(x)|g)", "unknown function 'bar'", 13),
+    ("baz(y) ~ 1 + x", "unknown function 'baz'", 0),
+    ("y ~ 1 + fulldummy(x)", "inside a random-effects term", 8),
+]
+
+
+@pytest.mark.parametrize("formula, message, pos", FUNCTION_ERRORS)
+def test_unknown_functions_are_named_with_a_caret(formula, message, pos):
+    with pytest.raises(FormulaError, match=message) as info:
+        parse_formula(formula)
+    lines = str(info.value).splitlines()
+    assert lines[1] == f"  {formula}"
+    assert lines[2] == " " * (pos + 2) + "^"
+
+
+def test_formulaic_syntax_errors_are_clean_and_placed():
+    formula = "y ~ 1 + x +* (1|g)"
+    with pytest.raises(FormulaError) as info:
+        parse_formula(formula)
+    text = str(info.value)
+    assert "\x1b" not in text and "⧛" not in text
+    assert "cannot parse" in text and "Operator" in text
+    lines = text.splitlines()
+    assert lines[1] == f"  {formula}" and lines[2].index("^") - 2 == formula.index("*")
