@@ -130,6 +130,9 @@ class LMMProblem:
         X = np.asarray(X, dtype=float)
         self.offset = None if offset is None else np.asarray(offset, dtype=float).reshape(-1)
         y = np.asarray(y, dtype=float).reshape(-1)
+        # the response as given (the user's scale, offset included), for whoever
+        # compares the data of two fits; the numerics read the internal self.y
+        self.y_data = y
         if self.offset is not None:
             y = np.asarray(y - self.offset)
         self.n = int(y.shape[0])
@@ -648,6 +651,72 @@ class LMMProblem:
             for j, (u, lam, ulam) in enumerate(zip(us, lams, ulams))
         ]
         return b_user, u_user
+
+    def user_sigma(self) -> float:
+        """The residual standard deviation on the user's scale."""
+        return float(np.sqrt(self.sigma2()) * self.scaling.y_scale)
+
+    def user_x(self) -> NDArray[Any]:
+        """The estimable fixed-effects columns of the user's X (offset-free)."""
+        if self.scaling.T is None:
+            return self.X
+        return np.asarray(np.linalg.solve(self.scaling._T_kept(self.keep).T, self.X.T).T)
+
+    def user_y(self) -> NDArray[Any]:
+        """The response on the user's scale, the offset subtracted."""
+        s = self.scaling
+        if s.y_shift == 0.0 and s.y_scale == 1.0:
+            return self.y
+        return np.asarray(self.y * s.y_scale + s.y_shift)
+
+    def user_dense_z(self) -> NDArray[Any]:
+        """Z of the user's columns, dense n x q (small models only)."""
+        if all(ts.identity for ts in self.scaling.terms):
+            return self.dense_z()
+        blocks = []
+        for t, (rows, cols) in zip(self.terms, self._Zpattern):
+            Zj = np.zeros((self.n, t.nranef))
+            Zj[rows, cols] = t.z.reshape(-1)
+            blocks.append(Zj)
+        return np.hstack(blocks) if blocks else np.zeros((self.n, 0))
+
+    def internal_rows(self, X: NDArray[Any]) -> NDArray[Any]:
+        """Rows of the user's full fixed-effects matrix (p_full columns) as the
+        core's estimable internal columns."""
+        return np.asarray(self.scaling.apply_x(np.asarray(X, dtype=float)))[:, self.keep]
+
+    def internal_z(self, j: int, z: NDArray[Any]) -> NDArray[Any]:
+        """Rows of term ``j``'s user columns (core order) as its internal columns."""
+        ts = self.scaling.terms[j]
+        return z if ts.identity else np.asarray(z @ ts.G)
+
+    def user_xy_factor(self, theta: NDArray[Any]) -> tuple[float, NDArray[Any]] | None:
+        """:meth:`xy_factor` of the user's columns at a theta of the user's columns.
+
+        With internal ``[X' y'] = [X y] M`` for an upper triangular M (``X' = X
+        T``, ``y' = (y - c_y) / s_y`` where c_y is the intercept column times c_y /
+        v), the user's system is ``M^{-T} A' M^{-1}``, whose factor is ``M^{-T}
+        L'``: lower triangular with a positive diagonal, so it is the user's
+        Cholesky factor exactly. log|L_Z|^2 does not depend on the columns' units.
+        """
+        s = self.scaling
+        if s.identity:
+            return self.xy_factor(theta)
+        out = self.xy_factor(self.internal_theta(theta))
+        if out is None:
+            return None
+        ldz, Lxy = out
+        p = self.p
+        Minv = np.eye(p + 1)  # [X y] = [X' y'] M^{-1}
+        if s.T is not None:
+            Minv[:p, :p] = np.linalg.inv(s._T_kept(self.keep))
+        Minv[p, p] = s.y_scale
+        if s.y_shift != 0.0:
+            # y = s_y y' + c_y x_0 / v, and x_0 = X' (T^{-1} e_0)
+            e0 = np.zeros(p)
+            e0[0] = s.y_shift / s.intercept_value
+            Minv[:p, p] = Minv[:p, :p] @ e0
+        return ldz, np.asarray(Minv.T @ Lxy)
 
     def objective_offset(self) -> float:
         """The user's objective minus the internal one (exact: see ``_scaling``)."""

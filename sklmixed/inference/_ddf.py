@@ -102,8 +102,10 @@ def ddf_coeftable(model: Any, level: float = 0.95, ddf: str = "satterthwaite") -
                 problem, theta = _reml_refit(problem)
             beta, se, df = _kenward_roger(problem, theta)
     finally:
-        model.problem_.update(model.theta_)  # leave the factor at the estimates
-    return _table(list(model.coef_names_), problem.keep, beta, se, df, level)
+        # leave the factor at the estimates (the core's own theta)
+        core = result.core_theta
+        model.problem_.update(core if core is not None else np.asarray(model.theta_, dtype=float))
+    return _table(list(model.coef_names_), model.problem_.keep, beta, se, df, level)
 
 
 def _check_ddf(ddf: Any) -> str:
@@ -278,9 +280,12 @@ def _reml_refit(problem: Any) -> tuple[Any, np.ndarray]:
     from sklmixed._core._lmm import LMMProblem
     from sklmixed._optim import fit_lmm
 
-    reml = LMMProblem(problem.X, problem.y, list(problem.terms), problem.weights, reml=True)
-    theta, _ = fit_lmm(reml)
-    return reml, theta
+    # the user's columns (estimable ones) and response, the offset subtracted
+    reml = LMMProblem(
+        problem.user_x(), problem.user_y(), list(problem.terms), problem.weights, reml=True
+    )
+    theta, _ = fit_lmm(reml, warn=False)
+    return reml, reml.user_theta(theta)
 
 
 def _kenward_roger(problem: Any, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -299,7 +304,8 @@ def _kenward_roger(problem: Any, theta: np.ndarray) -> tuple[np.ndarray, np.ndar
         )
     # W = [Z X] with rows scaled by sqrt(prior weights); A = W'W
     sw = np.ones(problem.n) if problem.sqrtw is None else problem.sqrtw
-    W = np.hstack((problem.dense_z(), problem.X)) * sw[:, None]
+    # the user's columns, as theta and the factor that _Likelihood reads
+    W = np.hstack((problem.user_dense_z(), problem.user_x())) * sw[:, None]
     A = W.T @ W
     Lam = problem.dense_lambda(theta)
     Azz = A[:q, :q]
