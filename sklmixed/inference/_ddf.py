@@ -90,7 +90,8 @@ def ddf_coeftable(model: Any, level: float = 0.95, ddf: str = "satterthwaite") -
     theta = np.asarray(model.theta_, dtype=float)
     try:
         if method == "satterthwaite":
-            beta, se, df = _satterthwaite(problem, theta, bool(result.reml))
+            core = result.core_theta if result.core_theta is not None else theta
+            beta, se, df = _satterthwaite(problem, np.asarray(core, dtype=float), bool(result.reml))
         else:
             if not result.reml:
                 warnings.warn(
@@ -155,7 +156,12 @@ def _table(
 def _satterthwaite(
     problem: Any, theta: np.ndarray, reml: bool
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    lik = _Likelihood(problem)
+    # On the core's internal columns (theta: the core's): the Hessian's scale is
+    # then that of well-conditioned data, whatever the user's units (in the user's
+    # theta of days * 1e-6 its curvature is 1e-12 and falls below _pos_inverse's
+    # threshold). df does not depend on the parametrization; the variances are
+    # the user's, mapped through problem.user_vcov.
+    lik = _Likelihood(problem, internal=True)
     sigma = lik.sigma_hat(theta, reml)
     v0 = np.append(theta, sigma)
     nth = theta.shape[0]
@@ -168,11 +174,11 @@ def _satterthwaite(
         if parts is None:
             raise FloatingPointError("the factor is not positive definite near the estimates")
         Rinv = parts[1]
-        return np.asarray(Rinv.T @ Rinv)
+        return np.asarray(problem.user_vcov(Rinv.T @ Rinv))  # of the user's beta
 
     parts = lik.parts(theta)
     assert parts is not None
-    beta = lik.beta_hat(parts[1], parts[2])
+    beta = problem.user_beta(lik.beta_hat(parts[1], parts[2]))
     V = unscaled_vcov(theta)
     var = sigma * sigma * np.diag(V)
     H = _hessian(objective, v0)

@@ -156,8 +156,12 @@ def _check_level(level: Any) -> None:
 class _Likelihood:
     """-2 log-likelihood (or the REML criterion) of an LMM in its parameters."""
 
-    def __init__(self, problem: Any) -> None:
+    def __init__(self, problem: Any, internal: bool = False) -> None:
+        # internal: theta, beta and sigma of the core's centred and scaled columns
+        # (the objective then differs from the user's by a constant); otherwise
+        # all of them on the user's columns and scale
         self.problem = problem
+        self.internal = internal
         self.n = int(problem.nobs)
         self.p = int(problem.p)
         w = problem.weights
@@ -169,7 +173,7 @@ class _Likelihood:
         definite; R_X' beta_hat = c, so beta_hat = R_X^{-T} c."""
         # theta and the factor of the user's columns, whatever the core's internal
         # centring and scaling (the profile is traced on the user's scale)
-        out = self.problem.user_xy_factor(theta)
+        out = (self.problem.xy_factor if self.internal else self.problem.user_xy_factor)(theta)
         if out is None:
             return None
         ldz, Lxy = out
