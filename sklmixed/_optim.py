@@ -24,7 +24,14 @@ import nlopt
 import numpy as np
 
 from sklmixed._results import OptSummary
-from sklmixed.exceptions import ConvergenceWarning, user_stacklevel
+from sklmixed.exceptions import (
+    ConvergenceWarning,
+    DataError,
+    FitError,
+    IllConditionedWarning,
+    PerfectFitWarning,
+    user_stacklevel,
+)
 
 FTOL_REL = 1e-12
 FTOL_ABS = 1e-8
@@ -34,6 +41,16 @@ XTOL_ABS = 1e-10
 # is 1e-4; 1e-5 keeps the snap invisible there).
 SNAP_TOL = 1e-3
 SNAP_COST = 1e-5
+# r^2, read off the last diagonal element of the factor, is accurate to about
+# eps * y'y: below EXACT_FIT of y'y it has at most three correct digits, and the
+# fit is exact up to rounding (its likelihood is unbounded); below NEAR_EXACT
+# fewer than eight remain and the objective's last digits are rounding.
+EXACT_FIT = 1e-13
+NEAR_EXACT = 1e-8
+# The smallest initial step the GLMM joint stage takes in theta (see fit_glmm).
+# Below every reference fit's default step (the smallest is 0.14), so that those
+# fits are unchanged.
+THETA_STEP = 0.05
 # A warm start (from the optimum of a related fit: another fold, a refit) begins
 # with a trust region of this fraction of each parameter's magnitude (at least
 # WARM_STEP_MIN) instead of nlopt's default of about the magnitude itself: the
@@ -73,6 +90,9 @@ def minimize(
     optimizer: str | None = None,
     maxfeval: int = -1,
     use_bounds: bool | None = None,
+    min_step: np.ndarray | None = None,
+    finitial: float | None = None,
+    pure: bool = False,
     initial_step: np.ndarray | None = None,
 ) -> OptSummary:
     """Minimize ``fun`` from ``x0`` with nlopt; return the OptSummary.
@@ -83,6 +103,14 @@ def minimize(
     ``fun`` may return ``inf`` where the parameters are infeasible (a factor that
     is not positive definite); nlopt then sees the initial objective instead, as
     MixedModels.jl does, which keeps the quadratic models of NEWUOA/BOBYQA finite.
+    ``min_step`` floors nlopt's default initial step per parameter (which is
+    proportional to the distance from a bound, or to the value itself, and so
+    degenerate for a parameter that starts at 1e-6); nlopt's default is kept
+    wherever it is above the floor. ``finitial``, where the caller has it,
+    is ``fun(x0)`` (saves an evaluation). ``pure``: ``fun`` depends on its
+    argument alone (an LMM's objective; not a GLMM's, whose PIRLS starts from the
+    previous modes), so the value at the optimum is read off the log rather than
+    recomputed.
     """
     x0 = np.asarray(x0, dtype=float)
     n = x0.shape[0]
@@ -92,7 +120,7 @@ def minimize(
     if n == 1 and name == "LN_NEWUOA":
         name = "LN_BOBYQA"
     fitlog: list[tuple[np.ndarray, float]] = []
-    finitial = float(fun(x0))
+    finitial = float(fun(x0)) if finitial is None else float(finitial)
     fitlog.append((x0.copy(), finitial))
     if n == 0:
         return OptSummary(
@@ -110,7 +138,11 @@ def minimize(
             fitlog,
         )
     if not np.isfinite(finitial):
-        raise FloatingPointError("the objective is not finite at the starting values")
+        raise FitError(
+            f"the objective is not finite at the starting values ({finitial}); try a "
+            "simpler random-effects structure, or check the data for columns on very "
+            "different scales"
+        )
 
     def wrapped(x, grad):  # called for every evaluation: kept to plain Python
         val = float(fun(x))
@@ -130,13 +162,24 @@ def minimize(
     bounded = (name != "LN_NEWUOA") if use_bounds is None else use_bounds
     if bounded and np.any(np.isfinite(lower)):
         opt.set_lower_bounds(np.asarray(lower, dtype=float))
+    if min_step is not None:
+        dx = np.abs(opt.get_initial_step(x0))
+        if np.any(dx < min_step):
+            opt.set_initial_step(np.maximum(dx, min_step))
     try:
         xmin = opt.optimize(x0.copy())
         code = _RETURN_CODES.get(opt.last_optimize_result(), str(opt.last_optimize_result()))
     except nlopt.RoundoffLimited:
         xmin = min(fitlog, key=lambda e: e[1])[0]
         code = "ROUNDOFF_LIMITED"
-    fmin = float(fun(xmin))
+    fmin = None
+    if pure:
+        for x, val in reversed(fitlog):
+            if np.array_equal(x, xmin):
+                fmin = float(val)
+                break
+    if fmin is None:
+        fmin = float(fun(xmin))
     return OptSummary(
         initial=x0,
         final=np.asarray(xmin, dtype=float),
@@ -159,15 +202,18 @@ def finalize_theta(
     fun: Callable[[np.ndarray], float],
     diag_positions: np.ndarray,
     flip: Callable[[np.ndarray], np.ndarray],
+    pure: bool = False,
 ) -> tuple[np.ndarray, float]:
     """Flip negative columns, then snap numerically-zero diagonals to zero.
 
     ``diag_positions`` are the indices in theta of lambda's diagonal elements;
     ``flip`` returns theta with each lambda column made to have a non-negative
-    diagonal.
+    diagonal. ``pure`` (see :func:`minimize`): ``fmin`` is ``fun(theta)``, and
+    need not be recomputed where flipping changed nothing.
     """
-    theta = flip(np.asarray(theta, dtype=float).copy())
-    best = fun(theta)
+    theta0 = np.asarray(theta, dtype=float)
+    theta = flip(theta0.copy())
+    best = fmin if pure and np.array_equal(theta, theta0) else fun(theta)
     if not np.isfinite(best):
         best = fmin
     for i in diag_positions:
@@ -179,6 +225,84 @@ def finalize_theta(
         if np.isfinite(val) and val <= best + SNAP_COST:
             theta, best = trial, val
     return theta, float(best)
+
+
+def warn_conditioning(problem) -> None:
+    """Warn about what the internal centring and scaling could not repair."""
+    for message in problem.scaling.issues:
+        warnings.warn(message, IllConditionedWarning, stacklevel=user_stacklevel())
+
+
+def check_identifiable(problem) -> None:
+    """A residual variance needs more observations than fixed effects (with
+    random effects, or for REML; plain least squares may fit exactly)."""
+    d = problem.nobs - problem.p
+    if d <= 0 and (problem.m > 0 or problem.reml):
+        raise DataError(
+            f"the fixed effects have {problem.p} estimable columns for {problem.nobs} "
+            "observations: they fit the response exactly and leave no residual variance "
+            "to estimate; use fewer fixed effects or more data"
+        )
+
+
+def _check_exact_fit(problem, r2: float, where: str, theta=None) -> None:
+    if problem.exact_fit:  # reported at the start already
+        return
+    yty = problem.yty()
+    unbounded = False
+    if theta is not None and r2 <= NEAR_EXACT * yty and theta.size:
+        # A response that the random effects fit exactly: the likelihood grows
+        # without bound as lambda does (r^2 ~ 1 / |lambda|^2), and the optimizer
+        # stops only where rounding stops it. Doubling lambda then still lowers
+        # the objective by about 2 (n - q) log 2; at a true optimum it raises it.
+        fmin = problem.objective(theta)
+        unbounded = problem.objective(2.0 * theta) < fmin - 1.0
+        problem.update(theta)  # the factor at the optimum again
+    if not (r2 <= EXACT_FIT * yty or unbounded):
+        if r2 <= NEAR_EXACT * yty and where == "optimum":  # (r^2 only falls from the start)
+            warnings.warn(
+                f"the model fits the response almost exactly (the residual sum of squares "
+                f"is {r2 / yty:.1e} of the response's sum of squares{_centred(problem)}): "
+                "the objective's last digits are rounding; check that the response is not "
+                "a function of the predictors",
+                IllConditionedWarning,
+                stacklevel=user_stacklevel(),
+            )
+        return
+    by = "the fixed effects" if where == "start" else "the fixed and random effects"
+    if problem.m == 0:
+        # Least squares without random effects: an exact fit is still a fit (the
+        # coefficients are exact); report it, with sigma 0 and an objective of -inf.
+        problem.exact_fit = True
+        warnings.warn(
+            f"the fixed effects fit the response exactly (the residual sum of squares "
+            f"is {r2 / yty:.1e} of the response's sum of squares): sigma and the "
+            "standard errors are zero up to rounding, and the objective is -inf or as "
+            "meaningless; check that the response is not computed from the predictors",
+            PerfectFitWarning,
+            stacklevel=user_stacklevel(),
+        )
+        return
+    raise DataError(
+        f"{by} fit the response exactly (the residual sum of squares is {r2 / yty:.1e} "
+        f"of the response's sum of squares{_centred(problem)}"
+        f"{' and falls further as the random effects grow' if unbounded else ''}): "
+        "the residual variance is zero and the likelihood has no maximum; check that "
+        "the response is not computed from the predictors"
+    )
+
+
+def _centred(problem) -> str:
+    return ", centred" if problem.scaling.y_shift != 0.0 else ""
+
+
+def _start(problem, x0) -> tuple[float, float]:
+    """The objective and r^2 at the starting theta (the small-model evaluator does
+    not factor an exact fit, where r = 0; the blocked factor does)."""
+    f0 = problem.objective(x0)
+    if np.isfinite(f0):
+        return f0, float(problem.last_r2)
+    return f0, (problem.pwrss() if problem.update(x0) else np.nan)
 
 
 def warm_step(x0: np.ndarray) -> np.ndarray:
@@ -193,21 +317,39 @@ def fit_lmm(
     maxfeval: int = -1,
     theta0: np.ndarray | None = None,
     initial_step: np.ndarray | None = None,
+    warn: bool = True,
 ):
     """Optimize a :class:`~sklmixed._core._lmm.LMMProblem`; leave L at the optimum.
 
     Starts at lambda = I, or at ``theta0`` (a warm start, e.g. the optimum of a
-    related fit, or the fitted theta for a bootstrap refit) with first steps
-    ``initial_step`` (default :func:`warm_step`). Returns the final theta and the
-    OptSummary (whose ``final``/``fmin`` are the flipped and snapped values).
+    related fit, or the fitted theta for a bootstrap refit; on the user's scale,
+    mapped here to the core's columns) with first steps ``initial_step`` (in the
+    core's coordinates; default :func:`warm_step`). Returns the final (internal)
+    theta and the OptSummary (whose ``final``/``fmin`` are the flipped and
+    snapped values, internal too; ``_results`` maps them to the user's scale).
+    Raises DataError for a response that the model fits exactly, where the
+    likelihood is unbounded. ``warn=False`` leaves out the warnings about
+    conditioning (a refit of data whose fit has given them already).
     """
-    x0 = problem.initial_theta() if theta0 is None else np.array(theta0, dtype=float)
+    check_identifiable(problem)
+    if warn:
+        warn_conditioning(problem)
+    if theta0 is None:
+        x0 = problem.initial_theta()
+    else:
+        x0 = np.array(problem.internal_theta(np.asarray(theta0, dtype=float)), dtype=float)
+    f0, r2 = _start(problem, x0)
+    if problem.recentre_response(r2):
+        f0, r2 = _start(problem, x0)
+    _check_exact_fit(problem, r2, "start")
     opt = minimize(
         problem.objective,
         x0,
         problem.lower_bounds(),
         optimizer=optimizer,
         maxfeval=maxfeval,
+        finitial=f0,
+        pure=True,
         initial_step=(
             initial_step if initial_step is not None or theta0 is None else warm_step(x0)
         ),
@@ -227,6 +369,7 @@ def fit_lmm(
             problem.lower_bounds(),
             optimizer="LN_NEWUOA",
             maxfeval=maxfeval,
+            pure=True,
         )
         if polish.fmin < opt.fmin:
             opt = replace(
@@ -239,10 +382,19 @@ def fit_lmm(
                 fitlog=opt.fitlog + polish.fitlog[1:],
             )
     theta, fmin = finalize_theta(
-        opt.final, opt.fmin, problem.objective, problem.diag_positions(), problem.flip_theta
+        opt.final,
+        opt.fmin,
+        problem.objective,
+        problem.diag_positions(),
+        problem.flip_theta,
+        pure=True,
     )
     if not problem.update(theta):  # pragma: no cover - theta came from a finite evaluation
-        raise FloatingPointError("the factor is not positive definite at the optimum")
+        raise FitError(
+            "the factor is not positive definite at the optimum; try a simpler "
+            "random-effects structure"
+        )
+    _check_exact_fit(problem, problem.pwrss(), "optimum", theta)
     opt = replace(opt, final=theta, fmin=fmin)
     return theta, opt
 
@@ -255,6 +407,7 @@ def fit_glmm(
     maxfeval: int = -1,
     theta0: np.ndarray | None = None,
     beta0: np.ndarray | None = None,
+    warn: bool = True,
 ):
     """Optimize a :class:`~sklmixed._core._glmm.GLMMProblem`.
 
@@ -269,15 +422,36 @@ def fit_glmm(
     start (with a smaller trust region) and ``beta0`` the GLM fit as PIRLS's first
     beta. (Skipping stage 1 and starting stage 2 from (beta0, theta0), or a small
     trust region in stage 2, cost more evaluations on contra's folds, not fewer.)
-    Returns (beta, theta, OptSummary); the problem is left at the optimum.
+    Both are on the user's scale and mapped here to the core's columns.
+    Returns (beta, theta, OptSummary), internal; the problem is left at the
+    optimum. ``warn``: as for :func:`fit_lmm`.
     """
     # theta's bounds, then the log dispersion's (unbounded) for a family with one
+    nth = problem.ntheta
     lower_theta = problem.lower_bounds()
+    if warn:
+        warn_conditioning(problem.lmm)
+    if theta0 is not None:  # the user's theta (and log dispersion): to the core's
+        theta0 = np.asarray(theta0, dtype=float)
+        theta0 = np.concatenate((problem.lmm.internal_theta(theta0[:nth]), theta0[nth:]))
     warm_dispersion = theta0 is not None and len(theta0) == len(lower_theta)
     if beta0 is None or (problem.family.has_dispersion and not warm_dispersion):
-        problem.glm_start()  # GLM fit (Lambda = 0): starting beta (and dispersion)
+        # GLM fit (Lambda = 0): starting beta (and dispersion)
+        try:
+            problem.glm_start()
+        except (RuntimeError, FloatingPointError):
+            # From beta = 0 the first IRLS step can overflow (counts in the tens of
+            # thousands); start from the data instead, as R's glm does.
+            try:
+                problem.glm_start(from_data=True)
+            except (RuntimeError, FloatingPointError) as exc:
+                raise FitError(
+                    f"the fixed-effects-only (GLM) fit that gives the starting values "
+                    f"failed ({exc}); check the response for complete separation or "
+                    "extreme values"
+                ) from exc
     if beta0 is not None:
-        problem._beta = np.array(beta0, dtype=float)
+        problem._beta = np.array(problem.lmm.internal_beta(np.asarray(beta0, dtype=float)))
     problem.reset()
 
     def dev_theta(theta):
@@ -314,7 +488,22 @@ def fit_glmm(
         x0 = np.concatenate((beta, theta))
         lower = np.concatenate((np.full(p, -np.inf), lower_theta))
         problem.reset()  # the joint stage starts PIRLS from u = 0, like the first stage
-        opt2 = minimize(dev_joint, x0, lower, optimizer=optimizer or "LN_BOBYQA", maxfeval=maxfeval)
+        # theta from the first stage may sit 1e-6 above its bound, where nlopt's
+        # default step would be 1e-6 too and the joint stage could not move it
+        # (a Poisson fit with a degenerate random slope stopped 0.025 above its
+        # optimum); theta is of order one on the core's scaled columns.
+        # (The log dispersion after theta keeps nlopt's default step.)
+        floor = np.concatenate(
+            (np.zeros(p), np.full(nth, THETA_STEP), np.zeros(len(lower_theta) - nth))
+        )
+        opt2 = minimize(
+            dev_joint,
+            x0,
+            lower,
+            optimizer=optimizer or "LN_BOBYQA",
+            maxfeval=maxfeval,
+            min_step=floor,
+        )
         opt = replace(
             opt2,
             initial=x0,

@@ -9,13 +9,18 @@ function of the numbers.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from sklmixed.exceptions import ConvergenceWarning
+from sklmixed.exceptions import (
+    ConvergenceWarning,
+    FitError,
+    IllConditionedWarning,
+    user_stacklevel,
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -115,6 +120,14 @@ class FitResult:
     nagq: int = 1
     deviance: float | None = None
     optsum: OptSummary | None = None
+    # Positions in theta of the diagonal elements of lambda judged at the boundary
+    # (a zero variance or a degenerate covariance), decided on the core's centred
+    # and scaled columns so that the verdict does not depend on units.
+    boundary: tuple | None = None
+    # The parameters in the core's coordinates (centred and scaled columns), from
+    # which the core problem is restored exactly (pickles, condvar, leverage).
+    core_theta: np.ndarray | None = None
+    core_beta: np.ndarray | None = None
     # the negative binomial's shape, or the Gamma / inverse Gaussian dispersion phi
     dispersion: float | None = None
 
@@ -172,25 +185,93 @@ def information_criteria(objective: float, dof: int, nobs: int) -> dict[str, flo
     return {"aic": aic, "aicc": aicc, "bic": objective + dof * np.log(nobs)}
 
 
+# lme4's isSingular tolerance on the diagonal of lambda (on the core's columns).
+BOUNDARY_TOL = 1e-4
+
+
+def boundary_positions(problem, theta) -> tuple:
+    """Diagonal positions of theta below :data:`BOUNDARY_TOL` (internal theta)."""
+    pos = problem.diag_positions()
+    return tuple(pos[np.abs(np.asarray(theta, dtype=float)[pos]) < BOUNDARY_TOL].tolist())
+
+
+def user_optsum(optsum: OptSummary | None, problem, offset: float, ntheta: int):
+    """The optimizer's record on the user's scale: theta (and beta) of the user's
+    columns, objectives shifted by ``offset`` (the identity for unscaled data).
+    ``ntheta`` counts the optimizer's covariance parameters: theta, and a GLMM's
+    log dispersion (unchanged by the scaling) where it has one."""
+    if optsum is None or (problem.scaling.identity and offset == 0.0):
+        return optsum
+
+    nth = problem.ntheta  # ntheta - nth: a GLMM's log dispersion after theta (as it is)
+
+    def params(x):
+        x = np.asarray(x, dtype=float)
+        p = x.shape[0] - ntheta  # 0, or the GLMM joint stage's [beta; theta]
+        theta = np.concatenate((problem.user_theta(x[p : p + nth]), x[p + nth :]))
+        if p == 0:
+            return theta
+        return np.concatenate((problem.user_beta(x[:p]), theta))
+
+    return replace(
+        optsum,
+        initial=params(optsum.initial),
+        final=params(optsum.final),
+        finitial=optsum.finitial + offset,
+        fmin=optsum.fmin + offset,
+        fitlog=[(params(x), f + offset) for x, f in optsum.fitlog],
+    )
+
+
+def check_finite(objective: float, stderror: np.ndarray, keep, coef_names) -> None:
+    """Never hand back an infinite objective or a non-finite or zero standard
+    error silently (DESIGN.md section 8)."""
+    if not np.isfinite(objective):
+        raise FitError(
+            f"the objective at the optimum is not finite ({objective}); check the data "
+            "for a response that the model fits exactly or columns on extreme scales"
+        )
+    se = stderror[keep]
+    ok = np.isfinite(se) & (se > 0)
+    if not ok.all():
+        bad = [coef_names[int(j)] for j in keep[~ok]]
+        warnings.warn(
+            f"the standard errors of {bad} are not finite and positive: the fixed-effects "
+            "columns are (nearly) collinear even after centring and scaling; remove or "
+            "combine those columns",
+            IllConditionedWarning,
+            stacklevel=user_stacklevel(),
+        )
+
+
 def lmm_result(problem, theta, optsum, formula: str, coef_names) -> FitResult:
     """Assemble the FitResult of a converged linear mixed model.
 
-    ``problem`` holds the factor L at ``theta``. Coefficients of columns dropped for
-    rank deficiency are reported as -0.0 with NaN standard error and NaN rows and
-    columns in vcov, as MixedModels.jl does.
+    ``problem`` holds the factor L at ``theta`` (the core's internal theta);
+    everything is reported on the user's scale. Coefficients of columns dropped
+    for rank deficiency are reported as -0.0 with NaN standard error and NaN rows
+    and columns in vcov, as MixedModels.jl does.
     """
     p_full, keep = problem.p_full, problem.keep
-    sigma2 = problem.sigma2()
-    beta = problem.beta()
+    scale2 = problem.scaling.y_scale**2
+    sigma2_internal = problem.sigma2()
+    sigma2 = sigma2_internal * scale2
+    beta = problem.user_beta(problem.beta())
     coef = np.full(p_full, -0.0)
     coef[keep] = beta
     vcov = np.full((p_full, p_full), np.nan)
-    vcov[np.ix_(keep, keep)] = sigma2 * problem.rxx_inverse()
+    vcov[np.ix_(keep, keep)] = problem.user_vcov(sigma2_internal * problem.rxx_inverse())
     stderror = np.sqrt(np.diag(vcov))
-    objective = problem._objective_from_L()
+    offset = problem.objective_offset()
+    objective = problem._objective_from_L() + offset
+    if not problem.exact_fit:  # an exact least-squares fit has been reported already
+        check_finite(objective, stderror, keep, coef_names)
     dof = problem.p + problem.ntheta + 1
     ic = information_criteria(objective, dof, problem.nobs)
     sigma = float(np.sqrt(sigma2))
+    core_theta = np.asarray(theta, dtype=float)
+    theta = problem.user_theta(core_theta)
+    optsum = user_optsum(optsum, problem, offset, problem.ntheta)
     return FitResult(
         formula=formula,
         nobs=problem.nobs,
@@ -209,38 +290,50 @@ def lmm_result(problem, theta, optsum, formula: str, coef_names) -> FitResult:
         dof=dof,
         reml=problem.reml,
         optsum=optsum,
+        boundary=boundary_positions(problem, core_theta),
+        core_theta=core_theta,
     )
 
 
 def glmm_result(problem, beta, theta, optsum, formula: str, coef_names, fast: bool) -> FitResult:
-    """Assemble the FitResult of a converged GLMM (problem left at the optimum)."""
+    """Assemble the FitResult of a converged GLMM (problem left at the optimum).
+
+    ``beta`` and ``theta`` are the core's internal parameters; everything is
+    reported on the user's scale (the deviance does not depend on it).
+    """
     lmm = problem.lmm
     p_full, keep = lmm.p_full, lmm.keep
+    core_beta = np.asarray(beta, dtype=float)
+    core_theta = np.asarray(theta, dtype=float)
     coef = np.full(p_full, -0.0)
-    coef[keep] = beta
+    coef[keep] = lmm.user_beta(core_beta)
     vcov = np.full((p_full, p_full), np.nan)
     family = problem.family
     deviance = float(optsum.fmin)
     dispersion = None
     cov = None
     if family.has_dispersion:
-        # as glmmTMB: the inverse Hessian of the deviance over all parameters
+        # as glmmTMB: the inverse Hessian of the deviance over all parameters (of
+        # the core's internal beta and theta; mapped to the user's columns below)
         dispersion = float(family.param)
-        cov = problem.hessian_vcov(np.append(theta, np.log(dispersion)), beta)
+        cov = problem.hessian_vcov(np.append(core_theta, np.log(dispersion)), core_beta)
         if cov is None:
             warnings.warn(
                 "the Hessian of the deviance is not positive definite at the estimates: "
                 "standard errors are from the PIRLS factor instead (they ignore the "
                 "uncertainty of the covariance parameters and the dispersion)",
                 ConvergenceWarning,
-                stacklevel=3,
+                stacklevel=user_stacklevel(),
             )
     if cov is None:
         # The covariance of beta is (R_X R_X')^{-1} of the factor at the converged
         # working weights, as MixedModels.jl's vcov.
         cov = lmm.rxx_inverse()
-    vcov[np.ix_(keep, keep)] = cov
+    vcov[np.ix_(keep, keep)] = lmm.user_vcov(cov)
+    theta = lmm.user_theta(core_theta)
+    optsum = user_optsum(optsum, lmm, 0.0, lmm.ntheta + int(family.has_dispersion))
     stderror = np.sqrt(np.diag(vcov))
+    check_finite(deviance, stderror, keep, coef_names)
     if family.has_dispersion:
         loglik = -deviance / 2  # the deviance is the full -2 log L here
     else:
@@ -270,5 +363,8 @@ def glmm_result(problem, beta, theta, optsum, formula: str, coef_names, fast: bo
         nagq=problem.nagq,
         deviance=deviance,
         optsum=optsum,
+        boundary=boundary_positions(lmm, core_theta),
+        core_theta=core_theta,
+        core_beta=core_beta,
         dispersion=dispersion,
     )

@@ -23,6 +23,7 @@ __all__ = [
     "DataTypeError",
     "FitError",
     "FormulaError",
+    "IllConditionedWarning",
     "InferenceError",
     "MissingColumnError",
     "ModelError",
@@ -117,6 +118,11 @@ class SingularFitWarning(SklmixedWarning):
 
 class RankDeficientWarning(SklmixedWarning):
     """Fixed-effects columns were dropped as linearly dependent on earlier ones."""
+
+
+class IllConditionedWarning(SklmixedWarning):
+    """A column, or the model, is ill-conditioned even after sklmixed's internal
+    centring and scaling; the message names the column and what to do."""
 
 
 class PerfectFitWarning(SklmixedWarning):

@@ -222,6 +222,11 @@ class Family:
     def clamp(self, mu: Array) -> Array:
         return mu
 
+    def mustart(self, y: Array, wt: Array) -> Array:
+        """Starting means for IRLS inside the family's support (R's
+        ``family$initialize``): the data themselves, pulled off the boundary."""
+        return y
+
 
 class BernoulliFamily(Family):
     name = "bernoulli"
@@ -233,6 +238,9 @@ class BernoulliFamily(Family):
 
     def clamp(self, mu: Array) -> Array:
         return np.clip(mu, _EPS, 1.0 - _EPS)
+
+    def mustart(self, y: Array, wt: Array) -> Array:
+        return np.asarray((wt * y + 0.5) / (wt + 1.0))
 
     def unit_deviance(self, y: Array, mu: Array) -> Array:
         # y is 0/1: -2 log of the probability of the observed outcome
@@ -276,6 +284,9 @@ class PoissonFamily(Family):
 
     def clamp(self, mu: Array) -> Array:
         return np.maximum(mu, _EPS)
+
+    def mustart(self, y: Array, wt: Array) -> Array:
+        return np.asarray(y + 0.1)
 
     def unit_deviance(self, y: Array, mu: Array) -> Array:
         return np.asarray(2.0 * (special.xlogy(y, y / mu) - (y - mu)))

@@ -39,6 +39,7 @@ from numpy.typing import ArrayLike, NDArray
 from sklmixed._core._families import DispersionFamily, Family, Link
 from sklmixed._core._lmm import LMMProblem
 from sklmixed._core._reterm import ReTerm
+from sklmixed._core._scaling import Scaling
 
 # PIRLS convergence: stop when the penalized deviance changes by less than this
 # relative amount; step halving gives up after this many halvings.
@@ -99,6 +100,7 @@ class GLMMProblem:
         weights: ArrayLike | None = None,
         nagq: int = 1,
         offset: ArrayLike | None = None,
+        xnames: list[str] | None = None,
     ) -> None:
         self.y = np.asarray(y, dtype=float)
         n = self.y.shape[0]
@@ -106,7 +108,11 @@ class GLMMProblem:
         self.offset = np.zeros(n) if offset is None else np.asarray(offset, dtype=float)
         self.family, self.link = family, link
         self.nagq = int(nagq)
-        self.lmm = LMMProblem(X, self.y, reterms, weights=self.pw)
+        # Covariates are centred and scaled inside the LMM (beta, theta and u are
+        # internal here too); the response is on the family's scale and stays.
+        self.lmm = LMMProblem(
+            X, self.y, reterms, weights=self.pw, scale_response=False, xnames=xnames
+        )
         self.n = n
         self.p = self.lmm.p
         self.X = self.lmm.X  # estimable columns only
@@ -158,12 +164,21 @@ class GLMMProblem:
             return params[:-1]
         return params
 
-    def glm_start(self) -> None:
+    def glm_start(self, from_data: bool = False) -> None:
         """Fit the GLM (Lambda = 0): starting beta and, for a family with a
-        dispersion, its maximum-likelihood value given the GLM's means."""
+        dispersion, its maximum-likelihood value given the GLM's means.
+
+        ``from_data``: start IRLS from the family's starting means (R's
+        ``family$initialize``) even where the family starts from beta = 0, whose
+        first step jumps to the size of the response on the linear predictor's
+        scale and, for large counts (Poisson responses in the tens of thousands),
+        overflows the working weights.
+        """
         theta0 = np.zeros(self.ntheta)
         self.reset()
         mu0 = self.family.starting_mu(self.y)
+        if mu0 is None and from_data:
+            mu0 = self.family.mustart(self.y, self.pw)
         if mu0 is not None and self.p:
             # one weighted least-squares step from mu0 (R's glm.fit start): a
             # positive response may be far from mu = g^{-1}(0)
@@ -187,8 +202,8 @@ class GLMMProblem:
 
     def eta(self, beta: NDArray[Any], theta: NDArray[Any], us: list[NDArray[Any]]) -> NDArray[Any]:
         eta = self.X @ beta + self.offset
-        for t, b in zip(self.terms, self.lmm.b(us, theta)):
-            eta = eta + np.einsum("nk,nk->n", t.z, b[t.refs])
+        for t, z, b in zip(self.terms, self.lmm.zs, self.lmm.b(us, theta)):
+            eta = eta + np.einsum("nk,nk->n", z, b[t.refs])
         return np.asarray(eta)
 
     def devresid(self, eta: NDArray[Any]) -> NDArray[Any]:
@@ -247,7 +262,13 @@ class GLMMProblem:
     def _re_only(self) -> LMMProblem:
         """The random-effects terms without X (built on first use)."""
         if self._aux is None:
-            self._aux = LMMProblem(np.zeros((self.n, 0)), np.zeros(self.n), self.terms)
+            # the same internal random-effects columns as self.lmm's
+            self._aux = LMMProblem(
+                np.zeros((self.n, 0)),
+                np.zeros(self.n),
+                self.terms,
+                scaling=Scaling(None, 0.0, 1.0, self.lmm.scaling.terms),
+            )
         return self._aux
 
     def _factor(
@@ -328,16 +349,26 @@ class GLMMProblem:
                     f"the {self.link.name} link gives means outside the support of the "
                     f"{self.family.name} family at these parameters (try the log link)"
                 )
+        prev: tuple[list[NDArray[Any]], NDArray[Any]] | None = None
         for _ in range(PIRLS_MAXITER):
-            solver = self._reweight(eta, theta, None if vary_beta else beta)
+            solver, us, beta, eta, obj0 = self._reweight_or_retreat(
+                eta, theta, us, beta, obj0, prev, vary_beta
+            )
+            prev = (us, beta)
             new_beta = solver.beta() if vary_beta else beta
             new_us = solver.u(new_beta if solver is self.lmm else np.zeros(0))
             eta_new = self.eta(new_beta, theta, new_us)
             obj = self._pdev(eta_new, new_us)
             nhalf = 0
+            stalled = False
             while not obj <= obj0 * (1 + 1e-12) + 1e-12:  # also catches NaN
                 nhalf += 1
                 if nhalf > PIRLS_MAXHALF:
+                    if obj - obj0 <= self._deviance_noise(eta):
+                        # At the mode already: no step can lower the deviance by more
+                        # than the rounding of its own sum (large counts).
+                        stalled = True
+                        break
                     raise PIRLSError(
                         "PIRLS step halving failed to reduce the penalized deviance "
                         f"(from {obj0:.6g}); the model may be too complex for the data "
@@ -347,6 +378,8 @@ class GLMMProblem:
                 new_beta = (new_beta + beta) / 2
                 eta_new = self.eta(new_beta, theta, new_us)
                 obj = self._pdev(eta_new, new_us)
+            if stalled:
+                break
             converged = abs(obj0 - obj) <= PIRLS_RTOL * (abs(obj) + 1.0)
             us, beta, eta, obj0 = new_us, new_beta, eta_new, obj
             if converged:
@@ -361,6 +394,58 @@ class GLMMProblem:
             self._beta = beta
         self._eta = eta
         return beta, us, float(obj0)
+
+    def _deviance_noise(self, eta: NDArray[Any]) -> float:
+        """A bound on the rounding of the summed deviance residuals at eta.
+
+        Each unit deviance is a difference of terms of the size of y and mu
+        (``y log(y / mu) - (y - mu)`` for the Poisson), each rounded to a few eps of
+        its size; with counts in the hundreds of thousands the sum's rounding
+        exceeds PIRLS's relative tolerance near the mode.
+        """
+        mu = self.family.clamp(self.link.inverse(eta))
+        return float(8.0 * np.finfo(float).eps * np.sum(self.pw * (np.abs(self.y) + mu)))
+
+    def _reweight_or_retreat(
+        self,
+        eta: NDArray[Any],
+        theta: NDArray[Any],
+        us: list[NDArray[Any]],
+        beta: NDArray[Any],
+        obj: float,
+        prev: tuple[list[NDArray[Any]], NDArray[Any]] | None,
+        vary_beta: bool,
+    ) -> tuple[LMMProblem, list[NDArray[Any]], NDArray[Any], NDArray[Any], float]:
+        """Install the working weights at eta (see :meth:`_reweight`); where their
+        factor is not positive definite, retreat towards the previous iterate (or,
+        at the first one, restart from u = 0) and try again. Returns the solver
+        and the (possibly retreated) iterate.
+
+        A long Newton step can land where the working weights span 20 orders of
+        magnitude (a Poisson mean of 1e16 beside one of 1e-8, with an observation-
+        level random effect): the penalized deviance there may still be lower,
+        but the Schur complement of the fixed effects then cancels to rounding
+        and the factorization fails. The deviance is convex along the segment,
+        so the midpoint is no worse than the previous iterate.
+        """
+        for _ in range(PIRLS_MAXHALF + 1):
+            try:
+                solver = self._reweight(eta, theta, None if vary_beta else beta)
+                return solver, us, beta, eta, obj
+            except PIRLSError:
+                if prev is not None:
+                    us = [(a + b) / 2 for a, b in zip(us, prev[0])]
+                    beta = (beta + prev[1]) / 2
+                elif any(np.any(u != 0.0) for u in us):
+                    us = [np.zeros_like(u) for u in us]  # the warm start was the trouble
+                else:
+                    raise
+            eta = self.eta(beta, theta, us)
+            obj = self._pdev(eta, us)
+        raise PIRLSError(
+            "the penalized weighted least-squares factor is not positive definite (the "
+            "working weights are too extreme); rescale the response or simplify the model"
+        )
 
     # ----------------------------------------------------------- deviance
 
@@ -468,7 +553,7 @@ class GLMMProblem:
         eta0 = self._eta
         lam = theta[0]
         # eta moves with u only through the single scalar term: eta(u) = eta0 + z lam (u - u0)
-        zl = term.z[:, 0] * lam
+        zl = self.lmm.zs[0][:, 0] * lam
         devc0 = np.bincount(refs, self.devresid(eta0), minlength=nl) + u0**2
         sd = 1.0 / self._re.L[(0, 0)]
         mult = np.zeros(nl)

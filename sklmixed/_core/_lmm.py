@@ -28,6 +28,7 @@ from scipy.linalg.lapack import dtrtrs as _trtrs
 
 from sklmixed._core._blocks import BlockSparse, PatternProduct
 from sklmixed._core._reterm import ReTerm
+from sklmixed._core._scaling import Scaling, fit_scaling, recentred_response
 
 # An off-diagonal random-effects block at least this dense is stored dense: its
 # products are then single BLAS calls, cheaper than sparse bookkeeping.
@@ -54,6 +55,8 @@ def estimable_columns(X: NDArray[Any], tol: float = RANK_TOL) -> NDArray[Any]:
     p = X.shape[1]
     if p == 0:
         return np.arange(0)
+    if p == 1:  # one column (an intercept-only model): estimable unless all zero
+        return np.arange(1) if np.any(X != 0.0) else np.arange(0)
     norms = np.sqrt(np.einsum("ij,ij->j", X, X))
     norms[norms == 0] = 1.0
     r = np.linalg.qr(X / norms, mode="r")
@@ -91,6 +94,24 @@ class LMMProblem:
         A known part of the mean (coefficient 1): the model is fitted to
         y - offset, which is what ``self.y`` holds; ``self.offset`` keeps it (None
         without one) for whoever simulates or compares responses on the data's scale.
+    scale_response : bool
+        Whether the response may be centred and scaled internally (linear models;
+        a GLMM's working response is on the linear predictor's scale).
+    xnames : list of str, optional
+        Names of X's columns, for the messages about conditioning.
+    scaling : Scaling, optional
+        Use this centring and scaling (of terms in the core's order) instead of
+        deciding one from the data: a companion problem on another problem's
+        internal columns.
+
+    Notes
+    -----
+    The problem is solved on internal columns, centred and scaled where
+    conditioning needs it (see ``_scaling``): ``X``, ``y``, ``zs``, theta, beta,
+    u and L are all internal, and :attr:`scaling` maps results back to the
+    user's scale (``user_theta``, ``user_ranef``, ``objective_offset``).
+    ``terms`` are the user's ReTerm records in the core's order; their ``z`` is
+    the user's, so the numerics read ``zs`` instead.
     """
 
     def __init__(
@@ -101,25 +122,39 @@ class LMMProblem:
         weights: ArrayLike | None = None,
         reml: bool = False,
         offset: ArrayLike | None = None,
+        *,
+        scale_response: bool = True,
+        xnames: list[str] | None = None,
+        scaling: Scaling | None = None,
     ) -> None:
         X = np.asarray(X, dtype=float)
         self.offset = None if offset is None else np.asarray(offset, dtype=float).reshape(-1)
         y = np.asarray(y, dtype=float).reshape(-1)
+        # the response as given (the user's scale, offset included), for whoever
+        # compares the data of two fits; the numerics read the internal self.y
+        self.y_data = y
         if self.offset is not None:
             y = np.asarray(y - self.offset)
         self.n = int(y.shape[0])
         self.p_full = int(X.shape[1])
+        self.reml = bool(reml)
+        self.terms = order_terms(list(reterms))
+        self.m = len(self.terms)
+        self.weights = None if weights is None else np.asarray(weights, dtype=float)
+        self.scaling: Scaling = (
+            fit_scaling(X, y if scale_response else None, self.terms, self.weights, xnames)
+            if scaling is None
+            else scaling
+        )
+        X = self.scaling.apply_x(X)
+        self.zs: list[NDArray[Any]] = self.scaling.apply_terms(self.terms)
         # Estimability is judged on the weighted rows: a zero weight removes a row.
         self.keep = estimable_columns(
             X if weights is None else X * np.sqrt(np.asarray(weights, dtype=float))[:, None]
         )
         self.X = X[:, self.keep]
         self.p = int(self.keep.shape[0])
-        self.y = y
-        self.reml = bool(reml)
-        self.terms = order_terms(list(reterms))
-        self.m = len(self.terms)
-        self.weights = None if weights is None else np.asarray(weights, dtype=float)
+        self.y = self.scaling.apply_y(y)
         # ML with prior weights: the likelihood carries -sum(log w) (lme4, MixedModels.jl)
         # Zero weights remove an observation: it counts neither in n nor in the sum.
         self._logw_sum = 0.0
@@ -131,9 +166,12 @@ class LMMProblem:
         offsets = np.cumsum([0] + [t.ntheta for t in self.terms])
         self.theta_slices = [slice(offsets[i], offsets[i + 1]) for i in range(self.m)]
         self.ntheta = int(offsets[-1])
+        self._diag_pos: NDArray[Any] | None = None
         self._build_structure()
         self.L: dict[tuple[int, int], Any] = {}
         self._dense: _DenseEvaluator | None = None
+        self.last_r2 = np.nan  # r^2 of the last objective evaluation
+        self.exact_fit = False  # set by the driver: y in the span of X, no random effects
         self.set_weights(self.weights)
 
     # ------------------------------------------------------------------ setup
@@ -145,11 +183,11 @@ class LMMProblem:
         # kept transposed (q_j x n, CSR) for the products Z_j' W [X y].
         self._Zpattern = []
         self._Zt = []
-        for t in terms:
+        for t, z in zip(terms, self.zs):
             rows = np.repeat(np.arange(self.n), t.k)
             cols = (t.refs[:, None] * t.k + np.arange(t.k)).reshape(-1)
             self._Zpattern.append((rows, cols))
-            self._Zt.append(_zt_csr(t, self.n))
+            self._Zt.append(_zt_csr(t, z, self.n))
         self._Xy_raw = np.empty((self.n, self.p + 1))
         self._Xy_raw[:, : self.p] = self.X
         self._qtot = sum(t.nranef for t in terms) + self.p + 1
@@ -231,7 +269,7 @@ class LMMProblem:
         WXy = Xy if w is None else Xy * w[:, None]
         A: dict[tuple[int, int], Any] = {}
         for j, t in enumerate(terms):
-            k, nl, z = t.k, t.nlevels, t.z
+            k, nl, z = t.k, t.nlevels, self.zs[j]
             zw = z if w is None else z * w[:, None]
             if k == 1:
                 A[(j, j)] = np.bincount(t.refs, zw[:, 0] * z[:, 0], minlength=nl)
@@ -247,11 +285,12 @@ class LMMProblem:
         for (i, j), (inv, pattern) in self._pairs.items():
             ti, tj = terms[i], terms[j]
             nb = pattern.nblocks
-            zwi = ti.z if w is None else ti.z * w[:, None]
+            zi, zj = self.zs[i], self.zs[j]
+            zwi = zi if w is None else zi * w[:, None]
             data = np.empty((nb, ti.k, tj.k))
             for a in range(ti.k):
                 for b in range(tj.k):
-                    data[:, a, b] = np.bincount(inv, zwi[:, a] * tj.z[:, b], minlength=nb)
+                    data[:, a, b] = np.bincount(inv, zwi[:, a] * zj[:, b], minlength=nb)
             blocks = pattern.with_data(data)
             A[(i, j)] = blocks.to_dense() if self.Akind[(i, j)] == "dense" else blocks
         A[(m, m)] = Xy.T @ WXy
@@ -265,13 +304,16 @@ class LMMProblem:
         (the weights are those installed last). This is the whole per-replicate
         setup of a parametric bootstrap; the block patterns, the Z'Z and X'X
         blocks and the small-problem dense evaluator are reused in place. ``y`` is
-        on the data's scale: the problem's offset (if any) is subtracted here.
+        on the data's scale: the problem's offset (if any) is subtracted here, and
+        the fit's internal centring and scaling applied (so that results map back
+        to the user's scale as the fit's do).
         """
         values: NDArray[Any] = np.asarray(y, dtype=float).reshape(-1)
         if values.shape[0] != self.n:
             raise ValueError(f"the new response has {values.shape[0]} values for {self.n} rows")
         if self.offset is not None:
             values = values - self.offset
+        values = np.asarray(self.scaling.apply_y(values), dtype=float)
         self.y = values
         self._Xy_raw[:, -1] = values
         wy = values if self.sqrtw is None else values * self.sqrtw**2
@@ -295,12 +337,16 @@ class LMMProblem:
         return np.concatenate(parts) if parts else np.zeros(0)
 
     def diag_positions(self) -> NDArray[Any]:
-        """Indices in theta of the diagonal elements of the lambdas."""
-        parts = [
-            s.start + np.flatnonzero(t.inds[:, 0] == t.inds[:, 1])
-            for t, s in zip(self.terms, self.theta_slices)
-        ]
-        return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+        """Indices in theta of the diagonal elements of the lambdas (a copy)."""
+        if self._diag_pos is None:
+            parts = [
+                s.start + np.flatnonzero(t.inds[:, 0] == t.inds[:, 1])
+                for t, s in zip(self.terms, self.theta_slices)
+            ]
+            self._diag_pos = (
+                np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+            )
+        return self._diag_pos.copy()
 
     def lower_bounds(self) -> NDArray[Any]:
         """0 for diagonal elements of lambda, -inf otherwise."""
@@ -431,10 +477,31 @@ class LMMProblem:
             self._dense = _DenseEvaluator(self)
         if self._dense is not None:
             parts = self._dense.logdets(theta)
-            return np.inf if parts is None else self._assemble_objective(*parts)
+            if parts is None:
+                self.last_r2 = np.nan
+                return np.inf
+            self.last_r2 = parts[2]
+            return self._assemble_objective(*parts)
         if not self.update(theta):
+            self.last_r2 = np.nan
             return np.inf
+        self.last_r2 = self.pwrss()
         return self._objective_from_L()
+
+    def recentre_response(self, r2: float) -> bool:
+        """Centre the internal response if r^2 (at the start) is tiny beside y'y.
+
+        The decision made from the data alone (``_scaling``) centres only a
+        response whose mean is large beside its spread; one that the model
+        explains almost exactly loses r^2's digits with a smaller mean too.
+        Returns whether the response changed (A is then rebuilt).
+        """
+        new = recentred_response(self.scaling, self.y, self.weights, self.yty(), r2)
+        if new is None:
+            return False
+        self.scaling, y = new
+        self.set_weights(self.weights, y)
+        return True
 
     def xy_factor(self, theta: NDArray[Any]) -> tuple[float, NDArray[Any]] | None:
         """log|L_Z|^2 and the [X y] block of L (p + 1 square, lower) at ``theta``.
@@ -518,11 +585,151 @@ class LMMProblem:
         return [u @ lam.T for u, lam in zip(us, self.lambdas(theta))]
 
     def sigma2(self) -> float:
-        d = self.nobs - self.p if self.reml else self.nobs
-        return self.pwrss() / d
+        """Residual variance of the internal problem (``y_scale**2`` times smaller
+        than the user's)."""
+        return self.pwrss() / self.dof_residual()
+
+    def dof_residual(self) -> int:
+        """d in the objective: n for ML, n - p for REML."""
+        return self.nobs - self.p if self.reml else self.nobs
+
+    def yty(self) -> float:
+        """The (weighted) internal response's sum of squares, y'Wy: the scale
+        against which r^2 is computed, and so the reference for an exact fit."""
+        return float(self.A[(self.m, self.m)][-1, -1])
+
+    # -------------------------------------------------- the user's scale
+
+    def user_theta(self, theta: NDArray[Any]) -> NDArray[Any]:
+        """theta of the user's columns from the internal theta."""
+        return self._map_theta(theta, self.scaling.lambda_to_user)
+
+    def internal_theta(self, theta: NDArray[Any]) -> NDArray[Any]:
+        """The internal theta of a theta of the user's columns.
+
+        Through a Cholesky factor where a column is centred, and then only as
+        accurate as the user's theta is conditioned: a column shifted far from
+        its mean makes the user's lambda nearly singular. Results therefore keep
+        the internal theta itself (``FitResult.core_theta``) to restore the core.
+        """
+        return self._map_theta(theta, self.scaling.lambda_to_internal)
+
+    def _map_theta(self, theta: NDArray[Any], fun: Any) -> NDArray[Any]:
+        theta = np.asarray(theta, dtype=float)
+        if all(ts.identity for ts in self.scaling.terms):
+            return theta
+        parts = []
+        for j, (t, s) in enumerate(zip(self.terms, self.theta_slices)):
+            lam = fun(j, t.lambda_from_theta(theta[s]))
+            parts.append(lam[t.inds[:, 0], t.inds[:, 1]])
+        return np.concatenate(parts) if parts else np.zeros(0)
+
+    def user_beta(self, beta: NDArray[Any]) -> NDArray[Any]:
+        """Fixed effects (estimable columns) of the user's columns."""
+        return self.scaling.beta_to_user(beta, self.keep)
+
+    def internal_beta(self, beta: NDArray[Any]) -> NDArray[Any]:
+        """The internal fixed effects of user-scale ones (estimable columns)."""
+        return self.scaling.beta_to_internal(beta, self.keep)
+
+    def user_vcov(self, V: NDArray[Any]) -> NDArray[Any]:
+        """A covariance of the internal beta mapped to the user's columns."""
+        return self.scaling.vcov_to_user(V, self.keep)
+
+    def user_ranef(
+        self, us: list[NDArray[Any]], theta: NDArray[Any]
+    ) -> tuple[list[NDArray[Any]], list[NDArray[Any]]]:
+        """(b, u) per term on the user's scale from the internal u and theta."""
+        bs = self.b(us, theta)
+        if self.scaling.identity:
+            return bs, us
+        lams = self.lambdas(theta)
+        ulams = [self.scaling.lambda_to_user(j, lam) for j, lam in enumerate(lams)]
+        b_user = [self.scaling.b_to_user(j, b) for j, b in enumerate(bs)]
+        u_user = [
+            self.scaling.u_to_user(j, u, lam, ulam)
+            for j, (u, lam, ulam) in enumerate(zip(us, lams, ulams))
+        ]
+        return b_user, u_user
+
+    def user_sigma(self) -> float:
+        """The residual standard deviation on the user's scale."""
+        return float(np.sqrt(self.sigma2()) * self.scaling.y_scale)
+
+    def user_x(self) -> NDArray[Any]:
+        """The estimable fixed-effects columns of the user's X (offset-free)."""
+        if self.scaling.T is None:
+            return self.X
+        return np.asarray(np.linalg.solve(self.scaling._T_kept(self.keep).T, self.X.T).T)
+
+    def user_y(self) -> NDArray[Any]:
+        """The response on the user's scale, the offset subtracted."""
+        s = self.scaling
+        if s.y_shift == 0.0 and s.y_scale == 1.0:
+            return self.y
+        return np.asarray(self.y * s.y_scale + s.y_shift)
+
+    def user_dense_z(self) -> NDArray[Any]:
+        """Z of the user's columns, dense n x q (small models only)."""
+        if all(ts.identity for ts in self.scaling.terms):
+            return self.dense_z()
+        blocks = []
+        for t, (rows, cols) in zip(self.terms, self._Zpattern):
+            Zj = np.zeros((self.n, t.nranef))
+            Zj[rows, cols] = t.z.reshape(-1)
+            blocks.append(Zj)
+        return np.hstack(blocks) if blocks else np.zeros((self.n, 0))
+
+    def internal_rows(self, X: NDArray[Any]) -> NDArray[Any]:
+        """Rows of the user's full fixed-effects matrix (p_full columns) as the
+        core's estimable internal columns."""
+        return np.asarray(self.scaling.apply_x(np.asarray(X, dtype=float)))[:, self.keep]
+
+    def internal_z(self, j: int, z: NDArray[Any]) -> NDArray[Any]:
+        """Rows of term ``j``'s user columns (core order) as its internal columns."""
+        ts = self.scaling.terms[j]
+        return z if ts.identity else np.asarray(z @ ts.G)
+
+    def user_xy_factor(self, theta: NDArray[Any]) -> tuple[float, NDArray[Any]] | None:
+        """:meth:`xy_factor` of the user's columns at a theta of the user's columns.
+
+        With internal ``[X' y'] = [X y] M`` for an upper triangular M (``X' = X
+        T``, ``y' = (y - c_y) / s_y`` where c_y is the intercept column times c_y /
+        v), the user's system is ``M^{-T} A' M^{-1}``, whose factor is ``M^{-T}
+        L'``: lower triangular with a positive diagonal, so it is the user's
+        Cholesky factor exactly. log|L_Z|^2 does not depend on the columns' units.
+        """
+        s = self.scaling
+        if s.identity:
+            return self.xy_factor(theta)
+        out = self.xy_factor(self.internal_theta(theta))
+        if out is None:
+            return None
+        ldz, Lxy = out
+        p = self.p
+        Minv = np.eye(p + 1)  # [X y] = [X' y'] M^{-1}
+        if s.T is not None:
+            Minv[:p, :p] = np.linalg.inv(s._T_kept(self.keep))
+        Minv[p, p] = s.y_scale
+        if s.y_shift != 0.0:
+            # y = s_y y' + c_y x_0 / v, and x_0 = X' (T^{-1} e_0)
+            e0 = np.zeros(p)
+            e0[0] = s.y_shift / s.intercept_value
+            Minv[:p, p] = Minv[:p, :p] @ e0
+        return ldz, np.asarray(Minv.T @ Lxy)
+
+    def objective_offset(self) -> float:
+        """The user's objective minus the internal one (exact: see ``_scaling``)."""
+        return self.scaling.objective_offset(self.dof_residual(), self.reml, self.keep)
+
+    def user_objective(self, theta: NDArray[Any]) -> float:
+        """The objective at a theta of the user's columns, on the user's scale."""
+        return self.objective(self.internal_theta(theta)) + self.objective_offset()
 
     def rxx_inverse(self) -> NDArray[Any]:
         """(R_X R_X')^{-1}, the unscaled covariance of beta (p x p)."""
+        if self.p == 0:  # no fixed effects (LAPACK rejects empty matrices)
+            return np.zeros((0, 0))
         R = self.L[(self.m, self.m)][: self.p, : self.p]
         Rinv = _trsolve(R, np.eye(self.p))
         return np.asarray(Rinv.T @ Rinv)
@@ -544,9 +751,9 @@ class LMMProblem:
     def dense_z(self) -> NDArray[Any]:
         """Z (unweighted) as a dense n x q matrix (small models only)."""
         blocks = []
-        for t, (rows, cols) in zip(self.terms, self._Zpattern):
+        for t, z, (rows, cols) in zip(self.terms, self.zs, self._Zpattern):
             Zj = np.zeros((self.n, t.nranef))
-            Zj[rows, cols] = t.z.reshape(-1)
+            Zj[rows, cols] = z.reshape(-1)
             blocks.append(Zj)
         return np.hstack(blocks) if blocks else np.zeros((self.n, 0))
 
@@ -709,9 +916,10 @@ def _factor(M: NDArray[Any], kind: str) -> NDArray[Any]:
     return _chol(M)
 
 
-def _zt_csr(t: ReTerm, n: int) -> sp.csr_matrix:
+def _zt_csr(t: ReTerm, z: NDArray[Any], n: int) -> sp.csr_matrix:
     """Z_t' (q x n) in CSR form, built directly: row (level l, column a) holds the
-    observations of level l in order, with values z[:, a]. (Going through COO
+    observations of level l in order, with values z[:, a] (``z``: the term's
+    internal columns). (Going through COO
     sorts all entries again, which cost more than the rest of the setup.)"""
     k, nl = t.k, t.nlevels
     order = np.argsort(t.refs, kind="stable")
@@ -724,7 +932,7 @@ def _zt_csr(t: ReTerm, n: int) -> sp.csr_matrix:
     indices = np.empty(n * k, dtype=np.int64)
     data = np.empty(n * k)
     indices[pos] = order[:, None]
-    data[pos] = t.z[order]
+    data[pos] = z[order]
     row_start = (start[:, None] * k + a[None, :] * counts[:, None]).reshape(-1)
     indptr = np.concatenate((row_start, [n * k]))
     return sp.csr_matrix((data, indices, indptr), shape=(nl * k, n))
@@ -830,7 +1038,9 @@ def _ltsolve(Ljj: NDArray[Any], kind: str, rhs: NDArray[Any]) -> NDArray[Any]:
 def conditional_variances(problem: LMMProblem, theta: NDArray[Any]) -> list[NDArray[Any]]:
     """Per term, the (l, k, k) blocks of Lambda (Lambda'Z'Z Lambda + I)^{-1} Lambda'.
 
-    (Multiply by sigma^2 for the conditional covariance of b given y.) Uses the
+    ``theta`` is internal and the factor must be at it; the blocks are those of
+    the user's columns. (Multiply by the user's sigma^2 for the conditional
+    covariance of b given y.) Uses the
     factor: (L L')^{-1} = L^{-T} L^{-1}, so the block of level b of term j is
     sum over blocks i >= j of Y_i[:, b]' Y_i[:, b] with Y = L^{-1} E_j and E_j the
     identity columns of term j; Y_j = L_jj^{-1} is (block) diagonal and only the
@@ -860,15 +1070,17 @@ def conditional_variances(problem: LMMProblem, theta: NDArray[Any]) -> list[NDAr
             Y3 = Y.reshape(Y.shape[0], nl, k)
             G += np.einsum("qla,qlb->lab", Y3, Y3)
         lam = lams[j]
-        out.append(lam @ G @ lam.T)
+        out.append(problem.scaling.condvar_to_user(j, lam @ G @ lam.T))
     return out
 
 
 def leverage(problem: LMMProblem, theta: NDArray[Any], chunk: int = 2048) -> NDArray[Any]:
     """Diagonal of the hat matrix: ||L^{-1} [Lambda' z_i; x_i]||^2 for each row i.
 
-    L here is the factor of the system without y (the leading q + p rows). The
-    work is dense in q + p and done in chunks of observations.
+    L here is the factor of the system without y (the leading q + p rows), at the
+    internal ``theta``: the hat matrix does not depend on the parametrization, so
+    the internal columns give the user's leverage. The work is dense in q + p
+    and done in chunks of observations.
     """
     sizes = [t.nranef for t in problem.terms]
     q = int(sum(sizes))
@@ -887,7 +1099,8 @@ def leverage(problem: LMMProblem, theta: NDArray[Any], chunk: int = 2048) -> NDA
         rows = np.arange(start, min(start + chunk, problem.n))
         rhs = np.zeros((q + p, rows.shape[0]))
         for j, t in enumerate(problem.terms):
-            zl = (t.z[rows] @ lams[j]) * sw[rows, None]  # Lambda' z_i for the level's block
+            # Lambda' z_i for the level's block
+            zl = (problem.zs[j][rows] @ lams[j]) * sw[rows, None]
             cols = off[j] + t.refs[rows][:, None] * t.k + np.arange(t.k)
             rhs[cols, np.arange(rows.shape[0])[:, None]] = zl
         rhs[q:, :] = (problem.X[rows] * sw[rows, None]).T

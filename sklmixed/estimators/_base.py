@@ -298,6 +298,8 @@ class MixedModelBase(BaseEstimator):
         # isSingular (tolerance 1e-4 on theta).
         diag = problem.diag_positions()
         small = [i for i in diag if abs(result.theta[i]) < 1e-4]
+        if result.boundary is not None:  # judged on the core's centred, scaled columns
+            small = list(result.boundary)
         self.is_singular_ = bool(small)
         if small:
             names = []
@@ -541,8 +543,9 @@ class MixedModelBase(BaseEstimator):
 
         check_is_fitted(self, "result_")
         problem = self._lmm_problem()
-        problem.update(self.theta_)
-        blocks = conditional_variances(problem, self.theta_)
+        theta = self.result_.core_theta  # the core's (centred, scaled) theta
+        problem.update(theta)
+        blocks = conditional_variances(problem, theta)  # on the user's scale
         scale = 1.0 if self.sigma_ is None else self.sigma_**2
         return {t.name: scale * b for t, b in zip(problem.terms, blocks)}
 

@@ -222,9 +222,9 @@ def check_response_not_among_features(
 
 def check_exact_fit(
     X: np.ndarray, names: list, y: np.ndarray, weights: np.ndarray | None, random_effects: bool
-) -> None:
+) -> bool:
     """Before an LMM fit: an error (with random effects) or a warning (without) when
-    the fixed effects reproduce the response exactly.
+    the fixed effects reproduce the response exactly; returns whether it warned.
 
     With random effects the likelihood is then unbounded whatever the variance
     components (the fit would return -inf and arbitrary variances); without them
@@ -237,13 +237,13 @@ def check_exact_fit(
     rows = slice(None) if weights is None else weights > 0
     Xr, yr = X[rows], np.asarray(y, dtype=float)[rows]
     if Xr.shape[1] == 0 or yr.shape[0] < 2:
-        return
+        return False
     if weights is not None:
         sw = np.sqrt(weights[rows])
         Xr, yr = Xr * sw[:, None], yr * sw
     spread = float(np.linalg.norm(yr - yr.mean()))
     if spread == 0.0 or _projection_residual(Xr, yr) > 1e-10 * spread:
-        return
+        return False
     shown = ", ".join(map(repr, names[:10])) + (", ..." if len(names) > 10 else "")
     message = (
         f"the fixed effects ({shown}) reproduce the response exactly: is the response, "
@@ -257,6 +257,7 @@ def check_exact_fit(
         PerfectFitWarning,
         stacklevel=user_stacklevel(),
     )
+    return True
 
 
 def _projection_residual(X: np.ndarray, y: np.ndarray) -> float:

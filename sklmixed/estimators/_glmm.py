@@ -89,7 +89,15 @@ class _GLMMBase(MixedModelBase):
                     + "; use nagq=1 (Laplace)"
                 )
         problem = GLMMProblem(
-            design.X, y, design.reterms, family, link, weights=w, nagq=self.nagq, offset=off
+            design.X,
+            y,
+            design.reterms,
+            family,
+            link,
+            weights=w,
+            nagq=self.nagq,
+            offset=off,
+            xnames=design.coef_names,
         )
         warn_rank_deficient(problem.lmm, design)
         theta0, beta0 = self._warm_start(problem.lmm, design.coef_names)
@@ -106,7 +114,7 @@ class _GLMMBase(MixedModelBase):
                 theta0=theta0,
                 beta0=beta0,
             )
-        except (RuntimeError, FloatingPointError) as exc:
+        except (RuntimeError, FloatingPointError, np.linalg.LinAlgError) as exc:  # PIRLS
             raise FitError(
                 f"{exc}. Try fast=True, a simpler random-effects structure, or check "
                 "the response for complete separation"
@@ -116,8 +124,8 @@ class _GLMMBase(MixedModelBase):
         result = glmm_result(
             problem, beta, theta, optsum, design.formula_text, design.coef_names, bool(self.fast)
         )
-        b = problem.lmm.b(problem.u, theta)
-        self._set_fitted(result, design, problem.lmm, b, problem.u, y)
+        b, u = problem.lmm.user_ranef(problem.u, theta)  # internal -> user's scale
+        self._set_fitted(result, design, problem.lmm, b, u, y)
         self._problem, self._fit_weights, self._fit_offset = problem, w, off
         self._offset_param = offset is not None  # held-out rows then need theirs
         self.deviance_ = result.deviance
@@ -150,7 +158,8 @@ class _GLMMBase(MixedModelBase):
             nagq=self.result_.nagq,
             offset=self._fit_offset,
         )
-        problem.deviance(self.theta_, self.fixef_)  # modes and working weights at the fit
+        # modes and working weights at the fit, in the core's (centred, scaled) terms
+        problem.deviance(self.result_.core_theta, self.result_.core_beta)
         return problem
 
     def _lmm_problem(self):

@@ -21,7 +21,7 @@ from sklmixed.estimators._checks import (
     check_response_not_among_features,
 )
 from sklmixed.estimators._offset import total_offset
-from sklmixed.exceptions import DataError, ParameterError
+from sklmixed.exceptions import DataError, FitError, ParameterError
 
 
 class MixedLMRegressor(RegressorMixin, MixedModelBase):
@@ -230,25 +230,30 @@ class MixedLMRegressor(RegressorMixin, MixedModelBase):
                 )
         if design.reterms:  # without them it is an exact linear regression (warned below)
             check_response_not_among_features(design.X, design.coef_names, ywork, w, affine=True)
-        check_exact_fit(design.X, design.coef_names, ywork, w, bool(design.reterms))
-        problem = LMMProblem(design.X, yv, design.reterms, weights=w, reml=self.reml, offset=off)
+        exact = check_exact_fit(design.X, design.coef_names, ywork, w, bool(design.reterms))
+        problem = LMMProblem(
+            design.X,
+            yv,
+            design.reterms,
+            weights=w,
+            reml=self.reml,
+            offset=off,
+            xnames=design.coef_names,
+        )
+        problem.exact_fit = exact  # warned already: the core need not say it again
         warn_rank_deficient(problem, design)
         theta0, _ = self._warm_start(problem, design.coef_names)
         try:
             theta, optsum = fit_lmm(
                 problem, optimizer=self.optimizer, maxfeval=self.maxfeval, theta0=theta0
             )
-        except FloatingPointError as exc:
-            # the objective is -inf (or NaN) already at the start: the fixed effects
-            # reproduce the response exactly (or the data are degenerate)
-            raise DataError(
-                f"{exc}: the fixed effects fit the response exactly (zero residual "
-                "variance); is the response, or a combination of columns equal to it, "
-                "among the fixed effects?"
+            result = lmm_result(problem, theta, optsum, design.formula_text, design.coef_names)
+            b, u = problem.user_ranef(problem.u(), theta)  # internal theta -> user's scale
+        except np.linalg.LinAlgError as exc:  # a safety net: never numpy's error
+            raise FitError(
+                f"the factorization failed ({exc}); try a simpler random-effects structure"
             ) from exc
-        result = lmm_result(problem, theta, optsum, design.formula_text, design.coef_names)
-        u = problem.u()
-        self._set_fitted(result, design, problem, problem.b(u, theta), u, yv)
+        self._set_fitted(result, design, problem, b, u, yv)
         self._problem, self._fit_weights, self._fit_reml = problem, w, self.reml
         self._fit_offset = off
         self._offset_param = offset is not None  # held-out rows then need theirs
@@ -263,7 +268,7 @@ class MixedLMRegressor(RegressorMixin, MixedModelBase):
             reml=self._fit_reml,
             offset=self._fit_offset,
         )
-        problem.update(self.theta_)
+        problem.update(self.result_.core_theta)  # the core's (centred, scaled) theta
         return problem
 
     def predict(self, X, return_std=False, offset=None):
@@ -376,8 +381,9 @@ class MixedLMRegressor(RegressorMixin, MixedModelBase):
         check_is_fitted(self, "problem_")
         if not self.design_.reterms:
             return _ols_leverage(self.design_.X[:, ~np.isnan(self.stderror_)], self._fit_weights)
-        self.problem_.update(self.theta_)
-        return leverage(self.problem_, self.theta_)
+        theta = self.result_.core_theta  # the core's (centred, scaled) theta
+        self.problem_.update(theta)
+        return leverage(self.problem_, theta)
 
     def _lmm_problem(self):
         return self.problem_

@@ -41,7 +41,7 @@ class _LMMRefit:
     def __init__(self, model):
         self.simulator = Simulator(model)
         self.problem = copy.deepcopy(model.problem_)
-        self.theta0 = np.array(model.theta_, dtype=float)
+        self.theta0 = np.array(model.theta_, dtype=float)  # mapped in by fit_lmm
         # First steps of a quarter of each fitted element (at least 0.05): the
         # replicates' optima lie within the sampling spread of theta around the
         # fit, and steps on that scale need about 40 evaluations on sleepstudy
@@ -49,7 +49,9 @@ class _LMMRefit:
         # theta for a diagonal element, theta itself for an unbounded one) needs
         # 66 and stops further from the optimum (99% of 300 replicates within
         # 1e-7 of the best objective found, against 2.5e-6).
-        self.initial_step = np.maximum(0.25 * np.abs(self.theta0), 0.05)
+        # (The steps are in the core's coordinates, as the optimizer sees theta.)
+        core = np.asarray(self.problem.internal_theta(self.theta0), dtype=float)
+        self.initial_step = np.maximum(0.25 * np.abs(core), 0.05)
         self.optimizer = getattr(model, "optimizer", None)
         self.maxfeval = getattr(model, "maxfeval", -1)
 
@@ -63,11 +65,15 @@ class _LMMRefit:
             maxfeval=self.maxfeval,
             theta0=self.theta0,
             initial_step=self.initial_step,
+            warn=False,  # the fit has said what there is to say about conditioning
         )
+        # The replicate's response went through the fit's centring and scaling
+        # (set_response): its estimates map back to the user's scale the same way.
         coef = np.full(problem.p_full, np.nan)
-        coef[problem.keep] = problem.beta()
-        sigma = math.sqrt(problem.sigma2())
-        return opt.fmin, coef, theta, sigma, opt.returnvalue in _CONVERGED
+        coef[problem.keep] = problem.user_beta(problem.beta())
+        sigma = problem.user_sigma()
+        objective = opt.fmin + problem.objective_offset()
+        return objective, coef, problem.user_theta(theta), sigma, opt.returnvalue in _CONVERGED
 
 
 class _GLMMRefit:
@@ -91,13 +97,18 @@ class _GLMMRefit:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 beta, params, opt = fit_glmm(
-                    problem, fast=self.fast, optimizer=self.optimizer, maxfeval=self.maxfeval
+                    problem,
+                    fast=self.fast,
+                    optimizer=self.optimizer,
+                    maxfeval=self.maxfeval,
+                    warn=False,
                 )
         except (RuntimeError, FloatingPointError):  # PIRLS failed on this response
             return np.nan, coef, theta, np.nan, False
-        coef[problem.lmm.keep] = beta
+        # the core's internal beta and theta, mapped to the user's columns
+        coef[problem.lmm.keep] = problem.lmm.user_beta(beta)
         # params: theta, then the log shape or dispersion for a family with one
-        theta = params[: problem.ntheta]
+        theta = problem.lmm.user_theta(params[: problem.ntheta])
         dispersion = float(np.exp(params[-1])) if problem.family.has_dispersion else np.nan
         return opt.fmin, coef, theta, dispersion, opt.returnvalue in _CONVERGED
 

@@ -91,7 +91,8 @@ def ddf_coeftable(model: Any, level: float = 0.95, ddf: str = "satterthwaite") -
     theta = np.asarray(model.theta_, dtype=float)
     try:
         if method == "satterthwaite":
-            beta, se, df = _satterthwaite(problem, theta, bool(result.reml))
+            core = result.core_theta if result.core_theta is not None else theta
+            beta, se, df = _satterthwaite(problem, np.asarray(core, dtype=float), bool(result.reml))
         else:
             if not result.reml:
                 warnings.warn(
@@ -103,8 +104,10 @@ def ddf_coeftable(model: Any, level: float = 0.95, ddf: str = "satterthwaite") -
                 problem, theta = _reml_refit(problem)
             beta, se, df = _kenward_roger(problem, theta)
     finally:
-        model.problem_.update(model.theta_)  # leave the factor at the estimates
-    return _table(list(model.coef_names_), problem.keep, beta, se, df, level)
+        # leave the factor at the estimates (the core's own theta)
+        core = result.core_theta
+        model.problem_.update(core if core is not None else np.asarray(model.theta_, dtype=float))
+    return _table(list(model.coef_names_), model.problem_.keep, beta, se, df, level)
 
 
 def _check_ddf(ddf: Any) -> str:
@@ -154,7 +157,12 @@ def _table(
 def _satterthwaite(
     problem: Any, theta: np.ndarray, reml: bool
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    lik = _Likelihood(problem)
+    # On the core's internal columns (theta: the core's): the Hessian's scale is
+    # then that of well-conditioned data, whatever the user's units (in the user's
+    # theta of days * 1e-6 its curvature is 1e-12 and falls below _pos_inverse's
+    # threshold). df does not depend on the parametrization; the variances are
+    # the user's, mapped through problem.user_vcov.
+    lik = _Likelihood(problem, internal=True)
     sigma = lik.sigma_hat(theta, reml)
     v0 = np.append(theta, sigma)
     nth = theta.shape[0]
@@ -167,11 +175,11 @@ def _satterthwaite(
         if parts is None:
             raise FloatingPointError("the factor is not positive definite near the estimates")
         Rinv = parts[1]
-        return np.asarray(Rinv.T @ Rinv)
+        return np.asarray(problem.user_vcov(Rinv.T @ Rinv))  # of the user's beta
 
     parts = lik.parts(theta)
     assert parts is not None
-    beta = lik.beta_hat(parts[1], parts[2])
+    beta = problem.user_beta(lik.beta_hat(parts[1], parts[2]))
     V = unscaled_vcov(theta)
     var = sigma * sigma * np.diag(V)
     H = _hessian(objective, v0)
@@ -279,9 +287,12 @@ def _reml_refit(problem: Any) -> tuple[Any, np.ndarray]:
     from sklmixed._core._lmm import LMMProblem
     from sklmixed._optim import fit_lmm
 
-    reml = LMMProblem(problem.X, problem.y, list(problem.terms), problem.weights, reml=True)
-    theta, _ = fit_lmm(reml)
-    return reml, theta
+    # the user's columns (estimable ones) and response, the offset subtracted
+    reml = LMMProblem(
+        problem.user_x(), problem.user_y(), list(problem.terms), problem.weights, reml=True
+    )
+    theta, _ = fit_lmm(reml, warn=False)
+    return reml, reml.user_theta(theta)
 
 
 def _kenward_roger(problem: Any, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -300,7 +311,8 @@ def _kenward_roger(problem: Any, theta: np.ndarray) -> tuple[np.ndarray, np.ndar
         )
     # W = [Z X] with rows scaled by sqrt(prior weights); A = W'W
     sw = np.ones(problem.n) if problem.sqrtw is None else problem.sqrtw
-    W = np.hstack((problem.dense_z(), problem.X)) * sw[:, None]
+    # the user's columns, as theta and the factor that _Likelihood reads
+    W = np.hstack((problem.user_dense_z(), problem.user_x())) * sw[:, None]
     A = W.T @ W
     Lam = problem.dense_lambda(theta)
     Azz = A[:q, :q]

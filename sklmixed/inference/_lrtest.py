@@ -45,10 +45,9 @@ def _response_and_weights(model):
     if model.result_.is_glmm:
         offset = problem.offset if np.any(problem.offset != 0) else None
         return problem.y, problem.pw, offset
-    if problem.offset is None:
-        return problem.y, problem.weights, None
-    # an LMM's problem holds y - offset
-    return problem.y + problem.offset, problem.weights, problem.offset
+    # an LMM's problem holds y - offset, centred and scaled internally: compare
+    # the response as it was given
+    return problem.y_data, problem.weights, problem.offset
 
 
 def _check_same_data(models) -> None:

@@ -77,14 +77,19 @@ def conditional_std(
     ndarray of shape (n,)
     """
     problem = model.problem_
-    theta = np.asarray(model.theta_, dtype=float)
+    # The factor is the core's, on its internal (centred, scaled) columns: the new
+    # rows go in on those columns too, with the core's theta. The variance of the
+    # user's prediction is the user's sigma^2 times the internal relative one (the
+    # response's scale factor is the ratio of the two sigmas).
+    theta = np.asarray(model.result_.core_theta, dtype=float)
     if not problem.update(theta):  # pragma: no cover - the fit's own theta
         raise FloatingPointError("the factor is not positive definite at the estimates")
     sigma2 = float(model.sigma_) ** 2
-    lams = term_lambdas(model)
-    X = np.asarray(X, dtype=float)[:, problem.keep]
-    by_name = {t.name: part for t, part in zip(model.design_.reterms, re_parts)}
     terms = problem.terms
+    lams = {t.name: lam for t, lam in zip(terms, problem.lambdas(theta))}
+    X = problem.internal_rows(X)
+    by_name = {t.name: part for t, part in zip(model.design_.reterms, re_parts)}
+    index = {t.name: j for j, t in enumerate(terms)}
     sizes = [t.nranef for t in terms]
     n = X.shape[0]
     var = np.zeros(n)
@@ -93,7 +98,8 @@ def conditional_std(
         rhs = []
         for t, size in zip(terms, sizes):
             refs, z = by_name[t.name]
-            refs, z = refs[rows], np.asarray(z[rows], dtype=float)
+            refs = refs[rows]
+            z = problem.internal_z(index[t.name], np.asarray(z[rows], dtype=float))
             zl = z @ lams[t.name]  # lambda' z_i, one row per observation
             seen = refs >= 0
             block = np.zeros((size, rows.shape[0]))

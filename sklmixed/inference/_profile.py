@@ -20,7 +20,7 @@ parameter, and leaves no interpolation error.
 
 The conditional fits reuse the model's factorization: for given theta the
 likelihood as a function of beta and sigma is read off the [X y] block of L
-(``LMMProblem.xy_factor``), so that
+(``LMMProblem.user_xy_factor``: on the user's columns and scale), so that
 
 - a fixed effect beta_j (held at b; lme4 and MixedModels.jl refit with the
   column as an offset) needs only theta optimized: the penalized residual sum of
@@ -136,7 +136,8 @@ def profile_confint(model: Any, level: float = 0.95, verbose: bool = False) -> p
             list(model.coef_names_), problem.keep, verbose
         )
     finally:
-        problem.update(theta_hat)  # leave the factor at the estimates
+        # leave the factor at the estimates (the core's own theta)
+        problem.update(result.core_theta if result.core_theta is not None else theta_hat)
     return pd.DataFrame.from_dict(rows, orient="index", columns=["lower", "upper"])
 
 
@@ -155,8 +156,12 @@ def _check_level(level: Any) -> None:
 class _Likelihood:
     """-2 log-likelihood (or the REML criterion) of an LMM in its parameters."""
 
-    def __init__(self, problem: Any) -> None:
+    def __init__(self, problem: Any, internal: bool = False) -> None:
+        # internal: theta, beta and sigma of the core's centred and scaled columns
+        # (the objective then differs from the user's by a constant); otherwise
+        # all of them on the user's columns and scale
         self.problem = problem
+        self.internal = internal
         self.n = int(problem.nobs)
         self.p = int(problem.p)
         w = problem.weights
@@ -166,7 +171,9 @@ class _Likelihood:
     def parts(self, theta: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, float] | None:
         """(log|L_Z|^2, R_X^{-1}, c, r^2) at theta, or None where not positive
         definite; R_X' beta_hat = c, so beta_hat = R_X^{-T} c."""
-        out = self.problem.xy_factor(theta)
+        # theta and the factor of the user's columns, whatever the core's internal
+        # centring and scaling (the profile is traced on the user's scale)
+        out = (self.problem.xy_factor if self.internal else self.problem.user_xy_factor)(theta)
         if out is None:
             return None
         ldz, Lxy = out

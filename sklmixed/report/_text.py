@@ -200,8 +200,8 @@ def render_coeftable(result) -> str:
 
     widths = []
     for j, col in enumerate(cols):
-        left = max(align(c)[0] for c in col)
-        right = max(align(c)[1] for c in col)
+        left = max((align(c)[0] for c in col), default=0)  # no fixed effects: no rows
+        right = max((align(c)[1] for c in col), default=0)
         if j > 0 and len(colnames[j - 1]) > left + right:
             left += len(colnames[j - 1]) - (left + right)
         widths.append((left, right))
