@@ -26,7 +26,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.linalg.lapack import dpotrf as _potrf
 from scipy.linalg.lapack import dtrtrs as _trtrs
 
-from sklmixed._core._blocks import BlockSparse, PatternProduct
+from sklmixed._core._blocks import BlockSparse, GramUpdate, PatternProduct
 from sklmixed._core._reterm import ReTerm
 
 # An off-diagonal random-effects block at least this dense is stored dense: its
@@ -171,18 +171,25 @@ class LMMProblem:
         self.Lkind: dict[tuple[int, int], str] = {}
         self._pp: dict[tuple[int, int, int], PatternProduct] = {}
         self._pp_idx: dict[tuple[int, int, int], NDArray[Any]] = {}
+        # Rank updates of a dense diagonal block from a sparse block: GramUpdate,
+        # whose memory is O(nnz) (the pairs of a PatternProduct grow with the
+        # square of the levels' activity).
+        self._gram: dict[tuple[int, int], GramUpdate] = {}
         patterns = {key: val[1] for key, val in self._pairs.items()}
         for j in range(m):
             kind = "diag" if terms[j].k == 1 else "bdiag"
             for i in range(j):
-                lk = self.Lkind[(j, i)]
-                if lk == "dense":
+                # S S' is block diagonal iff no column of S has two blocks (nesting).
+                if self.Lkind[(j, i)] == "dense" or _column_shared(patterns[(j, i)]):
                     kind = "dense"
+            for i in range(j):
+                if self.Lkind[(j, i)] != "sparse":
                     continue
-                pp = PatternProduct(patterns[(j, i)], patterns[(j, i)], symmetric=True)
-                self._pp[(j, j, i)] = pp
-                if not pp.is_block_diagonal():
-                    kind = "dense"
+                S = patterns[(j, i)]
+                if kind == "dense":
+                    self._gram[(j, i)] = GramUpdate(*_scalar_entries(S), S.shape)
+                else:
+                    self._pp[(j, j, i)] = PatternProduct(S, S, symmetric=True)
             self.Lkind[(j, j)] = kind
             for i in range(j + 1, m):
                 kind = self.Akind[(i, j)]
@@ -348,20 +355,26 @@ class LMMProblem:
         if kind_ji == "dense":
             Ljj -= Lji @ Lji.T
             return
-        pp = self._pp[key]
         j, _, i = key
         if kind_jj == "dense":
-            vals = None
+            gram = self._gram[(j, i)]
             if i == 0 and self.terms[0].k == 1 and self.terms[j].k == 1:
-                # L_j0 = lam_j lam_0 A_j0 / L00: constant products, weights 1/L00^2.
+                # L_j0 = lam_j lam_0 A_j0 / L00: a constant matrix with column
+                # weights 1/L00^2, whose dense parts are cached with A's block.
+                Aj0 = self.A[(j, 0)]
                 c2 = (lams[j][0, 0] * lams[0][0, 0]) ** 2
-                vals = c2 * pp.colweighted_values(1.0 / L[(0, 0)] ** 2, self.A[(j, 0)])
-            pp.subtract_from_dense(Ljj, Lji, Lji, vals)
-        else:  # diag or bdiag: the product is block diagonal by construction
-            vals = pp.values(Lji, Lji)
-            # A diagonal Ljj (scalar term) below a vector-valued term: the product's
-            # 1 x 1 blocks come as (nout, 1, 1).
-            Ljj[pp.urow] -= vals if kind_jj == "bdiag" else vals.reshape(pp.nout)
+                gram.subtract_from_dense(
+                    Ljj, Aj0.data.reshape(-1), 1.0 / L[(0, 0)] ** 2, c2, cache_key=Aj0
+                )
+            else:
+                gram.subtract_from_dense(Ljj, Lji.data.reshape(-1))
+            return
+        # diag or bdiag: the product is block diagonal by construction
+        pp = self._pp[key]
+        vals = pp.values(Lji, Lji)
+        # A diagonal Ljj (scalar term) below a vector-valued term: the product's
+        # 1 x 1 blocks come as (nout, 1, 1).
+        Ljj[pp.urow] -= vals if kind_jj == "bdiag" else vals.reshape(pp.nout)
 
     def _sub_product(
         self, Lij: Any, kind_ij: str, L: dict[tuple[int, int], Any], i: int, j: int, kk: int
@@ -632,6 +645,20 @@ def _factor(M: NDArray[Any], kind: str) -> NDArray[Any]:
     if kind == "bdiag":
         return np.linalg.cholesky(M)
     return _chol(M)
+
+
+def _column_shared(S: BlockSparse) -> bool:
+    """Whether some block column of S holds two blocks (then S S' is not block diagonal)."""
+    return bool(S.nblocks) and int(np.bincount(S.bcol).max()) > 1
+
+
+def _scalar_entries(S: BlockSparse) -> tuple[NDArray[Any], NDArray[Any]]:
+    """Row and column of each scalar entry of S, in the order of ``S.data.reshape(-1)``."""
+    a = np.arange(S.ki)[None, :, None]
+    b = np.arange(S.kj)[None, None, :]
+    rows = S.brow[:, None, None] * S.ki + a + 0 * b
+    cols = S.bcol[:, None, None] * S.kj + b + 0 * a
+    return rows.reshape(-1), cols.reshape(-1)
 
 
 def _zt_csr(t: ReTerm, n: int) -> sp.csr_matrix:
