@@ -266,9 +266,9 @@ class GramUpdate:
 
     S is an m x c sparse matrix whose pattern is fixed at construction; each call
     passes the values of its stored entries (in the order of ``rows``/``cols``) and
-    optionally a non-negative column weight ``w``. ``dense`` is a C-ordered m x m
-    array of which only the lower triangle is read and written (the Cholesky
-    factorization that follows reads nothing else).
+    optionally a non-negative column weight ``w``. ``dense`` is a Fortran-ordered
+    m x m array (LAPACK then factors it in place) of which only the lower triangle
+    is read and written (the Cholesky factorization that follows reads nothing else).
 
     S S' sums, over the columns of S, the outer products of their entries, so
     enumerating the pairs of entries of a column (as :class:`PatternProduct` does)
@@ -346,14 +346,15 @@ class GramUpdate:
             self._b_entries = b_entries
             self._b_pos = cols[b_entries] * h + np.searchsorted(heavy_rows, rows[b_entries])
             # G = S_light B is m x h; its entry (r, s) is output (r, heavy_rows[s]),
-            # stored at the lower-triangle position. Both (r, s) and (s', r') exist
-            # when r is heavy too: keep the one with r >= heavy_rows[s].
+            # stored at the lower-triangle position (column-major: row + m * column).
+            # Both (r, s) and (s', r') exist when r is heavy too: keep the one with
+            # r >= heavy_rows[s].
             r = np.repeat(np.arange(m), h)
             col = np.tile(heavy_rows, m)
             keep = ~(is_hr[r] & (r < col))
             src = np.flatnonzero(keep)
             rk, ck = r[keep], col[keep]
-            dest = np.maximum(rk, ck) * m + np.minimum(rk, ck)
+            dest = np.maximum(rk, ck) + np.minimum(rk, ck) * m
             # Sorted by destination, the scatter walks the block in memory order.
             order = np.argsort(dest)
             self._g_src, self._g_dest = src[order], dest[order]
@@ -362,7 +363,7 @@ class GramUpdate:
         light = np.flatnonzero(~entry_hc & light_row_entry)
         ia, ib = _column_pairs(rows[light], cols[light])
         ia, ib = light[ia], light[ib]
-        key = rows[ia] * m + rows[ib]
+        key = rows[ia] + rows[ib] * m  # rows[ia] >= rows[ib]: lower triangle, column-major
         present = np.zeros(m * m, dtype=bool)
         present[key] = True
         self._ll_dest = np.flatnonzero(present)
@@ -408,8 +409,8 @@ class GramUpdate:
         block of A it came from), the operands built from ``data`` are kept until a
         call with another key.
         """
-        if not (dense.flags.c_contiguous and dense.shape == (self.m, self.m)):
-            raise ValueError("the target of a Gram update must be a C-ordered m x m array")
+        if not (dense.flags.f_contiguous and dense.shape == (self.m, self.m)):
+            raise ValueError("the target of a Gram update must be a Fortran-ordered m x m array")
         data = np.asarray(data, dtype=float).reshape(-1)
         if cache_key is not None and cache_key is self._cache_key:
             parts = self._cache
@@ -417,17 +418,16 @@ class GramUpdate:
             parts = self._parts(data)
             if cache_key is not None:
                 self._cache_key, self._cache = cache_key, parts
-        flat = dense.reshape(-1)
+        flat = dense.reshape(-1, order="F")  # a view: dense is Fortran-ordered
         k, h = self.split
         if k > 0:
             D = parts["D"]
             if w is not None:
                 D = D * np.sqrt(w[self.heavy_cols])[:, None]
-            # The lower triangle of a C-ordered array is the upper triangle of its
-            # (Fortran-ordered) transpose: SYRK updates it in place.
-            out = _syrk(-scale, D.T, beta=1.0, c=dense.T, lower=0, overwrite_c=1)
+            # D.T is the Fortran-ordered m x k matrix: SYRK updates dense in place.
+            out = _syrk(-scale, D.T, beta=1.0, c=dense, lower=1, overwrite_c=1)
             if not np.shares_memory(out, dense):  # pragma: no cover - BLAS copied
-                dense.T[...] = out
+                dense[...] = out
         if h > 0:
             B = parts["B"] if w is None else parts["B"] * w[:, None]
             G = np.asarray(parts["S"] @ B)

@@ -135,13 +135,7 @@ class LMMProblem:
         terms, m = self.terms, self.m
         # Z_j as a sparse n x q_j matrix (columns level-major: k columns per level),
         # kept transposed (q_j x n, CSR) for the products Z_j' W [X y].
-        self._Zpattern = []
-        self._Zt = []
-        for t in terms:
-            rows = np.repeat(np.arange(self.n), t.k)
-            cols = (t.refs[:, None] * t.k + np.arange(t.k)).reshape(-1)
-            self._Zpattern.append((rows, cols))
-            self._Zt.append(_zt_csr(t, self.n))
+        self._Zt = [_zt_csr(t, self.n) for t in terms]
         self._Xy_raw = np.empty((self.n, self.p + 1))
         self._Xy_raw[:, : self.p] = self.X
         self._qtot = sum(t.nranef for t in terms) + self.p + 1
@@ -307,6 +301,7 @@ class LMMProblem:
         """Form L for ``theta``; False if a diagonal block is not positive definite."""
         m, A, kinds = self.m, self.A, self.Lkind
         lams = self.lambdas(np.asarray(theta, dtype=float))
+        self.L = {}  # release the previous factor before building the next
         L: dict[tuple[int, int], Any] = {}
         inv_blocks: dict[int, NDArray[Any]] = {}
         try:
@@ -501,8 +496,10 @@ class LMMProblem:
     def dense_z(self) -> NDArray[Any]:
         """Z (unweighted) as a dense n x q matrix (small models only)."""
         blocks = []
-        for t, (rows, cols) in zip(self.terms, self._Zpattern):
+        for t in self.terms:
             Zj = np.zeros((self.n, t.nranef))
+            rows = np.repeat(np.arange(self.n), t.k)
+            cols = (t.refs[:, None] * t.k + np.arange(t.k)).reshape(-1)
             Zj[rows, cols] = t.z.reshape(-1)
             blocks.append(Zj)
         return np.hstack(blocks) if blocks else np.zeros((self.n, 0))
@@ -590,15 +587,20 @@ class _DenseEvaluator:
 
 
 def _scaled_diag(Ajj: NDArray[Any], lam: NDArray[Any], kind: str) -> NDArray[Any]:
-    """Lambda' A_jj Lambda + I in the storage of L_jj."""
+    """Lambda' A_jj Lambda + I in the storage of L_jj.
+
+    A dense block is returned Fortran-ordered (the transpose of a symmetric C-ordered
+    array is the same matrix), so that the rank updates and LAPACK's Cholesky work in
+    place on it, without copies of a block that can hold 100 MB.
+    """
     if Ajj.ndim == 1:  # scalar term
         d = Ajj * lam[0, 0] ** 2 + 1.0
-        return np.diag(d) if kind == "dense" else d
+        return np.diag(d).T if kind == "dense" else d
     blk = np.matmul(np.matmul(lam.T, Ajj), lam)
     k = lam.shape[0]
     blk[:, np.arange(k), np.arange(k)] += 1.0
     if kind == "dense":
-        return _bdiag_dense(blk)
+        return _bdiag_dense(blk).T
     return np.asarray(blk)
 
 
@@ -644,7 +646,7 @@ def _factor(M: NDArray[Any], kind: str) -> NDArray[Any]:
         return np.asarray(np.sqrt(M))
     if kind == "bdiag":
         return np.linalg.cholesky(M)
-    return _chol(M)
+    return _chol(M, overwrite=True)
 
 
 def _column_shared(S: BlockSparse) -> bool:
@@ -682,10 +684,11 @@ def _zt_csr(t: ReTerm, n: int) -> sp.csr_matrix:
     return sp.csr_matrix((data, indices, indptr), shape=(nl * k, n))
 
 
-def _chol(M: NDArray[Any]) -> NDArray[Any]:
+def _chol(M: NDArray[Any], overwrite: bool = False) -> NDArray[Any]:
     """Lower Cholesky factor by LAPACK directly (scipy's wrapper costs more than
-    the factorization for the small blocks of most models)."""
-    L, info = _potrf(M, lower=1, clean=1)
+    the factorization for the small blocks of most models). With ``overwrite``, a
+    Fortran-ordered M is factored in place."""
+    L, info = _potrf(M, lower=1, clean=1, overwrite_a=1 if overwrite else 0)
     if info != 0:
         raise np.linalg.LinAlgError("not positive definite")
     return np.asarray(L)
