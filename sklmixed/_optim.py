@@ -23,6 +23,7 @@ from dataclasses import replace
 import nlopt
 import numpy as np
 
+from sklmixed._core._start import em_start
 from sklmixed._results import OptSummary
 from sklmixed.exceptions import ConvergenceWarning
 
@@ -193,13 +194,19 @@ def fit_lmm(
     ``final``/``fmin`` are the flipped and snapped values).
     """
     x0 = problem.initial_theta() if theta0 is None else np.array(theta0, dtype=float)
+    step = None if theta0 is None else warm_step(x0)
+    if theta0 is None:
+        # Large crossed models start near the optimum (see sklmixed._core._start).
+        start = em_start(problem)
+        if start is not None:
+            x0, step = start
     opt = minimize(
         problem.objective,
         x0,
         problem.lower_bounds(),
         optimizer=optimizer,
         maxfeval=maxfeval,
-        initial_step=None if theta0 is None else warm_step(x0),
+        initial_step=step,
     )
     if optimizer is None and problem.boundary_trap(opt.final):
         # A diagonal element of a correlated lambda stuck at its bound of zero while
