@@ -125,6 +125,7 @@ class LMMProblem:
         self.ntheta = int(offsets[-1])
         self._build_structure()
         self.L: dict[tuple[int, int], Any] = {}
+        self._L_at: tuple[NDArray[Any], Any] | None = None  # (theta, A) of the current L
         self._dense: _DenseEvaluator | None = None
         self.set_weights(self.weights)
 
@@ -300,8 +301,15 @@ class LMMProblem:
     def update(self, theta: NDArray[Any]) -> bool:
         """Form L for ``theta``; False if a diagonal block is not positive definite."""
         m, A, kinds = self.m, self.A, self.Lkind
-        lams = self.lambdas(np.asarray(theta, dtype=float))
+        theta = np.asarray(theta, dtype=float)
+        last = self._L_at
+        if self.L and last is not None and last[1] is A and np.array_equal(last[0], theta):
+            # L is already the factor at theta (an optimizer's final point is
+            # evaluated again by the driver; each is a dense factorization).
+            return True
+        lams = self.lambdas(theta)
         self.L = {}  # release the previous factor before building the next
+        self._L_at = None
         L: dict[tuple[int, int], Any] = {}
         inv_blocks: dict[int, NDArray[Any]] = {}
         try:
@@ -334,6 +342,7 @@ class LMMProblem:
             self.L = {}
             return False
         self.L = L
+        self._L_at = (theta.copy(), A)
         return True
 
     def _rank_update(
