@@ -111,7 +111,9 @@ def main(argv=None) -> int:
     parser.add_argument("--data", help="Arrow IPC file with user, item, x, y (default: generate)")
     parser.add_argument("--peers", nargs="*", default=PEERS, choices=PEERS)
     parser.add_argument("--json", help="also write the results to this file")
-    parser.add_argument("--child", nargs=3, metavar=("PEER", "PATH", "ROWS"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--child", nargs=3, metavar=("PEER", "PATH", "ROWS"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args(argv)
     if args.child:
         _child(args.child[0], args.child[1], int(args.child[2]))

@@ -197,9 +197,9 @@ def fit_lmm(
     step = None if theta0 is None else warm_step(x0)
     if theta0 is None:
         # Large crossed models start near the optimum (see sklmixed._core._start).
-        start = em_start(problem)
-        if start is not None:
-            x0, step = start
+        em = em_start(problem)
+        if em is not None:
+            x0, step = em
     opt = minimize(
         problem.objective,
         x0,
