@@ -29,6 +29,7 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 from scipy.linalg.blas import dsyrk as _syrk
+from threadpoolctl import ThreadpoolController
 
 
 class BlockSparse:
@@ -239,24 +240,40 @@ def _unique_inverse(key: NDArray[Any], bound: int) -> tuple[NDArray[Any], NDArra
 
 # ----------------------------------------------------------- split Gram update
 
+_BLAS: ThreadpoolController | None = None
+
+
+def blas_threads(n: int) -> Any:
+    """A context that limits the BLAS libraries to ``n`` threads.
+
+    The dense kernels of an evaluation (Cholesky, SYRK) run with one thread: see
+    ``ONE_THREAD_MIN`` in ``_lmm`` for the measurements.
+    """
+    global _BLAS
+    if _BLAS is None:  # created on first use, once scipy's LAPACK is loaded
+        _BLAS = ThreadpoolController()
+    return _BLAS.limit(limits=n, user_api="blas")
+
+
 # Cost model of GramUpdate's split, in seconds per unit of work. Measured on a 2-core
-# x86-64 machine (OpenBLAS, SkylakeX kernels) under load, on the 3706 x 6040 block of
-# a million ratings: SYRK at about 8.5 G multiply-adds/s, scipy's CSR times a dense
-# block at 1.1 ns per multiply-add and 30 ns per element of its product scattered
-# into the block, 3.6 ns per pair of light entries plus about 20 ns per distinct
-# output scattered (counted here as 6 ns per pair), and some 50 microseconds of
-# Python and allocation around each part that is present. Only the ratios matter:
-# they decide how many columns and rows are dense.
-_COST_SYRK = 1.2e-10  # per multiply-add of the heavy columns' SYRK
-_COST_SPMM = 1.1e-9  # per multiply-add of the light columns times the heavy rows
-_COST_SCATTER = 3.0e-8  # per element of that product scattered into the block
-_COST_PAIR = 6.0e-9  # per pair of light entries
-_COST_PART = 5.0e-5  # per part present
+# x86-64 machine (OpenBLAS, SkylakeX kernels, one thread), on the 3706 x 6040 block
+# of a million ratings and on InstEval's 1128 x 2972: SYRK at about 25 G
+# multiply-adds/s, scipy's CSR times a dense block at 0.4 ns per multiply-add and
+# 12 ns per element of its product scattered into the block, and 2-4 ns per pair of
+# light entries (the sparse matrix-vector product, 1.3 ns, plus a share of the scatter
+# of its output); some 200 microseconds of Python, scipy objects and temporaries
+# around each part that is present. Only the ratios matter: they decide which columns
+# and rows are dense.
+_COST_SYRK = 4.0e-11  # per multiply-add of the heavy columns' SYRK
+_COST_SPMM = 4.0e-10  # per multiply-add of the light columns times the heavy rows
+_COST_SCATTER = 1.2e-8  # per element of that product scattered into the block
+_COST_PAIR = 3.0e-9  # per pair of light entries
+_COST_PART = 2.0e-4  # per part present
 # The pairs kept for the light part are bounded by this many per stored entry of S
-# (and at least _PAIRS_FLOOR), so that the memory of the update is O(nnz(S)) however
-# active the heaviest levels are.
+# (and at least _PAIRS_FLOOR, 40 MB of pairs), so that the memory of the update is
+# O(nnz(S)) however active the heaviest levels are.
 _PAIRS_PER_ENTRY = 8
-_PAIRS_FLOOR = 1_000_000
+_PAIRS_FLOOR = 2_000_000
 # Tests force a split here: (number of heavy columns, number of heavy rows).
 FORCE_SPLIT: tuple[int, int] | None = None
 
@@ -425,7 +442,8 @@ class GramUpdate:
             if w is not None:
                 D = D * np.sqrt(w[self.heavy_cols])[:, None]
             # D.T is the Fortran-ordered m x k matrix: SYRK updates dense in place.
-            out = _syrk(-scale, D.T, beta=1.0, c=dense, lower=1, overwrite_c=1)
+            with blas_threads(1):
+                out = _syrk(-scale, D.T, beta=1.0, c=dense, lower=1, overwrite_c=1)
             if not np.shares_memory(out, dense):  # pragma: no cover - BLAS copied
                 dense[...] = out
         if h > 0:

@@ -26,12 +26,21 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.linalg.lapack import dpotrf as _potrf
 from scipy.linalg.lapack import dtrtrs as _trtrs
 
-from sklmixed._core._blocks import BlockSparse, GramUpdate, PatternProduct
+from sklmixed._core._blocks import BlockSparse, GramUpdate, PatternProduct, blas_threads
 from sklmixed._core._reterm import ReTerm
 
 # An off-diagonal random-effects block at least this dense is stored dense: its
 # products are then single BLAS calls, cheaper than sparse bookkeeping.
 _DENSE_FRACTION = 0.25
+
+# Dense diagonal blocks of at least this many rows are factored with one BLAS
+# thread. OpenBLAS's threaded Cholesky synchronizes its threads at every panel, and
+# when the other core is busy (another process: the normal case on a shared machine
+# or a laptop) every synchronization waits for a time slice. Measured on 2 cores at a
+# load average of 4-5: the 200k-row crossed fit (a 3698-row block) took 26-28 s with
+# two threads and 10-12 s with one; InstEval (1128 rows) 11.1 s and 1.95 s. An idle
+# machine factors the 3698-row block in 0.24 s with two threads and 0.40 s with one.
+ONE_THREAD_MIN = 256
 
 # Relative tolerance on the diagonal of R in the QR decomposition of the
 # column-scaled X that declares a column linearly dependent on earlier ones.
@@ -655,6 +664,9 @@ def _factor(M: NDArray[Any], kind: str) -> NDArray[Any]:
         return np.asarray(np.sqrt(M))
     if kind == "bdiag":
         return np.linalg.cholesky(M)
+    if M.shape[0] >= ONE_THREAD_MIN:
+        with blas_threads(1):
+            return _chol(M, overwrite=True)
     return _chol(M, overwrite=True)
 
 
