@@ -492,7 +492,10 @@ def choose_split(rows: NDArray[Any], cols: NDArray[Any], m: int, c: int) -> tupl
 
     Candidates are 0 and powers of two for both; for each h (heavy rows = the h rows
     with most entries), the heavy columns are those with most entries in light
-    rows, and the pairs left are counted exactly from the column counts.
+    rows, and the pairs left are counted exactly from the column counts. A split is
+    admissible when its pairs are within the budget (``_PAIRS_PER_ENTRY``) and its
+    dense parts take no more memory than the m x m block they update; when none is
+    (many more columns than rows, all heavy), the one that takes least memory.
     """
     nnz = rows.shape[0]
     budget = max(_PAIRS_PER_ENTRY * nnz, _PAIRS_FLOOR)
@@ -500,6 +503,7 @@ def choose_split(rows: NDArray[Any], cols: NDArray[Any], m: int, c: int) -> tupl
     col_count = np.bincount(cols, minlength=c)
     row_order = np.argsort(-row_count, kind="stable")
     best: tuple[float, int, int] | None = None
+    smallest: tuple[float, int, int] | None = None
     for h in _candidates(m):
         is_hr = np.zeros(m, dtype=bool)
         is_hr[row_order[:h]] = True
@@ -509,7 +513,12 @@ def choose_split(rows: NDArray[Any], cols: NDArray[Any], m: int, c: int) -> tupl
         nnz_cum = np.concatenate(([0], np.cumsum(col_count[corder])))
         for k in _candidates(c):
             pairs = int(pair_cum[-1] - pair_cum[k])
-            if pairs > budget:
+            # bytes: D (k x m), B (c x h), S_light B and its scatter indices (m x h)
+            dense_bytes = 8.0 * (k * m + c * h) + 24.0 * m * h
+            memory = dense_bytes + 20.0 * pairs  # a pair: two entries, output, product
+            if smallest is None or memory < smallest[0]:
+                smallest = (memory, k, h)
+            if pairs > budget or dense_bytes > 8.0 * m * m:
                 continue
             cost = (
                 _COST_SYRK * m * m * k / 2
@@ -519,7 +528,9 @@ def choose_split(rows: NDArray[Any], cols: NDArray[Any], m: int, c: int) -> tupl
             )
             if best is None or cost < best[0]:
                 best = (cost, k, h)
-    assert best is not None  # k = c leaves no pairs
+    if best is None:
+        assert smallest is not None
+        best = smallest
     return best[1], best[2]
 
 

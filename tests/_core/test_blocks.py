@@ -86,3 +86,23 @@ def test_choose_split_bounds_pairs_and_prefers_pairs_when_light():
         assert k > 0 or h > 0
     finally:
         _blocks._PAIRS_PER_ENTRY, _blocks._PAIRS_FLOOR = old
+
+
+def test_choose_split_without_an_admissible_split_takes_least_memory(monkeypatch):
+    # 20 rows, 3000 columns holding every row: the pairs (210 a column) exceed a
+    # budget of one pair per entry, and dense columns (20 x 3000) outgrow the 20 x 20
+    # block; the least memory is then still a valid split
+    monkeypatch.setattr(_blocks, "_PAIRS_PER_ENTRY", 1)
+    monkeypatch.setattr(_blocks, "_PAIRS_FLOOR", 0)
+    m, c = 20, 3000
+    rows = np.tile(np.arange(m), c)
+    cols = np.repeat(np.arange(c), m)
+    k, h = choose_split(rows, cols, m, c)
+    assert k == c or h == m  # no pairs left: dense columns or dense rows
+    rng = np.random.default_rng(14)
+    data = rng.normal(size=rows.shape[0])
+    S = np.zeros((m, c))
+    S[rows, cols] = data
+    dense = np.zeros((m, m), order="F")
+    GramUpdate(rows, cols, (m, c)).subtract_from_dense(dense, data)
+    np.testing.assert_allclose(np.tril(dense), np.tril(-S @ S.T), rtol=1e-12, atol=1e-12)
