@@ -246,8 +246,8 @@ _BLAS: ThreadpoolController | None = None
 def blas_threads(n: int) -> Any:
     """A context that limits the BLAS libraries to ``n`` threads.
 
-    The dense kernels of an evaluation (Cholesky, SYRK) run with one thread: see
-    ``ONE_THREAD_MIN`` in ``_lmm`` for the measurements.
+    GramUpdate's SYRK and the Cholesky factorization of large dense blocks run with
+    one thread: see ``ONE_THREAD_MIN`` in ``_lmm`` for the measurements.
     """
     global _BLAS
     if _BLAS is None:  # created on first use, once scipy's LAPACK is loaded
