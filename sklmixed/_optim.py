@@ -23,6 +23,7 @@ from dataclasses import replace
 import nlopt
 import numpy as np
 
+from sklmixed._core._start import em_start
 from sklmixed._results import OptSummary
 from sklmixed.exceptions import (
     ConvergenceWarning,
@@ -334,10 +335,16 @@ def fit_lmm(
     check_identifiable(problem)
     if warn:
         warn_conditioning(problem)
+    step = None
     if theta0 is None:
         x0 = problem.initial_theta()
+        # Large crossed models start near the optimum (see sklmixed._core._start).
+        em = em_start(problem)
+        if em is not None:
+            x0, step = em
     else:
         x0 = np.array(problem.internal_theta(np.asarray(theta0, dtype=float)), dtype=float)
+        step = warm_step(x0)
     f0, r2 = _start(problem, x0)
     if problem.recentre_response(r2):
         f0, r2 = _start(problem, x0)
@@ -350,9 +357,7 @@ def fit_lmm(
         maxfeval=maxfeval,
         finitial=f0,
         pure=True,
-        initial_step=(
-            initial_step if initial_step is not None or theta0 is None else warm_step(x0)
-        ),
+        initial_step=initial_step if initial_step is not None else step,
     )
     if optimizer is None and problem.boundary_trap(opt.final):
         # A diagonal element of a correlated lambda stuck at its bound of zero while

@@ -14,7 +14,11 @@ array operations:
 The expensive step of a crossed model is the rank update ``L_jj -= L_ji L_ji'`` of
 a diagonal block from a sparse block. :class:`PatternProduct` precomputes, once,
 every pair of stored blocks that meet in such a product and where their product
-lands, so that each evaluation is one batched multiply and one ``bincount``.
+lands, so that each evaluation is one batched multiply and one ``bincount``. The
+number of such pairs grows with the square of the levels' activity (72 million for
+a million ratings of 6040 users and 3706 items), so a rank update that fills a
+dense block uses :class:`GramUpdate` instead: dense BLAS for the heavy columns
+and rows of the sparse block, pairs only for the light rest.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
+from scipy.linalg.blas import dsyrk as _syrk
+from threadpoolctl import ThreadpoolController
 
 
 class BlockSparse:
@@ -230,3 +236,311 @@ def _unique_inverse(key: NDArray[Any], bound: int) -> tuple[NDArray[Any], NDArra
         return uniq, rank[key]
     uniq, inv = np.unique(key, return_inverse=True)
     return uniq.astype(np.int64), inv.astype(np.int64)
+
+
+# ----------------------------------------------------------- split Gram update
+
+_BLAS: ThreadpoolController | None = None
+
+
+def blas_threads(n: int) -> Any:
+    """A context that limits the BLAS libraries to ``n`` threads.
+
+    GramUpdate's SYRK and the Cholesky factorization of large dense blocks run with
+    one thread: see ``ONE_THREAD_MIN`` in ``_lmm`` for the measurements.
+    """
+    global _BLAS
+    if _BLAS is None:  # created on first use, once scipy's LAPACK is loaded
+        _BLAS = ThreadpoolController()
+    return _BLAS.limit(limits=n, user_api="blas")
+
+
+# Cost model of GramUpdate's split, in seconds per unit of work. Measured on a 2-core
+# x86-64 machine (OpenBLAS, SkylakeX kernels, one thread), on the 3706 x 6040 block
+# of a million ratings and on InstEval's 1128 x 2972: SYRK at about 25 G
+# multiply-adds/s, scipy's CSR times a dense block at 0.4 ns per multiply-add and
+# 12 ns per element of its product scattered into the block, and 2-4 ns per pair of
+# light entries (the sparse matrix-vector product, 1.3 ns, plus a share of the scatter
+# of its output); some 200 microseconds of Python, scipy objects and temporaries
+# around each part that is present. Only the ratios matter: they decide which columns
+# and rows are dense.
+_COST_SYRK = 4.0e-11  # per multiply-add of the heavy columns' SYRK
+_COST_SPMM = 4.0e-10  # per multiply-add of the light columns times the heavy rows
+_COST_SCATTER = 1.2e-8  # per element of that product scattered into the block
+_COST_PAIR = 3.0e-9  # per pair of light entries
+_COST_PART = 2.0e-4  # per part present
+# The pairs kept for the light part are bounded by this many per stored entry of S
+# (and at least _PAIRS_FLOOR, 40 MB of pairs), so that the memory of the update is
+# O(nnz(S)) however active the heaviest levels are.
+_PAIRS_PER_ENTRY = 8
+_PAIRS_FLOOR = 2_000_000
+# Tests force a split here: (number of heavy columns, number of heavy rows).
+FORCE_SPLIT: tuple[int, int] | None = None
+
+
+class GramUpdate:
+    """``dense -= scale * S diag(w) S'`` on the lower triangle, for a fixed sparse S.
+
+    S is an m x c sparse matrix whose pattern is fixed at construction; each call
+    passes the values of its stored entries (in the order of ``rows``/``cols``) and
+    optionally a non-negative column weight ``w``. ``dense`` is a Fortran-ordered
+    m x m array (LAPACK then factors it in place) of which only the lower triangle
+    is read and written (the Cholesky factorization that follows reads nothing else).
+
+    S S' sums, over the columns of S, the outer products of their entries, so
+    enumerating the pairs of entries of a column (as :class:`PatternProduct` does)
+    costs the sum of the squared column counts in time and memory: 72 million pairs
+    for a million ratings of 6040 users by 3706 items, most of them from a few
+    hundred heavy users and popular items. The work is split instead:
+
+    - the k heaviest columns, as a dense m x k matrix: one BLAS SYRK into ``dense``;
+    - among the other (light) columns, the h heaviest rows, as a dense c x h matrix B:
+      ``S_light B`` (scipy's sparse times dense) gives every output in a heavy row
+      or column of ``dense``;
+    - the rest (light rows of light columns) by pairs of entries, precomputed as
+      a sparse matrix P (distinct outputs x columns), so that the products are
+      ``P @ w`` and one scatter.
+
+    k and h minimize a cost model (``_COST_*``) among powers of two, with the light
+    pairs bounded by ``_PAIRS_PER_ENTRY`` per entry, so memory stays O(nnz(S)) plus
+    the dense parts. Values that do not change between calls (a column-weighted
+    product of a constant S) are cached under ``cache_key``.
+
+    Parameters
+    ----------
+    rows, cols : ndarray of int
+        Row and column of each stored entry of S.
+    shape : tuple of int
+        (m, c).
+    split : tuple of int, optional
+        (k, h) instead of the cost model's choice.
+    """
+
+    def __init__(
+        self,
+        rows: NDArray[Any],
+        cols: NDArray[Any],
+        shape: tuple[int, int],
+        split: tuple[int, int] | None = None,
+    ) -> None:
+        rows = np.asarray(rows, dtype=np.int64)
+        cols = np.asarray(cols, dtype=np.int64)
+        m, c = int(shape[0]), int(shape[1])
+        self.m, self.c = m, c
+        if split is None:
+            split = FORCE_SPLIT if FORCE_SPLIT is not None else choose_split(rows, cols, m, c)
+        k, h = min(int(split[0]), c), min(int(split[1]), m)
+        row_count = np.bincount(rows, minlength=m)
+        heavy_rows = np.sort(np.argsort(-row_count, kind="stable")[:h])
+        is_hr = np.zeros(m, dtype=bool)
+        is_hr[heavy_rows] = True
+        light_row_entry = ~is_hr[rows]
+        col_light_count = np.bincount(cols[light_row_entry], minlength=c)
+        heavy_cols = np.sort(np.argsort(-col_light_count, kind="stable")[:k])
+        is_hc = np.zeros(c, dtype=bool)
+        is_hc[heavy_cols] = True
+        self.split = (k, h)
+        self.heavy_cols, self.heavy_rows = heavy_cols, heavy_rows
+        entry_hc = is_hc[cols]
+
+        # Heavy columns: entry -> position in the dense m x k matrix, stored as its
+        # transpose (k x m, C order) so that the m x k matrix is Fortran-ordered for BLAS.
+        self._hc_entries = np.flatnonzero(entry_hc)
+        hc_index = np.searchsorted(heavy_cols, cols[self._hc_entries])
+        self._hc_pos = hc_index * m + rows[self._hc_entries]
+
+        # Light columns: S_light in CSR form (all rows) and B = S[heavy rows, light
+        # columns]' as a dense c x h matrix.
+        lc = np.flatnonzero(~entry_hc)
+        order = np.lexsort((cols[lc], rows[lc]))
+        self._lc_entries = lc[order]
+        self._lc_indices = cols[self._lc_entries]
+        self._lc_indptr = np.concatenate(
+            ([0], np.cumsum(np.bincount(rows[self._lc_entries], minlength=m)))
+        )
+        if h > 0:
+            b_entries = lc[is_hr[rows[lc]]]
+            self._b_entries = b_entries
+            self._b_pos = cols[b_entries] * h + np.searchsorted(heavy_rows, rows[b_entries])
+            # G = S_light B is m x h; its entry (r, s) is output (r, heavy_rows[s]),
+            # stored at the lower-triangle position (column-major: row + m * column).
+            # Both (r, s) and (s', r') exist when r is heavy too: keep the one with
+            # r >= heavy_rows[s].
+            r = np.repeat(np.arange(m), h)
+            col = np.tile(heavy_rows, m)
+            keep = ~(is_hr[r] & (r < col))
+            src = np.flatnonzero(keep)
+            rk, ck = r[keep], col[keep]
+            dest = np.maximum(rk, ck) + np.minimum(rk, ck) * m
+            # Sorted by destination, the scatter walks the block in memory order.
+            order = np.argsort(dest)
+            self._g_src, self._g_dest = src[order], dest[order]
+
+        # Light rows of light columns: pairs of entries in the same column.
+        light = np.flatnonzero(~entry_hc & light_row_entry)
+        ia, ib = _column_pairs(rows[light], cols[light])
+        ia, ib = light[ia], light[ib]
+        key = rows[ia] + rows[ib] * m  # rows[ia] >= rows[ib]: lower triangle, column-major
+        present = np.zeros(m * m, dtype=bool)
+        present[key] = True
+        self._ll_dest = np.flatnonzero(present)
+        del present
+        pos = np.searchsorted(self._ll_dest, key)
+        itype = np.int32 if max(rows.shape[0], self._ll_dest.shape[0]) < 2**31 else np.int64
+        self._ia, self._ib = ia.astype(itype), ib.astype(itype)
+        self._pos = pos.astype(itype)
+        self._p_indptr = np.concatenate(([0], np.cumsum(np.bincount(cols[ia], minlength=c))))
+        self.npairs = int(ia.shape[0])
+        self._cache_key: object = None
+        self._cache: dict[str, Any] = {}
+
+    def _parts(self, data: NDArray[Any]) -> dict[str, Any]:
+        """The dense and sparse operands built from the entries' values."""
+        m, c = self.m, self.c
+        k, h = self.split
+        parts: dict[str, Any] = {}
+        if k > 0:
+            D = np.zeros((k, m))
+            D.reshape(-1)[self._hc_pos] = data[self._hc_entries]
+            parts["D"] = D
+        if h > 0:
+            B = np.zeros((c, h))
+            B.reshape(-1)[self._b_pos] = data[self._b_entries]
+            parts["B"] = B
+            parts["S"] = sp.csr_matrix(
+                (data[self._lc_entries], self._lc_indices, self._lc_indptr), shape=(m, c)
+            )
+        return parts
+
+    def subtract_from_dense(
+        self,
+        dense: NDArray[Any],
+        data: NDArray[Any],
+        w: NDArray[Any] | None = None,
+        scale: float = 1.0,
+        cache_key: object = None,
+    ) -> None:
+        """``dense -= scale * S diag(w) S'`` (lower triangle), S with entries ``data``.
+
+        With ``cache_key`` (an object that identifies constant ``data``, such as the
+        block of A it came from), the operands built from ``data`` are kept until a
+        call with another key.
+        """
+        if not (dense.flags.f_contiguous and dense.shape == (self.m, self.m)):
+            raise ValueError("the target of a Gram update must be a Fortran-ordered m x m array")
+        data = np.asarray(data, dtype=float).reshape(-1)
+        if cache_key is not None and cache_key is self._cache_key:
+            parts = self._cache
+        else:
+            parts = self._parts(data)
+            if cache_key is not None:
+                self._cache_key, self._cache = cache_key, parts
+        flat = dense.reshape(-1, order="F")  # a view: dense is Fortran-ordered
+        k, h = self.split
+        if k > 0:
+            D = parts["D"]
+            if w is not None:
+                D = D * np.sqrt(w[self.heavy_cols])[:, None]
+            # D.T is the Fortran-ordered m x k matrix: SYRK updates dense in place.
+            with blas_threads(1):
+                out = _syrk(-scale, D.T, beta=1.0, c=dense, lower=1, overwrite_c=1)
+            if not np.shares_memory(out, dense):  # pragma: no cover - BLAS copied
+                dense[...] = out
+        if h > 0:
+            B = parts["B"] if w is None else parts["B"] * w[:, None]
+            G = np.asarray(parts["S"] @ B)
+            flat[self._g_dest] -= scale * G.reshape(-1)[self._g_src]
+        if self.npairs:
+            if w is None:
+                prod = data[self._ia] * data[self._ib]
+                vals = np.bincount(self._pos, prod, minlength=self._ll_dest.shape[0])
+            else:
+                P = parts.get("P")
+                if P is None:
+                    prod = data[self._ia] * data[self._ib]
+                    P = sp.csc_matrix(
+                        (prod, self._pos, self._p_indptr),
+                        shape=(self._ll_dest.shape[0], self.c),
+                    )
+                    parts["P"] = P
+                vals = P @ w
+            flat[self._ll_dest] -= scale * vals
+
+
+def _column_pairs(rows: NDArray[Any], cols: NDArray[Any]) -> tuple[NDArray[Any], NDArray[Any]]:
+    """All (a, b) of entries in the same column with rows[a] >= rows[b], a == b included.
+
+    Enumerated column by column (columns ascending), with repeat/cumsum arithmetic
+    on the CSC order, no Python loop.
+    """
+    n = rows.shape[0]
+    order = np.lexsort((rows, cols))  # CSC order: rows ascending within a column
+    col_sorted = cols[order]
+    starts = np.flatnonzero(np.r_[True, col_sorted[1:] != col_sorted[:-1]]) if n else order
+    start_of = np.repeat(starts, np.diff(np.r_[starts, n])) if n else order
+    rank = np.arange(n) - start_of
+    reps = rank + 1
+    total = int(reps.sum())
+    a = np.repeat(np.arange(n), reps)
+    offset = np.arange(total) - np.repeat(np.cumsum(reps) - reps, reps)
+    b = start_of[a] + offset
+    return order[a], order[b]
+
+
+def choose_split(rows: NDArray[Any], cols: NDArray[Any], m: int, c: int) -> tuple[int, int]:
+    """(k, h) of :class:`GramUpdate` with the least modelled cost (see ``_COST_*``).
+
+    Candidates are 0 and powers of two for both; for each h (heavy rows = the h rows
+    with most entries), the heavy columns are those with most entries in light
+    rows, and the pairs left are counted exactly from the column counts. A split is
+    admissible when its pairs are within the budget (``_PAIRS_PER_ENTRY``) and its
+    dense parts take no more memory than the m x m block they update; when none is
+    (many more columns than rows, all heavy), the one that takes least memory.
+    """
+    nnz = rows.shape[0]
+    budget = max(_PAIRS_PER_ENTRY * nnz, _PAIRS_FLOOR)
+    row_count = np.bincount(rows, minlength=m)
+    col_count = np.bincount(cols, minlength=c)
+    row_order = np.argsort(-row_count, kind="stable")
+    best: tuple[float, int, int] | None = None
+    smallest: tuple[float, int, int] | None = None
+    for h in _candidates(m):
+        is_hr = np.zeros(m, dtype=bool)
+        is_hr[row_order[:h]] = True
+        cl = np.bincount(cols[~is_hr[rows]], minlength=c)
+        corder = np.argsort(-cl, kind="stable")
+        pair_cum = np.concatenate(([0], np.cumsum(cl[corder] * (cl[corder] + 1) // 2)))
+        nnz_cum = np.concatenate(([0], np.cumsum(col_count[corder])))
+        for k in _candidates(c):
+            pairs = int(pair_cum[-1] - pair_cum[k])
+            # bytes: D (k x m), B (c x h), S_light B and its scatter indices (m x h)
+            dense_bytes = 8.0 * (k * m + c * h) + 24.0 * m * h
+            memory = dense_bytes + 20.0 * pairs  # a pair: two entries, output, product
+            if smallest is None or memory < smallest[0]:
+                smallest = (memory, k, h)
+            if pairs > budget or dense_bytes > 8.0 * m * m:
+                continue
+            cost = (
+                _COST_SYRK * m * m * k / 2
+                + (_COST_SPMM * (nnz - nnz_cum[k]) + _COST_SCATTER * m) * h
+                + _COST_PAIR * pairs
+                + _COST_PART * ((k > 0) + (h > 0) + (pairs > 0))
+            )
+            if best is None or cost < best[0]:
+                best = (cost, k, h)
+    if best is None:
+        assert smallest is not None
+        best = smallest
+    return best[1], best[2]
+
+
+def _candidates(size: int) -> list[int]:
+    """0, then powers of two below ``size``, then ``size``."""
+    out = [0]
+    v = 8
+    while v < size:
+        out.append(v)
+        v *= 2
+    if size > 0:
+        out.append(size)
+    return out

@@ -26,13 +26,26 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.linalg.lapack import dpotrf as _potrf
 from scipy.linalg.lapack import dtrtrs as _trtrs
 
-from sklmixed._core._blocks import BlockSparse, PatternProduct
+from sklmixed._core._blocks import BlockSparse, GramUpdate, PatternProduct, blas_threads
 from sklmixed._core._reterm import ReTerm
 from sklmixed._core._scaling import Scaling, fit_scaling, recentred_response
 
 # An off-diagonal random-effects block at least this dense is stored dense: its
 # products are then single BLAS calls, cheaper than sparse bookkeeping.
 _DENSE_FRACTION = 0.25
+
+# Dense diagonal blocks of at least this many rows are factored with one BLAS
+# thread. OpenBLAS's threaded Cholesky synchronizes its threads at every panel, and
+# when the other core is busy (another process: the normal case on a shared machine
+# or a laptop) every synchronization waits for a time slice. Measured on 2 cores at a
+# load average of 4-5: the 200k-row crossed fit (a 3698-row block) took 26-28 s with
+# two threads and 10-12 s with one (InstEval, 1128 rows: 11.1 s and 1.95 s). An idle
+# machine factors the 3698-row block in 0.24 s with two threads and 0.40 s with one.
+# Smaller blocks keep the default: InstEval's printed estimates match the reference
+# page's last digits with the rounding of the default two threads only (with one
+# thread the optimizer stops where one estimate differs by 5 units in its last
+# printed digit, with or without the changes that introduced this constant).
+ONE_THREAD_MIN = 2000
 
 # Relative tolerance on the diagonal of R in the QR decomposition of the
 # column-scaled X that declares a column linearly dependent on earlier ones.
@@ -169,6 +182,7 @@ class LMMProblem:
         self._diag_pos: NDArray[Any] | None = None
         self._build_structure()
         self.L: dict[tuple[int, int], Any] = {}
+        self._L_at: tuple[NDArray[Any], Any] | None = None  # (theta, A) of the current L
         self._dense: _DenseEvaluator | None = None
         self.last_r2 = np.nan  # r^2 of the last objective evaluation
         self.exact_fit = False  # set by the driver: y in the span of X, no random effects
@@ -181,13 +195,7 @@ class LMMProblem:
         terms, m = self.terms, self.m
         # Z_j as a sparse n x q_j matrix (columns level-major: k columns per level),
         # kept transposed (q_j x n, CSR) for the products Z_j' W [X y].
-        self._Zpattern = []
-        self._Zt = []
-        for t, z in zip(terms, self.zs):
-            rows = np.repeat(np.arange(self.n), t.k)
-            cols = (t.refs[:, None] * t.k + np.arange(t.k)).reshape(-1)
-            self._Zpattern.append((rows, cols))
-            self._Zt.append(_zt_csr(t, z, self.n))
+        self._Zt = [_zt_csr(t, z, self.n) for t, z in zip(terms, self.zs)]
         self._Xy_raw = np.empty((self.n, self.p + 1))
         self._Xy_raw[:, : self.p] = self.X
         self._qtot = sum(t.nranef for t in terms) + self.p + 1
@@ -217,18 +225,25 @@ class LMMProblem:
         self.Lkind: dict[tuple[int, int], str] = {}
         self._pp: dict[tuple[int, int, int], PatternProduct] = {}
         self._pp_idx: dict[tuple[int, int, int], NDArray[Any]] = {}
+        # Rank updates of a dense diagonal block from a sparse block: GramUpdate,
+        # whose memory is O(nnz) (the pairs of a PatternProduct grow with the
+        # square of the levels' activity).
+        self._gram: dict[tuple[int, int], GramUpdate] = {}
         patterns = {key: val[1] for key, val in self._pairs.items()}
         for j in range(m):
             kind = "diag" if terms[j].k == 1 else "bdiag"
             for i in range(j):
-                lk = self.Lkind[(j, i)]
-                if lk == "dense":
+                # S S' is block diagonal iff no column of S has two blocks (nesting).
+                if self.Lkind[(j, i)] == "dense" or _column_shared(patterns[(j, i)]):
                     kind = "dense"
+            for i in range(j):
+                if self.Lkind[(j, i)] != "sparse":
                     continue
-                pp = PatternProduct(patterns[(j, i)], patterns[(j, i)], symmetric=True)
-                self._pp[(j, j, i)] = pp
-                if not pp.is_block_diagonal():
-                    kind = "dense"
+                S = patterns[(j, i)]
+                if kind == "dense":
+                    self._gram[(j, i)] = GramUpdate(*_scalar_entries(S), S.shape)
+                else:
+                    self._pp[(j, j, i)] = PatternProduct(S, S, symmetric=True)
             self.Lkind[(j, j)] = kind
             for i in range(j + 1, m):
                 kind = self.Akind[(i, j)]
@@ -316,6 +331,7 @@ class LMMProblem:
         values = np.asarray(self.scaling.apply_y(values), dtype=float)
         self.y = values
         self._Xy_raw[:, -1] = values
+        self._L_at = None  # A changes in place below: the kept factor is stale
         wy = values if self.sqrtw is None else values * self.sqrtw**2
         m = self.m
         for j in range(m):
@@ -382,7 +398,15 @@ class LMMProblem:
     def update(self, theta: NDArray[Any]) -> bool:
         """Form L for ``theta``; False if a diagonal block is not positive definite."""
         m, A, kinds = self.m, self.A, self.Lkind
-        lams = self.lambdas(np.asarray(theta, dtype=float))
+        theta = np.asarray(theta, dtype=float)
+        last = self._L_at
+        if self.L and last is not None and last[1] is A and np.array_equal(last[0], theta):
+            # L is already the factor at theta (an optimizer's final point is
+            # evaluated again by the driver; each is a dense factorization).
+            return True
+        lams = self.lambdas(theta)
+        self.L = {}  # release the previous factor before building the next
+        self._L_at = None
         L: dict[tuple[int, int], Any] = {}
         inv_blocks: dict[int, NDArray[Any]] = {}
         try:
@@ -415,6 +439,7 @@ class LMMProblem:
             self.L = {}
             return False
         self.L = L
+        self._L_at = (theta.copy(), A)
         return True
 
     def _rank_update(
@@ -431,20 +456,26 @@ class LMMProblem:
         if kind_ji == "dense":
             Ljj -= Lji @ Lji.T
             return
-        pp = self._pp[key]
         j, _, i = key
         if kind_jj == "dense":
-            vals = None
+            gram = self._gram[(j, i)]
             if i == 0 and self.terms[0].k == 1 and self.terms[j].k == 1:
-                # L_j0 = lam_j lam_0 A_j0 / L00: constant products, weights 1/L00^2.
+                # L_j0 = lam_j lam_0 A_j0 / L00: a constant matrix with column
+                # weights 1/L00^2, whose dense parts are cached with A's block.
+                Aj0 = self.A[(j, 0)]
                 c2 = (lams[j][0, 0] * lams[0][0, 0]) ** 2
-                vals = c2 * pp.colweighted_values(1.0 / L[(0, 0)] ** 2, self.A[(j, 0)])
-            pp.subtract_from_dense(Ljj, Lji, Lji, vals)
-        else:  # diag or bdiag: the product is block diagonal by construction
-            vals = pp.values(Lji, Lji)
-            # A diagonal Ljj (scalar term) below a vector-valued term: the product's
-            # 1 x 1 blocks come as (nout, 1, 1).
-            Ljj[pp.urow] -= vals if kind_jj == "bdiag" else vals.reshape(pp.nout)
+                gram.subtract_from_dense(
+                    Ljj, Aj0.data.reshape(-1), 1.0 / L[(0, 0)] ** 2, c2, cache_key=Aj0
+                )
+            else:
+                gram.subtract_from_dense(Ljj, Lji.data.reshape(-1))
+            return
+        # diag or bdiag: the product is block diagonal by construction
+        pp = self._pp[key]
+        vals = pp.values(Lji, Lji)
+        # A diagonal Ljj (scalar term) below a vector-valued term: the product's
+        # 1 x 1 blocks come as (nout, 1, 1).
+        Ljj[pp.urow] -= vals if kind_jj == "bdiag" else vals.reshape(pp.nout)
 
     def _sub_product(
         self, Lij: Any, kind_ij: str, L: dict[tuple[int, int], Any], i: int, j: int, kk: int
@@ -674,8 +705,10 @@ class LMMProblem:
         if all(ts.identity for ts in self.scaling.terms):
             return self.dense_z()
         blocks = []
-        for t, (rows, cols) in zip(self.terms, self._Zpattern):
+        for t in self.terms:
             Zj = np.zeros((self.n, t.nranef))
+            rows = np.repeat(np.arange(self.n), t.k)
+            cols = (t.refs[:, None] * t.k + np.arange(t.k)).reshape(-1)
             Zj[rows, cols] = t.z.reshape(-1)
             blocks.append(Zj)
         return np.hstack(blocks) if blocks else np.zeros((self.n, 0))
@@ -751,8 +784,10 @@ class LMMProblem:
     def dense_z(self) -> NDArray[Any]:
         """Z (unweighted) as a dense n x q matrix (small models only)."""
         blocks = []
-        for t, z, (rows, cols) in zip(self.terms, self.zs, self._Zpattern):
+        for t, z in zip(self.terms, self.zs):
             Zj = np.zeros((self.n, t.nranef))
+            rows = np.repeat(np.arange(self.n), t.k)
+            cols = (t.refs[:, None] * t.k + np.arange(t.k)).reshape(-1)
             Zj[rows, cols] = z.reshape(-1)
             blocks.append(Zj)
         return np.hstack(blocks) if blocks else np.zeros((self.n, 0))
@@ -859,15 +894,20 @@ class _DenseEvaluator:
 
 
 def _scaled_diag(Ajj: NDArray[Any], lam: NDArray[Any], kind: str) -> NDArray[Any]:
-    """Lambda' A_jj Lambda + I in the storage of L_jj."""
+    """Lambda' A_jj Lambda + I in the storage of L_jj.
+
+    A dense block is returned Fortran-ordered (the transpose of a symmetric C-ordered
+    array is the same matrix), so that the rank updates and LAPACK's Cholesky work in
+    place on it, without copies of a block that can hold 100 MB.
+    """
     if Ajj.ndim == 1:  # scalar term
         d = Ajj * lam[0, 0] ** 2 + 1.0
-        return np.diag(d) if kind == "dense" else d
+        return np.diag(d).T if kind == "dense" else d
     blk = np.matmul(np.matmul(lam.T, Ajj), lam)
     k = lam.shape[0]
     blk[:, np.arange(k), np.arange(k)] += 1.0
     if kind == "dense":
-        return _bdiag_dense(blk)
+        return _bdiag_dense(blk).T
     return np.asarray(blk)
 
 
@@ -913,7 +953,24 @@ def _factor(M: NDArray[Any], kind: str) -> NDArray[Any]:
         return np.asarray(np.sqrt(M))
     if kind == "bdiag":
         return np.linalg.cholesky(M)
-    return _chol(M)
+    if M.shape[0] >= ONE_THREAD_MIN:
+        with blas_threads(1):
+            return _chol(M, overwrite=True)
+    return _chol(M, overwrite=True)
+
+
+def _column_shared(S: BlockSparse) -> bool:
+    """Whether some block column of S holds two blocks (then S S' is not block diagonal)."""
+    return bool(S.nblocks) and int(np.bincount(S.bcol).max()) > 1
+
+
+def _scalar_entries(S: BlockSparse) -> tuple[NDArray[Any], NDArray[Any]]:
+    """Row and column of each scalar entry of S, in the order of ``S.data.reshape(-1)``."""
+    a = np.arange(S.ki)[None, :, None]
+    b = np.arange(S.kj)[None, None, :]
+    rows = S.brow[:, None, None] * S.ki + a + 0 * b
+    cols = S.bcol[:, None, None] * S.kj + b + 0 * a
+    return rows.reshape(-1), cols.reshape(-1)
 
 
 def _zt_csr(t: ReTerm, z: NDArray[Any], n: int) -> sp.csr_matrix:
@@ -938,10 +995,11 @@ def _zt_csr(t: ReTerm, z: NDArray[Any], n: int) -> sp.csr_matrix:
     return sp.csr_matrix((data, indices, indptr), shape=(nl * k, n))
 
 
-def _chol(M: NDArray[Any]) -> NDArray[Any]:
+def _chol(M: NDArray[Any], overwrite: bool = False) -> NDArray[Any]:
     """Lower Cholesky factor by LAPACK directly (scipy's wrapper costs more than
-    the factorization for the small blocks of most models)."""
-    L, info = _potrf(M, lower=1, clean=1)
+    the factorization for the small blocks of most models). With ``overwrite``, a
+    Fortran-ordered M is factored in place."""
+    L, info = _potrf(M, lower=1, clean=1, overwrite_a=1 if overwrite else 0)
     if info != 0:
         raise np.linalg.LinAlgError("not positive definite")
     return np.asarray(L)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sklmixed._core import _lmm
+from sklmixed._core import _blocks, _lmm
 from sklmixed._core._lmm import LMMProblem, estimable_columns
 from sklmixed._core._reterm import ReTerm
 
@@ -147,6 +147,68 @@ def test_blocked_factor_matches_naive(structure, reml, dense_max, monkeypatch):
         np.concatenate([x.reshape(-1) for x in prob.u()]), u, rtol=1e-7, atol=1e-9
     )
     assert prob.sigma2() == pytest.approx(s2, rel=1e-9)
+
+
+def _sparse_crossed(rng, n=600):
+    """Crossed terms with many levels and skewed activity (a few heavy levels), so
+    that the blocks between them stay sparse and the rank updates into the filled
+    blocks go through the split Gram update."""
+
+    def skewed(nlevels):
+        p = 1.0 / np.arange(1, nlevels + 1)
+        refs = rng.choice(nlevels, size=n, p=p / p.sum())
+        refs[:nlevels] = np.arange(nlevels)
+        return refs
+
+    return {
+        "crossed": [
+            _term(rng, n, 150, 1, "g", refs=skewed(150)),
+            _term(rng, n, 60, 1, "h", refs=skewed(60)),
+        ],
+        "three_crossed": [
+            _term(rng, n, 150, 1, "g", refs=skewed(150)),
+            _term(rng, n, 70, 1, "h", refs=skewed(70)),
+            _term(rng, n, 50, 1, "k", refs=skewed(50)),
+        ],
+        "crossed_vectors": [
+            _term(rng, n, 150, 2, "g", refs=skewed(150)),
+            _term(rng, n, 60, 2, "h", refs=skewed(60)),
+        ],
+        "vector_and_scalar": [
+            _term(rng, n, 150, 2, "g", refs=skewed(150)),
+            _term(rng, n, 60, 1, "h", refs=skewed(60)),
+        ],
+        "scalar_and_vector": [
+            _term(rng, n, 150, 1, "g", refs=skewed(150)),
+            _term(rng, n, 50, 2, "h", refs=skewed(50)),
+        ],
+    }
+
+
+@pytest.mark.parametrize("split", [None, (0, 0), (1, 1), (2, 5), (0, 4), (6, 0), (10**4, 10**4)])
+@pytest.mark.parametrize("structure", list(_sparse_crossed(np.random.default_rng(0))))
+def test_gram_splits_match_naive(structure, split, monkeypatch):
+    """Every heavy/light split of the rank updates into dense blocks (dense columns
+    by SYRK, dense rows by a sparse-dense product, pairs for the rest) gives the
+    same factor, with and without weights, at two thetas (the cached column-weighted
+    operands of a crossed pair of scalar terms are reused at the second)."""
+    monkeypatch.setattr(_lmm, "DENSE_MAX", 0)
+    monkeypatch.setattr(_blocks, "FORCE_SPLIT", split)
+    rng = np.random.default_rng(4)
+    terms = _sparse_crossed(np.random.default_rng(0))[structure]
+    n = terms[0].refs.shape[0]
+    X = np.column_stack((np.ones(n), rng.normal(size=n)))
+    y = X @ [1.0, -1.0] + rng.normal(size=n)
+    for weights in (None, rng.uniform(0.5, 2.0, n)):
+        prob = LMMProblem(X, y, terms, weights=weights)
+        assert prob._gram, "no rank update went through GramUpdate"
+        for theta in (rng.uniform(0.3, 1.5, prob.ntheta), rng.uniform(0.3, 1.5, prob.ntheta)):
+            expected, beta, u, _ = _naive(X, y, prob.terms, theta, False, weights)
+            assert prob.objective(theta) == pytest.approx(expected, rel=1e-10, abs=1e-8)
+            np.testing.assert_allclose(prob.beta(), beta, rtol=1e-8, atol=1e-10)
+            np.testing.assert_allclose(
+                np.concatenate([x.reshape(-1) for x in prob.u()]), u, rtol=1e-7, atol=1e-9
+            )
 
 
 def test_terms_ordered_by_number_of_random_effects_stably():
