@@ -301,6 +301,8 @@ def _kind(series: pd.Series) -> str:
         return "other"
     if pd.api.types.is_numeric_dtype(dtype):
         return "number"
+    if isinstance(dtype, pd.StringDtype):  # text by construction: no scan of the values
+        return "text"
     if pd.api.types.is_string_dtype(dtype) or dtype.kind == "O":
         inferred = pd.api.types.infer_dtype(series, skipna=True)
         if inferred == "string":
