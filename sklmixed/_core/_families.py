@@ -381,18 +381,24 @@ class NegativeBinomialFamily(DispersionFamily):
         )
 
 
-class GammaFamily(DispersionFamily):
-    """Var(y) = dispersion * mu^2; the dispersion is 1 / shape, the squared
-    coefficient of variation (glmmTMB's ``sigma(m)^2``)."""
+class _PhiFamily(DispersionFamily):
+    """Families whose parameter is the dispersion phi itself, Var(y) = phi V(mu)
+    (Gamma, inverse Gaussian), with the log, inverse and identity links."""
 
-    name = "gamma"
-    default_link = "log"
     links = ("log", "inverse", "identity")
     param_name = "dispersion"
 
     @property
     def scale(self) -> float:
         return self.param
+
+
+class GammaFamily(_PhiFamily):
+    """Var(y) = dispersion * mu^2; the dispersion is 1 / shape, the squared
+    coefficient of variation (glmmTMB's ``sigma(m)^2``)."""
+
+    name = "gamma"
+    default_link = "log"
 
     def variance(self, mu: Array) -> Array:
         return mu**2
@@ -413,18 +419,12 @@ class GammaFamily(DispersionFamily):
         return np.asarray(wt * (a * np.log(a * r) - a * r - np.log(y) - special.gammaln(a)))
 
 
-class InverseGaussianFamily(DispersionFamily):
+class InverseGaussianFamily(_PhiFamily):
     """Var(y) = dispersion * mu^3 (the dispersion is 1 / lambda of the
     Wald / inverse Gaussian density)."""
 
     name = "inverse_gaussian"
     default_link = "log"
-    links = ("log", "inverse", "identity")
-    param_name = "dispersion"
-
-    @property
-    def scale(self) -> float:
-        return self.param
 
     def variance(self, mu: Array) -> Array:
         return mu**3

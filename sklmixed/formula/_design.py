@@ -702,19 +702,14 @@ def _check_finite(df: pd.DataFrame, columns: list[Any]) -> None:
             # pandas' own missing-value count, without converting the strings to
             # an object array first (the costliest step of a small fit's checks)
             bad = int(s.isna().sum())
-            if bad:
-                raise DataError(
-                    f"column {col!r} has {bad} missing (NaN/None) value"
-                    f"{'s' if bad > 1 else ''}; remove or impute those rows before fitting"
-                )
-            continue
-        values = s.to_numpy()
-        if values.dtype.kind == "f":
-            bad = int(values.shape[0] - np.count_nonzero(np.isfinite(values)))
-        elif values.dtype.kind in "iub":
-            bad = 0
         else:
-            bad = int(pd.isna(values).sum())
+            values = s.to_numpy()
+            if values.dtype.kind == "f":
+                bad = int(values.shape[0] - np.count_nonzero(np.isfinite(values)))
+            elif values.dtype.kind in "iub":
+                bad = 0
+            else:
+                bad = int(pd.isna(values).sum())
         if bad:
             raise DataError(
                 f"column {col!r} has {bad} missing (NaN/None) or infinite value"
