@@ -258,7 +258,7 @@ def _check_exact_fit(problem, r2: float, where: str, theta=None) -> None:
         # the objective by about 2 (n - q) log 2; at a true optimum it raises it.
         fmin = problem.objective(theta)
         unbounded = problem.objective(2.0 * theta) < fmin - 1.0
-        problem.update(theta)  # the factor at the optimum again
+        problem.set_theta(theta)  # installed at the optimum again
     if not (r2 <= EXACT_FIT * yty or unbounded):
         if r2 <= NEAR_EXACT * yty and where == "optimum":  # (r^2 only falls from the start)
             warnings.warn(
@@ -303,7 +303,7 @@ def _start(problem, x0) -> tuple[float, float]:
     f0 = problem.objective(x0)
     if np.isfinite(f0):
         return f0, float(problem.last_r2)
-    return f0, (problem.pwrss() if problem.update(x0) else np.nan)
+    return f0, (problem.pwrss() if problem.set_theta(x0) else np.nan)
 
 
 def warm_step(x0: np.ndarray) -> np.ndarray:
@@ -394,7 +394,7 @@ def fit_lmm(
         problem.flip_theta,
         pure=True,
     )
-    if not problem.update(theta):  # pragma: no cover - theta came from a finite evaluation
+    if not problem.set_theta(theta):  # pragma: no cover - theta came from a finite evaluation
         raise FitError(
             "the factor is not positive definite at the optimum; try a simpler "
             "random-effects structure"

@@ -263,7 +263,7 @@ def lmm_result(problem, theta, optsum, formula: str, coef_names) -> FitResult:
     vcov[np.ix_(keep, keep)] = problem.user_vcov(sigma2_internal * problem.rxx_inverse())
     stderror = np.sqrt(np.diag(vcov))
     offset = problem.objective_offset()
-    objective = problem._objective_from_L() + offset
+    objective = problem.objective_from_factor() + offset
     if not problem.exact_fit:  # an exact least-squares fit has been reported already
         check_finite(objective, stderror, keep, coef_names)
     dof = problem.p + problem.ntheta + 1

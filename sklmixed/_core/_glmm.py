@@ -281,7 +281,7 @@ class GLMMProblem:
             # weights; nothing reads it (the modes come from the rows above it, the
             # log-determinant from the random-effects blocks), so make it positive.
             problem.A[(problem.m, problem.m)] = np.full((1, 1), _R2_PLACEHOLDER)
-        if not problem.update(theta):
+        if not problem.set_theta(theta):
             raise PIRLSError("the penalized weighted least-squares factor is not positive definite")
         return problem
 
@@ -555,7 +555,7 @@ class GLMMProblem:
         # eta moves with u only through the single scalar term: eta(u) = eta0 + z lam (u - u0)
         zl = self.lmm.zs[0][:, 0] * lam
         devc0 = np.bincount(refs, self.devresid(eta0), minlength=nl) + u0**2
-        sd = 1.0 / self._re.L[(0, 0)]
+        sd = 1.0 / self._re.factor()[(0, 0)].diagonal()
         mult = np.zeros(nl)
         for z, w in zip(*self.gh):
             if z == 0.0:

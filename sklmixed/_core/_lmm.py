@@ -24,28 +24,28 @@ import scipy.linalg as sla
 import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
 from scipy.linalg.lapack import dpotrf as _potrf
-from scipy.linalg.lapack import dtrtrs as _trtrs
 
-from sklmixed._core._blocks import BlockSparse, GramUpdate, PatternProduct, blas_threads
+from sklmixed._core._block_types import (
+    BlockDiagBlock,
+    DenseBlock,
+    DiagBlock,
+    GramPlan,
+    LBlock,
+    ProductPlan,
+    SparseBlock,
+    XYBlock,
+    dense_a_block,
+    rank_update,
+    sub_product,
+    trsolve,
+)
+from sklmixed._core._blocks import BlockSparse, GramUpdate, PatternProduct
 from sklmixed._core._reterm import ReTerm
 from sklmixed._core._scaling import Scaling, fit_scaling, recentred_response
 
 # An off-diagonal random-effects block at least this dense is stored dense: its
 # products are then single BLAS calls, cheaper than sparse bookkeeping.
 _DENSE_FRACTION = 0.25
-
-# Dense diagonal blocks of at least this many rows are factored with one BLAS
-# thread. OpenBLAS's threaded Cholesky synchronizes its threads at every panel, and
-# when the other core is busy (another process: the normal case on a shared machine
-# or a laptop) every synchronization waits for a time slice. Measured on 2 cores at a
-# load average of 4-5: the 200k-row crossed fit (a 3698-row block) took 26-28 s with
-# two threads and 10-12 s with one (InstEval, 1128 rows: 11.1 s and 1.95 s). An idle
-# machine factors the 3698-row block in 0.24 s with two threads and 0.40 s with one.
-# Smaller blocks keep the default: InstEval's printed estimates match the reference
-# page's last digits with the rounding of the default two threads only (with one
-# thread the optimizer stops where one estimate differs by 5 units in its last
-# printed digit, with or without the changes that introduced this constant).
-ONE_THREAD_MIN = 2000
 
 # Relative tolerance on the diagonal of R in the QR decomposition of the
 # column-scaled X that declares a column linearly dependent on earlier ones.
@@ -181,8 +181,9 @@ class LMMProblem:
         self.ntheta = int(offsets[-1])
         self._diag_pos: NDArray[Any] | None = None
         self._build_structure()
-        self.L: dict[tuple[int, int], Any] = {}
-        self._L_at: tuple[NDArray[Any], Any] | None = None  # (theta, A) of the current L
+        self._theta: NDArray[Any] | None = None  # see set_theta
+        self._L: dict[tuple[int, int], LBlock] = {}
+        self._L_at: tuple[NDArray[Any], Any] | None = None  # (theta, A) of self._L
         self._dense: _DenseEvaluator | None = None
         self.last_r2 = np.nan  # r^2 of the last objective evaluation
         self.exact_fit = False  # set by the driver: y in the span of X, no random effects
@@ -220,51 +221,68 @@ class LMMProblem:
                 dense = uniq.shape[0] >= _DENSE_FRACTION * ti.nlevels * tj.nlevels
                 self.Akind[(i, j)] = "dense" if dense else "sparse"
 
-        # Kinds of the blocks of L, decided column by column as the factorization
-        # will fill them in.
-        self.Lkind: dict[tuple[int, int], str] = {}
-        self._pp: dict[tuple[int, int, int], PatternProduct] = {}
-        self._pp_idx: dict[tuple[int, int, int], NDArray[Any]] = {}
-        # Rank updates of a dense diagonal block from a sparse block: GramUpdate,
-        # whose memory is O(nnz) (the pairs of a PatternProduct grow with the
-        # square of the levels' activity).
-        self._gram: dict[tuple[int, int], GramUpdate] = {}
-        patterns = {key: val[1] for key, val in self._pairs.items()}
+        self._build_l_structure({key: val[1] for key, val in self._pairs.items()})
+
+    def _build_l_structure(self, patterns: dict[tuple[int, int], BlockSparse]) -> None:
+        """The type of every block of L, decided column by column as the
+        factorization will fill them in, and the plan of every product between
+        two sparse blocks (``patterns``: the level pairs of A's off-diagonal blocks)."""
+        terms, m = self.terms, self.m
+        Ltype: dict[tuple[int, int], type[LBlock]] = {}
+        # Plans of the rank updates L_jj -= L_ji L_ji' (key (j, i)) and of the
+        # products L_ij -= L_ik L_jk' (key (i, j, k)) between sparse blocks.
+        self._rank_plans: dict[tuple[int, int], Any] = {}
+        self._sub_plans: dict[tuple[int, int, int], ProductPlan] = {}
         for j in range(m):
-            kind = "diag" if terms[j].k == 1 else "bdiag"
+            diag: type[LBlock] = DiagBlock if terms[j].k == 1 else BlockDiagBlock
             for i in range(j):
                 # S S' is block diagonal iff no column of S has two blocks (nesting).
-                if self.Lkind[(j, i)] == "dense" or _column_shared(patterns[(j, i)]):
-                    kind = "dense"
+                if Ltype[(j, i)] is DenseBlock or _column_shared(patterns[(j, i)]):
+                    diag = DenseBlock
             for i in range(j):
-                if self.Lkind[(j, i)] != "sparse":
+                if Ltype[(j, i)] is not SparseBlock:
                     continue
                 S = patterns[(j, i)]
-                if kind == "dense":
-                    self._gram[(j, i)] = GramUpdate(*_scalar_entries(S), S.shape)
+                if diag is DenseBlock:
+                    # GramUpdate's memory is O(nnz) (the pairs of a PatternProduct
+                    # grow with the square of the levels' activity).
+                    gram = GramUpdate(*_scalar_entries(S), S.shape)
+                    weighted = i == 0 and terms[0].k == 1 and terms[j].k == 1
+                    self._rank_plans[(j, i)] = GramPlan(gram, weighted)
                 else:
-                    self._pp[(j, j, i)] = PatternProduct(S, S, symmetric=True)
-            self.Lkind[(j, j)] = kind
+                    self._rank_plans[(j, i)] = PatternProduct(S, S, symmetric=True)
+            Ltype[(j, j)] = diag
             for i in range(j + 1, m):
-                kind = self.Akind[(i, j)]
-                if self.Lkind[(j, j)] == "dense":
-                    kind = "dense"
+                below: type[LBlock] = SparseBlock if self.Akind[(i, j)] == "sparse" else DenseBlock
+                if diag is DenseBlock:
+                    below = DenseBlock
                 for kk in range(j):
-                    ki_, kj_ = self.Lkind[(i, kk)], self.Lkind[(j, kk)]
-                    if ki_ == "sparse" and kj_ == "sparse":
+                    if Ltype[(i, kk)] is SparseBlock and Ltype[(j, kk)] is SparseBlock:
                         pp = PatternProduct(patterns[(i, kk)], patterns[(j, kk)])
                         if pp.nout == 0:
                             continue
-                        self._pp[(i, j, kk)] = pp
-                        if kind == "sparse":
-                            idx = pp.within(patterns[(i, j)])
-                            if idx is None:
-                                kind = "dense"
-                            else:
-                                self._pp_idx[(i, j, kk)] = idx
+                        idx = pp.within(patterns[(i, j)]) if below is SparseBlock else None
+                        if below is SparseBlock and idx is None:
+                            below = DenseBlock
+                        self._sub_plans[(i, j, kk)] = ProductPlan(pp, idx)
                     else:
-                        kind = "dense"
-                self.Lkind[(i, j)] = kind
+                        below = DenseBlock
+                Ltype[(i, j)] = below
+        for j in range(m):
+            Ltype[(m, j)] = DenseBlock
+        Ltype[(m, m)] = XYBlock
+        self.Ltype = Ltype
+
+    @property
+    def Lkind(self) -> dict[tuple[int, int], str]:
+        """The short names of the blocks' types of L's random-effects part
+        (``"diag"``, ``"bdiag"``, ``"sparse"``, ``"dense"``), for messages and tests."""
+        return {key: T.kind for key, T in self.Ltype.items() if key[0] < self.m}
+
+    @property
+    def _gram(self) -> dict[tuple[int, int], GramUpdate]:
+        """The rank updates that go through a :class:`GramUpdate`."""
+        return {k: v.gram for k, v in self._rank_plans.items() if isinstance(v, GramPlan)}
 
     def set_weights(self, weights: ArrayLike | None, y: ArrayLike | None = None) -> None:
         """(Re)compute A for prior or working weights, and optionally a new
@@ -395,129 +413,103 @@ class LMMProblem:
     def lambdas(self, theta: NDArray[Any]) -> list[NDArray[Any]]:
         return [t.lambda_from_theta(theta[s]) for t, s in zip(self.terms, self.theta_slices)]
 
-    def update(self, theta: NDArray[Any]) -> bool:
-        """Form L for ``theta``; False if a diagonal block is not positive definite."""
-        m, A, kinds = self.m, self.A, self.Lkind
-        theta = np.asarray(theta, dtype=float)
-        last = self._L_at
-        if self.L and last is not None and last[1] is A and np.array_equal(last[0], theta):
-            # L is already the factor at theta (an optimizer's final point is
-            # evaluated again by the driver; each is a dense factorization).
-            return True
-        lams = self.lambdas(theta)
-        self.L = {}  # release the previous factor before building the next
-        self._L_at = None
-        L: dict[tuple[int, int], Any] = {}
-        inv_blocks: dict[int, NDArray[Any]] = {}
+    # The problem owns theta: set_theta installs it (and is the only way to a
+    # factor), objective() installs it too, and every reader of L goes through
+    # factor(), which forms L at the installed theta when it is not there yet
+    # (the small-problem objective does not form it). So theta and L cannot
+    # disagree, as MixedModels.jl's objective!(m, theta) = objective(updateL!(setθ!(m, theta))).
+
+    @property
+    def theta(self) -> NDArray[Any] | None:
+        """The (internal) theta installed last, None before the first."""
+        return self._theta
+
+    def set_theta(self, theta: NDArray[Any]) -> bool:
+        """Install ``theta`` and form the factor L there.
+
+        Returns False if a diagonal block is not positive definite (then
+        :meth:`factor` raises until another theta is installed). A factor already
+        at ``theta`` with the same A is kept (an optimizer's final point is
+        evaluated again by the driver; each is a factorization).
+        """
+        self._theta = np.array(theta, dtype=float)
         try:
-            for j in range(m + 1):
-                # Diagonal block: scale, add I, subtract earlier columns, factor.
-                if j < m:
-                    Ljj = _scaled_diag(A[(j, j)], lams[j], kinds[(j, j)])
-                    for i in range(j):
-                        self._rank_update(
-                            Ljj, kinds[(j, j)], L[(j, i)], kinds[(j, i)], (j, j, i), lams, L
-                        )
-                    Ljj = _factor(Ljj, kinds[(j, j)])
-                    if kinds[(j, j)] == "bdiag":
-                        inv_blocks[j] = np.linalg.inv(Ljj)
-                else:
-                    Ljj = A[(m, m)].copy()
-                    for i in range(m):
-                        Ljj -= L[(m, i)] @ L[(m, i)].T
-                    Ljj = _factor_xy(Ljj)
-                L[(j, j)] = Ljj
-                # Blocks below it: scale, subtract earlier columns, divide by Ljj'.
-                for i in range(j + 1, m + 1):
-                    lam_i = lams[i] if i < m else None
-                    kind = "dense" if i == m else kinds[(i, j)]
-                    Lij = _scaled_offdiag(A[(i, j)], lam_i, lams[j], kind)
-                    for kk in range(j):
-                        self._sub_product(Lij, kind, L, i, j, kk)
-                    L[(i, j)] = _rdiv(Lij, kind, Ljj, kinds[(j, j)], inv_blocks.get(j))
+            self.factor()
         except np.linalg.LinAlgError:
-            self.L = {}
             return False
-        self.L = L
-        self._L_at = (theta.copy(), A)
         return True
 
-    def _rank_update(
-        self,
-        Ljj: Any,
-        kind_jj: str,
-        Lji: Any,
-        kind_ji: str,
-        key: tuple[int, int, int],
-        lams: list[NDArray[Any]],
-        L: dict[tuple[int, int], Any],
-    ) -> None:
-        """Ljj -= Lji Lji' (lower triangle suffices for the dense case)."""
-        if kind_ji == "dense":
-            Ljj -= Lji @ Lji.T
-            return
-        j, _, i = key
-        if kind_jj == "dense":
-            gram = self._gram[(j, i)]
-            if i == 0 and self.terms[0].k == 1 and self.terms[j].k == 1:
-                # L_j0 = lam_j lam_0 A_j0 / L00: a constant matrix with column
-                # weights 1/L00^2, whose dense parts are cached with A's block.
-                Aj0 = self.A[(j, 0)]
-                c2 = (lams[j][0, 0] * lams[0][0, 0]) ** 2
-                gram.subtract_from_dense(
-                    Ljj, Aj0.data.reshape(-1), 1.0 / L[(0, 0)] ** 2, c2, cache_key=Aj0
-                )
-            else:
-                gram.subtract_from_dense(Ljj, Lji.data.reshape(-1))
-            return
-        # diag or bdiag: the product is block diagonal by construction
-        pp = self._pp[key]
-        vals = pp.values(Lji, Lji)
-        # A diagonal Ljj (scalar term) below a vector-valued term: the product's
-        # 1 x 1 blocks come as (nout, 1, 1).
-        Ljj[pp.urow] -= vals if kind_jj == "bdiag" else vals.reshape(pp.nout)
+    # the name of set_theta in earlier versions
+    update = set_theta
 
-    def _sub_product(
-        self, Lij: Any, kind_ij: str, L: dict[tuple[int, int], Any], i: int, j: int, kk: int
-    ) -> None:
-        """Lij -= L[i, kk] L[j, kk]'."""
-        m, kinds = self.m, self.Lkind
-        S, T = L[(i, kk)], L[(j, kk)]
-        ks = "dense" if i == m else kinds[(i, kk)]
-        kt = kinds[(j, kk)]
-        if ks == "dense" and kt == "dense":
-            Lij -= S @ T.T
-        elif ks == "dense":
-            if T.nblocks:
-                Lij -= (T.to_scipy() @ S.T).T
-        elif kt == "dense":
-            if S.nblocks:
-                Lij -= S.to_scipy() @ T.T
-        else:
-            pp = self._pp.get((i, j, kk))
-            if pp is None:
-                return
-            if kind_ij == "dense":
-                pp.subtract_from_dense(Lij, S, T)
-            else:
-                Lij.data[self._pp_idx[(i, j, kk)]] -= pp.values(S, T).reshape(-1, S.ki, T.ki)
+    def factor(self) -> dict[tuple[int, int], LBlock]:
+        """The blocks of L at the installed theta, formed here if needed.
+
+        Raises
+        ------
+        RuntimeError
+            If no theta has been installed.
+        numpy.linalg.LinAlgError
+            If L is not positive definite at it.
+        """
+        theta = self._theta
+        if theta is None:
+            raise RuntimeError("no theta installed: call set_theta(theta) first")
+        last = self._L_at
+        if (
+            last is not None
+            and last[1] is self.A
+            and (last[0] is theta or np.array_equal(last[0], theta))
+        ):
+            if not self._L:
+                raise np.linalg.LinAlgError("the factor is not positive definite at theta")
+            return self._L
+        self._L = {}  # release the previous factor before building the next
+        self._L_at = (theta, self.A)
+        self._L = self._updated_L(theta)
+        return self._L
+
+    @property
+    def L(self) -> dict[tuple[int, int], LBlock]:
+        """The blocks of L at the installed theta (:meth:`factor`)."""
+        return self.factor()
+
+    def _updated_L(self, theta: NDArray[Any]) -> dict[tuple[int, int], LBlock]:
+        """The blocked Cholesky factorization of the system at ``theta``."""
+        m, A, types = self.m, self.A, self.Ltype
+        lams: list[NDArray[Any] | None] = [*self.lambdas(theta), None]  # [X y]: Lambda = I
+        L: dict[tuple[int, int], LBlock] = {}
+        for j in range(m + 1):
+            Ljj = types[(j, j)].scaled_inflated(A[(j, j)], lams[j])  # Lambda' A_jj Lambda + I
+            for i in range(j):
+                rank_update(Ljj, L[(j, i)], self._rank_plans.get((j, i)))  # - L_ji L_ji'
+            Ljj.factor()
+            L[(j, j)] = Ljj
+            for i in range(j + 1, m + 1):
+                Lij = types[(i, j)].scaled(A[(i, j)], lams[i], lams[j])  # Lambda_i' A_ij Lambda_j
+                for kk in range(j):
+                    sub_product(Lij, L[(i, kk)], L[(j, kk)], self._sub_plans.get((i, j, kk)))
+                L[(i, j)] = Ljj.rdiv(Lij)  # L_ij L_jj^{-T}
+        return L
 
     def objective(self, theta: NDArray[Any]) -> float:
         """-2 log-likelihood (ML) or the REML criterion at ``theta``; inf if not PD."""
         if self._dense is None and self._qtot <= DENSE_MAX:
             self._dense = _DenseEvaluator(self)
         if self._dense is not None:
-            parts = self._dense.logdets(theta)
+            # theta is installed without forming L (factor() forms it on demand)
+            self._theta = np.array(theta, dtype=float)
+            parts = self._dense.logdets(self._theta)
             if parts is None:
                 self.last_r2 = np.nan
                 return np.inf
             self.last_r2 = parts[2]
             return self._assemble_objective(*parts)
-        if not self.update(theta):
+        if not self.set_theta(theta):
             self.last_r2 = np.nan
             return np.inf
         self.last_r2 = self.pwrss()
-        return self._objective_from_L()
+        return self.objective_from_factor()
 
     def recentre_response(self, r2: float) -> bool:
         """Centre the internal response if r^2 (at the start) is tiny beside y'y.
@@ -548,27 +540,37 @@ class LMMProblem:
         if self._dense is None and self._qtot <= DENSE_MAX:
             self._dense = _DenseEvaluator(self)
         if self._dense is not None:
+            self._theta = theta.copy()
             return self._dense.xy_factor(theta)
-        if not self.update(theta):
+        if not self.set_theta(theta):
             return None
-        return self.logdet_re(), np.array(self.L[(self.m, self.m)])
+        return self.logdet_re(), np.array(self._xy_block())
 
     def logdet_re(self) -> float:
         """log |Lambda' Z'Z Lambda + I| = 2 sum log diag(L_ZZ)."""
-        L = self.L
+        L = self.factor()
         total = 0.0
         for j in range(self.m):
-            total += 2.0 * np.sum(np.log(_diagonal(L[(j, j)], self.Lkind[(j, j)])))
+            total += 2.0 * np.sum(np.log(L[(j, j)].diagonal()))
         return float(total)
 
     def pwrss(self) -> float:
         """Penalized weighted residual sum of squares, r^2."""
-        return float(self.L[(self.m, self.m)][-1, -1] ** 2)
+        return float(self._xy_block()[-1, -1] ** 2)
 
-    def _objective_from_L(self) -> float:
-        Lxx = self.L[(self.m, self.m)]
+    def _xy_block(self) -> NDArray[Any]:
+        """The [X y] block of L at the installed theta (p + 1 square, lower)."""
+        blk = self.factor()[(self.m, self.m)]
+        assert isinstance(blk, XYBlock)
+        return blk.a
+
+    def objective_from_factor(self) -> float:
+        """The objective at the installed theta from the factor L."""
+        Lxx = self._xy_block()
         logdet_x = 2.0 * float(np.sum(np.log(np.abs(np.diag(Lxx)[: self.p]))))
         return self._assemble_objective(self.logdet_re(), logdet_x, float(Lxx[-1, -1] ** 2))
+
+    _objective_from_L = objective_from_factor  # the name of earlier versions
 
     def _assemble_objective(self, logdet_z: float, logdet_x: float, r2: float) -> float:
         """objective = log|L_Z|^2 [+ log|L_X|^2] + d (1 + log(2 pi r^2 / d))."""
@@ -588,27 +590,25 @@ class LMMProblem:
 
     def beta(self) -> NDArray[Any]:
         """Fixed effects for the estimable columns (length p)."""
-        Lxx = self.L[(self.m, self.m)]
+        Lxx = self._xy_block()
         R = Lxx[: self.p, : self.p]
         c = Lxx[self.p, : self.p]
-        return _trsolve(R, c, trans=True) if self.p else np.zeros(0)
+        return trsolve(R, c, trans=True) if self.p else np.zeros(0)
 
     def u(self, beta: NDArray[Any] | None = None) -> list[NDArray[Any]]:
         """Spherical random effects per term, each (l, k): back-substitution."""
-        m, L, p = self.m, self.L, self.p
+        m, L, p = self.m, self.factor(), self.p
         if beta is None:
             beta = self.beta()
         us: list[NDArray[Any] | None] = [None] * m
         for j in reversed(range(m)):
-            Lmj = L[(m, j)]
+            Lmj = L[(m, j)].to_dense()
             rhs = Lmj[p, :] - Lmj[:p, :].T @ beta
             for i in range(j + 1, m):
                 ui = us[i]
                 assert ui is not None  # filled in reverse order
-                rhs = rhs - _tmul(L[(i, j)], self.Lkind[(i, j)], ui.reshape(-1))
-            us[j] = _ltsolve(L[(j, j)], self.Lkind[(j, j)], rhs).reshape(
-                self.terms[j].nlevels, self.terms[j].k
-            )
+                rhs = rhs - L[(i, j)].tmul(ui.reshape(-1))
+            us[j] = L[(j, j)].solve_t(rhs).reshape(self.terms[j].nlevels, self.terms[j].k)
         return us  # type: ignore[return-value]
 
     def b(self, us: list[NDArray[Any]], theta: NDArray[Any]) -> list[NDArray[Any]]:
@@ -763,8 +763,8 @@ class LMMProblem:
         """(R_X R_X')^{-1}, the unscaled covariance of beta (p x p)."""
         if self.p == 0:  # no fixed effects (LAPACK rejects empty matrices)
             return np.zeros((0, 0))
-        R = self.L[(self.m, self.m)][: self.p, : self.p]
-        Rinv = _trsolve(R, np.eye(self.p))
+        R = self._xy_block()[: self.p, : self.p]
+        Rinv = trsolve(R, np.eye(self.p))
         return np.asarray(Rinv.T @ Rinv)
 
     def dense_lzz(self) -> NDArray[Any]:
@@ -772,10 +772,31 @@ class LMMProblem:
         sizes = [t.nranef for t in self.terms]
         off = np.concatenate(([0], np.cumsum(sizes)))
         out = np.zeros((off[-1], off[-1]))
-        for (i, j), kind in self.Lkind.items():
-            blk = self.L[(i, j)]
-            out[off[i] : off[i + 1], off[j] : off[j + 1]] = _to_dense(blk, kind)
+        L = self.factor()
+        for i, j in self.Lkind:
+            out[off[i] : off[i + 1], off[j] : off[j + 1]] = L[(i, j)].to_dense()
         return out
+
+    def solve_lower(self, rhs: list[NDArray[Any]]) -> list[NDArray[Any]]:
+        """L^{-1} R for L the factor at the installed theta without its y row.
+
+        ``rhs`` holds R by block rows: one (q_j, c) array per term in the core's
+        order, then X's (p, c); so does the result.
+        """
+        L, m, p = self.factor(), self.m, self.p
+        sols: list[NDArray[Any]] = []
+        for j in range(m):
+            r = rhs[j]
+            for i in range(j):
+                r = r - L[(j, i)].mul(sols[i])
+            sols.append(L[(j, j)].solve(r))
+        r = rhs[m]
+        for i in range(m):
+            r = r - L[(m, i)].to_dense()[:p, :] @ sols[i]
+        if p:
+            Lxx = self._xy_block()[:p, :p]
+            sols.append(np.asarray(sla.solve_triangular(Lxx, r, lower=True, check_finite=False)))
+        return sols
 
     def dense_lambda(self, theta: NDArray[Any]) -> NDArray[Any]:
         mats = [np.kron(np.eye(t.nlevels), lam) for t, lam in zip(self.terms, self.lambdas(theta))]
@@ -808,10 +829,8 @@ class _DenseEvaluator:
         off = np.concatenate(([0], np.cumsum(sizes))).astype(np.int64)
         Q = int(off[-1])
         A = np.zeros((Q, Q))
-        kinds = {(j, j): ("diag" if t.k == 1 else "bdiag") for j, t in enumerate(terms)}
         for (i, j), blk in problem.A.items():
-            kind = kinds.get((i, j), "sparse" if isinstance(blk, BlockSparse) else "dense")
-            dense = _to_dense(blk, kind)
+            dense = dense_a_block(blk)
             A[off[i] : off[i + 1], off[j] : off[j + 1]] = dense
             A[off[j] : off[j + 1], off[i] : off[i + 1]] = dense.T
         self.A = A
@@ -893,72 +912,6 @@ class _DenseEvaluator:
 # ------------------------------------------------------------- block kernels
 
 
-def _scaled_diag(Ajj: NDArray[Any], lam: NDArray[Any], kind: str) -> NDArray[Any]:
-    """Lambda' A_jj Lambda + I in the storage of L_jj.
-
-    A dense block is returned Fortran-ordered (the transpose of a symmetric C-ordered
-    array is the same matrix), so that the rank updates and LAPACK's Cholesky work in
-    place on it, without copies of a block that can hold 100 MB.
-    """
-    if Ajj.ndim == 1:  # scalar term
-        d = Ajj * lam[0, 0] ** 2 + 1.0
-        return np.diag(d).T if kind == "dense" else d
-    blk = np.matmul(np.matmul(lam.T, Ajj), lam)
-    k = lam.shape[0]
-    blk[:, np.arange(k), np.arange(k)] += 1.0
-    if kind == "dense":
-        return _bdiag_dense(blk).T
-    return np.asarray(blk)
-
-
-def _bdiag_dense(blk: NDArray[Any]) -> NDArray[Any]:
-    """The block-diagonal matrix of the blocks (l, k, k) as a dense (l k, l k) array."""
-    nl, k, _ = blk.shape
-    out = np.zeros((nl, k, nl, k))
-    lv = np.arange(nl)
-    out[lv, :, lv, :] = blk
-    return out.reshape(nl * k, nl * k)
-
-
-def _scaled_offdiag(Aij: Any, lam_i: NDArray[Any] | None, lam_j: NDArray[Any], kind: str) -> Any:
-    """Lambda_i' A_ij Lambda_j (Lambda_i = I for the X/y rows) in L_ij's storage."""
-    kj = lam_j.shape[0]
-    if isinstance(Aij, BlockSparse):
-        if Aij.ki == 1 and kj == 1:
-            data = Aij.data * (lam_i[0, 0] * lam_j[0, 0])  # type: ignore[index]
-        else:
-            data = np.matmul(np.matmul(lam_i.T, Aij.data), lam_j)  # type: ignore[union-attr]
-        out = Aij.with_data(data)
-        return out.to_dense() if kind == "dense" else out
-    # dense
-    rows = Aij.shape[0]
-    if kj == 1:
-        out = Aij * lam_j[0, 0]
-    else:
-        out = (Aij.reshape(rows, -1, kj) @ lam_j).reshape(rows, -1)
-    if lam_i is not None:
-        ki = lam_i.shape[0]
-        if ki == 1:
-            out = out * lam_i[0, 0]
-        else:
-            cols = out.shape[1]
-            out = (lam_i.T @ out.reshape(-1, ki, cols)).reshape(rows, cols)
-    return out
-
-
-def _factor(M: NDArray[Any], kind: str) -> NDArray[Any]:
-    if kind == "diag":
-        if np.any(M <= 0):
-            raise np.linalg.LinAlgError("not positive definite")
-        return np.asarray(np.sqrt(M))
-    if kind == "bdiag":
-        return np.linalg.cholesky(M)
-    if M.shape[0] >= ONE_THREAD_MIN:
-        with blas_threads(1):
-            return _chol(M, overwrite=True)
-    return _chol(M, overwrite=True)
-
-
 def _column_shared(S: BlockSparse) -> bool:
     """Whether some block column of S holds two blocks (then S S' is not block diagonal)."""
     return bool(S.nblocks) and int(np.bincount(S.bcol).max()) > 1
@@ -995,134 +948,37 @@ def _zt_csr(t: ReTerm, z: NDArray[Any], n: int) -> sp.csr_matrix:
     return sp.csr_matrix((data, indices, indptr), shape=(nl * k, n))
 
 
-def _chol(M: NDArray[Any], overwrite: bool = False) -> NDArray[Any]:
-    """Lower Cholesky factor by LAPACK directly (scipy's wrapper costs more than
-    the factorization for the small blocks of most models). With ``overwrite``, a
-    Fortran-ordered M is factored in place."""
-    L, info = _potrf(M, lower=1, clean=1, overwrite_a=1 if overwrite else 0)
-    if info != 0:
-        raise np.linalg.LinAlgError("not positive definite")
-    return np.asarray(L)
-
-
-def _trsolve(L: NDArray[Any], B: NDArray[Any], trans: bool = False) -> NDArray[Any]:
-    """L^{-1} B (or L^{-T} B) for lower-triangular L, by LAPACK's trtrs."""
-    x, info = _trtrs(L, B, lower=1, trans=1 if trans else 0)
-    if info != 0:
-        raise np.linalg.LinAlgError("singular triangular factor")
-    return np.asarray(x)
-
-
-def _factor_xy(M: NDArray[Any]) -> NDArray[Any]:
-    """Cholesky of the [X y] block; an exact fit (y in the span of X, possible
-    only without random effects) gives r = 0 instead of a failure."""
-    try:
-        return _chol(M)
-    except np.linalg.LinAlgError:
-        p = M.shape[0] - 1
-        R = _chol(M[:p, :p])  # X itself must be fine
-        c = _trsolve(R, M[:p, p])
-        L = np.zeros_like(M)
-        L[:p, :p] = R
-        L[p, :p] = c
-        r2 = M[p, p] - c @ c
-        if r2 < -1e-8 * max(M[p, p], 1.0):
-            raise
-        L[p, p] = np.sqrt(max(r2, 0.0))
-        return L
-
-
-def _rdiv(
-    Lij: Any, kind_ij: str, Ljj: NDArray[Any], kind_jj: str, inv_blocks: NDArray[Any] | None
-) -> Any:
-    """Lij Ljj^{-T}."""
-    if kind_jj == "diag":
-        if kind_ij == "dense":
-            return Lij / Ljj[None, :]
-        Lij.data /= Ljj[Lij.bcol][:, None, None]
-        return Lij
-    if kind_jj == "bdiag":
-        assert inv_blocks is not None  # computed with every block-diagonal factor
-        if kind_ij == "dense":
-            rows = Lij.shape[0]
-            nl, k, _ = inv_blocks.shape
-            M3 = Lij.reshape(rows, nl, k)
-            return np.einsum("rlk,lmk->rlm", M3, inv_blocks).reshape(rows, nl * k)
-        Lij.data = np.matmul(Lij.data, inv_blocks[Lij.bcol].transpose(0, 2, 1))
-        return Lij
-    return _trsolve(Ljj, Lij.T).T
-
-
-def _diagonal(Ljj: NDArray[Any], kind: str) -> NDArray[Any]:
-    if kind == "diag":
-        return Ljj
-    if kind == "bdiag":
-        k = Ljj.shape[1]
-        return Ljj[:, np.arange(k), np.arange(k)].reshape(-1)
-    return np.diag(Ljj)
-
-
-def _to_dense(blk: Any, kind: str) -> NDArray[Any]:
-    if kind == "diag":
-        return np.diag(blk)
-    if kind == "bdiag":
-        return _bdiag_dense(blk)
-    if kind == "sparse":
-        return np.asarray(blk.to_dense())
-    return np.asarray(blk)
-
-
-def _tmul(Lij: Any, kind: str, v: NDArray[Any]) -> NDArray[Any]:
-    """Lij' v."""
-    if kind == "sparse":
-        return np.asarray(Lij.to_scipy().T @ v)
-    return np.asarray(Lij.T @ v)
-
-
-def _ltsolve(Ljj: NDArray[Any], kind: str, rhs: NDArray[Any]) -> NDArray[Any]:
-    """Solve Ljj' x = rhs."""
-    if kind == "diag":
-        return np.asarray(rhs / Ljj)
-    if kind == "bdiag":
-        nl, k, _ = Ljj.shape
-        r = rhs.reshape(nl, k, 1)
-        return np.linalg.solve(Ljj.transpose(0, 2, 1), r).reshape(-1)
-    return _trsolve(Ljj, rhs, trans=True)
-
-
 # ------------------------------------------------------ conditional variances
 
 
 def conditional_variances(problem: LMMProblem, theta: NDArray[Any]) -> list[NDArray[Any]]:
     """Per term, the (l, k, k) blocks of Lambda (Lambda'Z'Z Lambda + I)^{-1} Lambda'.
 
-    ``theta`` is internal and the factor must be at it; the blocks are those of
-    the user's columns. (Multiply by the user's sigma^2 for the conditional
-    covariance of b given y.) Uses the
+    ``theta`` is internal and installed here (the factor is formed there if it
+    is not already); the blocks are those of the user's columns. (Multiply by
+    the user's sigma^2 for the conditional covariance of b given y.) Uses the
     factor: (L L')^{-1} = L^{-T} L^{-1}, so the block of level b of term j is
     sum over blocks i >= j of Y_i[:, b]' Y_i[:, b] with Y = L^{-1} E_j and E_j the
     identity columns of term j; Y_j = L_jj^{-1} is (block) diagonal and only the
     blocks below it need a forward substitution.
+
+    Raises
+    ------
+    numpy.linalg.LinAlgError
+        If the factor is not positive definite at ``theta``.
     """
-    L, kinds, terms, m = problem.L, problem.Lkind, problem.terms, problem.m
-    lams = problem.lambdas(theta)
+    problem.set_theta(theta)
+    L, terms, m = problem.factor(), problem.terms, problem.m
+    lams = problem.lambdas(np.asarray(theta, dtype=float))
     out = []
     for j, tj in enumerate(terms):
         nl, k = tj.nlevels, tj.k
-        kind = kinds[(j, j)]
-        if kind == "diag":
-            Yjj = np.diag(1.0 / L[(j, j)])
-        elif kind == "bdiag":
-            Yjj = _bdiag_dense(np.linalg.inv(L[(j, j)]))
-        else:
-            Yjj = sla.solve_triangular(L[(j, j)], np.eye(tj.nranef), lower=True)
-        Ys = {j: Yjj}
+        Ys = {j: L[(j, j)].inverse_dense()}
         for i in range(j + 1, m):
             rhs = np.zeros((terms[i].nranef, tj.nranef))
             for kk in range(j, i):
-                blk = L[(i, kk)]
-                rhs -= (blk.to_scipy() @ Ys[kk]) if kinds[(i, kk)] == "sparse" else blk @ Ys[kk]
-            Ys[i] = _lsolve_dense(L[(i, i)], kinds[(i, i)], rhs)
+                rhs -= L[(i, kk)].mul(Ys[kk])
+            Ys[i] = L[(i, i)].solve(rhs)
         G = np.zeros((nl, k, k))
         for Y in Ys.values():
             Y3 = Y.reshape(Y.shape[0], nl, k)
@@ -1136,21 +992,27 @@ def leverage(problem: LMMProblem, theta: NDArray[Any], chunk: int = 2048) -> NDA
     """Diagonal of the hat matrix: ||L^{-1} [Lambda' z_i; x_i]||^2 for each row i.
 
     L here is the factor of the system without y (the leading q + p rows), at the
-    internal ``theta``: the hat matrix does not depend on the parametrization, so
-    the internal columns give the user's leverage. The work is dense in q + p
-    and done in chunks of observations.
+    internal ``theta`` (installed here): the hat matrix does not depend on the
+    parametrization, so the internal columns give the user's leverage. The work
+    is dense in q + p and done in chunks of observations.
+
+    Raises
+    ------
+    numpy.linalg.LinAlgError
+        If the factor is not positive definite at ``theta``.
     """
+    problem.set_theta(theta)
+    Lm = problem.factor()
     sizes = [t.nranef for t in problem.terms]
     q = int(sum(sizes))
     p = problem.p
     Lfull = np.zeros((q + p, q + p))
     Lfull[:q, :q] = problem.dense_lzz()
-    Lm = problem.L
     off = np.concatenate(([0], np.cumsum(sizes)))
     for j in range(problem.m):
-        Lfull[q:, off[j] : off[j + 1]] = Lm[(problem.m, j)][:p, :]
-    Lfull[q:, q:] = Lm[(problem.m, problem.m)][:p, :p]
-    lams = problem.lambdas(theta)
+        Lfull[q:, off[j] : off[j + 1]] = Lm[(problem.m, j)].to_dense()[:p, :]
+    Lfull[q:, q:] = Lm[(problem.m, problem.m)].to_dense()[:p, :p]
+    lams = problem.lambdas(np.asarray(theta, dtype=float))
     sw = problem.sqrtw if problem.sqrtw is not None else np.ones(problem.n)
     out = np.empty(problem.n)
     for start in range(0, problem.n, chunk):
@@ -1165,13 +1027,3 @@ def leverage(problem: LMMProblem, theta: NDArray[Any], chunk: int = 2048) -> NDA
         Y = sla.solve_triangular(Lfull, rhs, lower=True, check_finite=False)
         out[rows] = np.einsum("ij,ij->j", Y, Y)
     return out
-
-
-def _lsolve_dense(Ljj: NDArray[Any], kind: str, rhs: NDArray[Any]) -> NDArray[Any]:
-    """Ljj^{-1} rhs for a dense right-hand side."""
-    if kind == "diag":
-        return np.asarray(rhs / Ljj[:, None])
-    if kind == "bdiag":
-        nl, k, _ = Ljj.shape
-        return np.linalg.solve(Ljj, rhs.reshape(nl, k, -1)).reshape(nl * k, -1)
-    return np.asarray(sla.solve_triangular(Ljj, rhs, lower=True, check_finite=False))

@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from sklmixed._core._block_types import DenseBlock
+
 # The start is used when some dense diagonal block of L has at least this many rows:
 # its Cholesky factorization, O(m^3), is then most of an evaluation (0.1 s and more).
 # (InstEval, 1128 rows, would fit in 16 evaluations instead of 48, twice as fast, at
@@ -52,7 +54,7 @@ def em_start(problem: Any) -> tuple[NDArray[Any], NDArray[Any]] | None:
     terms = problem.terms
     if not terms or any(t.k != 1 for t in terms):
         return None
-    dense = [t.nranef for j, t in enumerate(terms) if problem.Lkind[(j, j)] == "dense"]
+    dense = [t.nranef for j, t in enumerate(terms) if problem.Ltype[(j, j)] is DenseBlock]
     if not dense or max(dense) < START_MIN_DENSE:
         return None
     theta = em_theta(problem.X, problem.y, terms, problem.weights, SWEEPS)

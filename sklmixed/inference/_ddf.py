@@ -106,7 +106,9 @@ def ddf_coeftable(model: Any, level: float = 0.95, ddf: str = "satterthwaite") -
     finally:
         # leave the factor at the estimates (the core's own theta)
         core = result.core_theta
-        model.problem_.update(core if core is not None else np.asarray(model.theta_, dtype=float))
+        model.problem_.set_theta(
+            core if core is not None else np.asarray(model.theta_, dtype=float)
+        )
     return _table(list(model.coef_names_), model.problem_.keep, beta, se, df, level)
 
 

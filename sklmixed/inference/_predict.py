@@ -31,7 +31,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import scipy.linalg as sla
 from scipy import stats
 
 from sklmixed._core._lmm import order_terms
@@ -82,7 +81,7 @@ def conditional_std(
     # user's prediction is the user's sigma^2 times the internal relative one (the
     # response's scale factor is the ratio of the two sigmas).
     theta = np.asarray(model.result_.core_theta, dtype=float)
-    if not problem.update(theta):  # pragma: no cover - the fit's own theta
+    if not problem.set_theta(theta):  # pragma: no cover - the fit's own theta
         raise FloatingPointError("the factor is not positive definite at the estimates")
     sigma2 = float(model.sigma_) ** 2
     terms = problem.terms
@@ -117,33 +116,10 @@ def conditional_std(
 def _forward_norms(problem: Any, rhs: list[np.ndarray]) -> np.ndarray:
     """Column sums of squares of L^{-1} R for R given by blocks (the random-effects
     terms', then X's rows), L the factor without its y row."""
-    L, kinds, m, p = problem.L, problem.Lkind, problem.m, problem.p
-    sols: list[np.ndarray] = []
     total = np.zeros(rhs[-1].shape[1])
-    for j in range(m):
-        r = rhs[j]
-        for i in range(j):
-            blk, kind = L[(j, i)], kinds[(j, i)]
-            r = r - (blk.to_scipy() @ sols[i] if kind == "sparse" else blk @ sols[i])
-        w = _solve_diagonal_block(L[(j, j)], kinds[(j, j)], r)
-        sols.append(w)
-        total += np.einsum("ij,ij->j", w, w)
-    r = rhs[m]
-    for i in range(m):
-        r = r - L[(m, i)][:p, :] @ sols[i]
-    if p:
-        w = sla.solve_triangular(L[(m, m)][:p, :p], r, lower=True, check_finite=False)
+    for w in problem.solve_lower(rhs):
         total += np.einsum("ij,ij->j", w, w)
     return total
-
-
-def _solve_diagonal_block(Ljj: Any, kind: str, r: np.ndarray) -> np.ndarray:
-    if kind == "diag":
-        return np.asarray(r / Ljj[:, None])
-    if kind == "bdiag":
-        nl, k, _ = Ljj.shape
-        return np.asarray(np.linalg.solve(Ljj, r.reshape(nl, k, -1)).reshape(nl * k, -1))
-    return np.asarray(sla.solve_triangular(Ljj, r, lower=True, check_finite=False))
 
 
 def check_interval_args(level: Any, kind: Any) -> None:

@@ -137,7 +137,7 @@ def profile_confint(model: Any, level: float = 0.95, verbose: bool = False) -> p
         )
     finally:
         # leave the factor at the estimates (the core's own theta)
-        problem.update(result.core_theta if result.core_theta is not None else theta_hat)
+        problem.set_theta(result.core_theta if result.core_theta is not None else theta_hat)
     return pd.DataFrame.from_dict(rows, orient="index", columns=["lower", "upper"])
 
 
