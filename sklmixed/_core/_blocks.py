@@ -1,15 +1,10 @@
-"""Block types of the penalized least-squares system and the products between them.
+"""Sparse block storage of the penalized least-squares system and the products between blocks.
 
 The symmetric matrix A = [Z_1 ... Z_m X y]' W [Z_1 ... Z_m X y] and its Cholesky
-factor L are stored as a lower triangle of blocks. The block type follows the
-structure, fixed once at setup, so that the per-theta work is a few vectorized
-array operations:
-
-- ``"diag"``: a scalar term's diagonal block, a vector of length l;
-- ``"bdiag"``: a vector term's diagonal block, an array (l, k, k);
-- ``"sparse"``: an off-diagonal block between two random-effects terms, stored as
-  a :class:`BlockSparse` of k_i x k_j blocks whose pattern never changes;
-- ``"dense"``: a 2-D array (the blocks with X and y, and blocks that fill in).
+factor L are stored as a lower triangle of blocks. The blocks of L have the types
+of ``_block_types`` (diagonal, block diagonal, sparse, dense); this module holds
+the storage of a sparse block, :class:`BlockSparse` (k_i x k_j blocks whose
+pattern never changes), and the precomputed products between sparse blocks.
 
 The expensive step of a crossed model is the rank update ``L_jj -= L_ji L_ji'`` of
 a diagonal block from a sparse block. :class:`PatternProduct` precomputes, once,
@@ -247,7 +242,7 @@ def blas_threads(n: int) -> Any:
     """A context that limits the BLAS libraries to ``n`` threads.
 
     GramUpdate's SYRK and the Cholesky factorization of large dense blocks run with
-    one thread: see ``ONE_THREAD_MIN`` in ``_lmm`` for the measurements.
+    one thread: see ``ONE_THREAD_MIN`` in ``_block_types`` for the measurements.
     """
     global _BLAS
     if _BLAS is None:  # created on first use, once scipy's LAPACK is loaded

@@ -9,9 +9,10 @@ l copies of lambda, L the lower Cholesky factor of
     [ X'Z Lambda               X'X           X'y         ]
     [ y'Z Lambda               y'X           y'y         ]
 
-stored, like A, as a lower triangle of blocks (see ``_blocks``). The block types and
-every index array are fixed in ``__init__``; :meth:`LMMProblem.update` (the only
-work inside the optimizer loop) is a short sequence of vectorized operations.
+stored, like A, as a lower triangle of blocks. The type of each block of L (see
+``_block_types``) and every index array are fixed in ``__init__``; forming L at a
+theta (:meth:`LMMProblem.set_theta`, the only work inside the optimizer loop) is
+the blocked Cholesky factorization written with the types' operations.
 """
 
 from __future__ import annotations
@@ -821,7 +822,15 @@ DENSE_MAX = 128
 
 
 class _DenseEvaluator:
-    """The objective of a small problem from one dense factorization per theta."""
+    """The objective of a small problem from one dense factorization per theta.
+
+    The layout of L with a single block: the whole system is one dense block,
+    scaled and inflated by a dense Lambda~ (filled from theta by one fancy
+    assignment) and factored by one LAPACK call. The objective is assembled from
+    its log-determinants and r^2 as the blocked layout's (``_assemble_objective``).
+    Only the objective and the [X y] block come from here; whoever needs the
+    blocks of L (``LMMProblem.factor``) gets them from the blocked layout.
+    """
 
     def __init__(self, problem: LMMProblem):
         terms, m = problem.terms, problem.m
@@ -864,22 +873,26 @@ class _DenseEvaluator:
             self._lam_src = np.concatenate(src)
             self._lam = np.zeros((Q, Q))
 
-    def logdets(self, theta: NDArray[Any]) -> tuple[float, float, float] | None:
-        """(log|L_Z|^2, log|L_X|^2, r^2), or None if not positive definite."""
+    def scaled_inflated(self, theta: NDArray[Any]) -> NDArray[Any]:
+        """Lambda~' A Lambda~ + I_q, Lambda~ = blockdiag(Lambda, I): this layout's
+        whole system, the one block it factors."""
+        buf = self._theta1
+        buf[:-1] = theta
         if self.all_scalar:
-            buf = self._theta1
-            buf[:-1] = theta
             s = buf[self.col_theta]
             M = self.A * s[:, None]
             M *= s
         else:
-            buf = self._theta1
-            buf[:-1] = theta
             lam = self._lam
             lam.flat[self._lam_pos] = buf[self._lam_src]
             M = lam.T @ self.A @ lam
         M += self._identity_re  # + I on the random-effects diagonal
-        L, info = _potrf(M, lower=1, clean=0, overwrite_a=1)
+        return M
+
+    def logdets(self, theta: NDArray[Any]) -> tuple[float, float, float] | None:
+        """(log|L_Z|^2, log|L_X|^2, r^2), or None if not positive definite."""
+        # only the diagonal of L is read: LAPACK need not clear the upper triangle
+        L, info = _potrf(self.scaled_inflated(theta), lower=1, clean=0, overwrite_a=1)
         if info != 0:  # not positive definite (r = 0 only if y is fitted exactly)
             return None
         # (pairwise) sums of the logs: the optimizer's path, and so the last printed
@@ -891,25 +904,14 @@ class _DenseEvaluator:
 
     def xy_factor(self, theta: NDArray[Any]) -> tuple[float, NDArray[Any]] | None:
         """(log|L_Z|^2, the [X y] block of L) from one dense factorization."""
-        buf = self._theta1
-        buf[:-1] = theta
-        if self.all_scalar:
-            s = buf[self.col_theta]
-            M = self.A * s[:, None]
-            M *= s
-        else:
-            lam = self._lam
-            lam.flat[self._lam_pos] = buf[self._lam_src]
-            M = lam.T @ self.A @ lam
-        M += self._identity_re
-        L, info = _potrf(M, lower=1, clean=1, overwrite_a=1)
+        L, info = _potrf(self.scaled_inflated(theta), lower=1, clean=1, overwrite_a=1)
         if info != 0:
             return None
         q = self.q
         return 2.0 * float(np.log(L.diagonal()[:q]).sum()), L[q:, q:]
 
 
-# ------------------------------------------------------------- block kernels
+# ------------------------------------------------------ structure helpers
 
 
 def _column_shared(S: BlockSparse) -> bool:
