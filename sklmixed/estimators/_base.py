@@ -25,6 +25,7 @@ from sklmixed.estimators._checks import (
     validate_target,
     warn_all_unseen,
 )
+from sklmixed.estimators._dask import reject_dask
 from sklmixed.estimators._offset import validate_offset
 from sklmixed.exceptions import (
     ConvergenceWarning,
@@ -229,6 +230,7 @@ class MixedModelBase(BaseEstimator):
 
     def _new_frame(self, X) -> pd.DataFrame:
         """New data for prediction: tables as they are, arrays validated against fit."""
+        reject_dask(X)  # the prediction methods map Dask frames over partitions before this
         if _is_table(X):
             return conform_columns(as_frame(X), self.__dict__.get("_column_kinds", {}))
         X = validate_new_array(self, X)

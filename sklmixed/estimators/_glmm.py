@@ -25,6 +25,7 @@ from sklmixed.estimators._checks import (
     check_response_not_among_features,
     validate_target,
 )
+from sklmixed.estimators._dask import dask_predict
 from sklmixed.estimators._offset import total_offset
 from sklmixed.exceptions import (
     ConvergenceWarning,
@@ -368,6 +369,7 @@ class MixedGLMClassifier(ClassifierMixin, _GLMMBase):
             )
         return self._fit_glmm(design, y01, sample_weight, offset)
 
+    @dask_predict
     def decision_function(self, X, offset=None) -> np.ndarray:
         """The linear predictor of ``classes_[1]`` for new data.
 
@@ -388,6 +390,7 @@ class MixedGLMClassifier(ClassifierMixin, _GLMMBase):
         """
         return self._linear_predictor(X, offset)
 
+    @dask_predict
     def predict_proba(self, X, marginal=False, offset=None) -> np.ndarray:
         """Class probabilities for new data.
 
@@ -417,6 +420,7 @@ class MixedGLMClassifier(ClassifierMixin, _GLMMBase):
             p = marginal_mean(self, eta, parts)
         return np.column_stack((1.0 - p, p))
 
+    @dask_predict
     def predict(self, X, offset=None) -> np.ndarray:
         """The more probable class for new data.
 
@@ -681,6 +685,7 @@ class MixedGLMRegressor(RegressorMixin, _GLMMBase):
             check_response_not_among_features(design.X, design.coef_names, yv, w, affine=False)
         return self._fit_glmm(design, yv, sample_weight, offset)
 
+    @dask_predict
     def predict(self, X, offset=None) -> np.ndarray:
         """The mean response for new data.
 

@@ -20,6 +20,7 @@ from sklmixed.estimators._checks import (
     check_no_missing,
     check_response_not_among_features,
 )
+from sklmixed.estimators._dask import dask_predict
 from sklmixed.estimators._offset import total_offset
 from sklmixed.exceptions import DataError, FitError, ParameterError
 
@@ -271,6 +272,7 @@ class MixedLMRegressor(RegressorMixin, MixedModelBase):
         problem.update(self.result_.core_theta)  # the core's (centred, scaled) theta
         return problem
 
+    @dask_predict
     def predict(self, X, return_std=False, offset=None):
         """Predict the response for new data.
 

@@ -1,0 +1,200 @@
+"""Dask DataFrames: fits reduced on the workers of a cluster, predictions as Dask
+collections, the same estimates, predictions and errors as in memory.
+
+One LocalCluster of 2 workers for the module. Its workers are threads of this
+process (``processes=False``): starting two worker processes costs seconds, and
+the numbers do not depend on where the workers run. What crossing a process
+boundary adds, pickling the estimator and the reduction's functions, is tested
+explicitly (and by one fit on worker processes, marked slow).
+"""
+
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sklmixed import MixedGLMClassifier, MixedGLMRegressor, MixedLMRegressor, load_dataset
+from sklmixed.exceptions import DataError, DataTypeError, MissingColumnError, ParameterError
+
+dd = pytest.importorskip("dask.dataframe")
+distributed = pytest.importorskip("distributed")
+
+SLEEP = "reaction ~ 1 + days + (1 + days|subj)"
+PENICILLIN = "diameter ~ 1 + (1|plate) + (1|sample)"
+VERBAGG = "r2 ~ 1 + anger + gender + btype + situ + mode + (1|subj) + (1|item)"
+
+
+@pytest.fixture(scope="module")
+def client():
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as c,
+    ):
+        yield c
+
+
+def partitioned(df: pd.DataFrame, n: int) -> dd.DataFrame:
+    """``df`` in ``n`` partitions of uneven sizes (known divisions on its RangeIndex)."""
+    if n == 1:
+        return dd.from_pandas(df, npartitions=1)
+    # cut points at squares: the first partitions small, the last one large
+    cuts = sorted({round(len(df) * (i / n) ** 2) for i in range(1, n)} - {0})
+    divisions = [0, *cuts, len(df) - 1]
+    out = dd.from_pandas(df, npartitions=1).repartition(divisions=divisions)
+    assert out.npartitions == n
+    return out
+
+
+@pytest.fixture(scope="module")
+def sleepstudy():
+    return load_dataset("sleepstudy")
+
+
+@pytest.fixture(scope="module")
+def sleep_model(sleepstudy):
+    return MixedLMRegressor(formula=SLEEP).fit(sleepstudy)
+
+
+@pytest.fixture(scope="module")
+def verbagg():
+    return load_dataset("verbagg")
+
+
+@pytest.fixture(scope="module")
+def verbagg_model(verbagg):
+    return MixedGLMClassifier(formula=VERBAGG, fast=True).fit(verbagg)
+
+
+# ----------------------------------------------------------------- prediction
+
+
+@pytest.mark.parametrize("n", [1, 3, 7])
+def test_predict_is_a_dask_series_equal_to_in_memory(client, sleepstudy, sleep_model, n):
+    ddf = partitioned(sleepstudy, n)
+    pred = sleep_model.predict(ddf)
+    assert isinstance(pred, dd.Series)
+    assert pred.npartitions == n and pred.divisions == ddf.divisions
+    got = pred.compute()
+    assert got.index.equals(sleepstudy.index)
+    np.testing.assert_array_equal(got.to_numpy(), sleep_model.predict(sleepstudy))
+
+
+def test_predict_keeps_an_index_of_unknown_divisions(client, sleepstudy, sleep_model):
+    shuffled = sleepstudy.sample(frac=1.0, random_state=0).set_index(
+        pd.Index([f"r{i}" for i in range(len(sleepstudy))])
+    )
+    ddf = dd.from_pandas(shuffled, npartitions=4, sort=False)
+    assert not ddf.known_divisions
+    got = sleep_model.predict(ddf).compute()
+    assert got.index.equals(shuffled.index)
+    np.testing.assert_array_equal(got.to_numpy(), sleep_model.predict(shuffled))
+
+
+def test_predict_with_an_offset_column(client, sleepstudy):
+    df = sleepstudy.assign(off=np.linspace(-3.0, 3.0, len(sleepstudy)))
+    m = MixedLMRegressor(formula=SLEEP).fit(df, offset=df["off"].to_numpy())
+    ddf = partitioned(df, 3)
+    got = m.predict(ddf, offset=ddf["off"]).compute()
+    np.testing.assert_array_equal(got.to_numpy(), m.predict(df, offset=df["off"].to_numpy()))
+
+
+def test_classifier_predictions_are_dask_collections(client, verbagg, verbagg_model):
+    ddf = partitioned(verbagg, 3)
+    m = verbagg_model
+    labels = m.predict(ddf)
+    scores = m.decision_function(ddf)
+    proba = m.predict_proba(ddf)
+    assert isinstance(labels, dd.Series) and isinstance(scores, dd.Series)
+    assert isinstance(proba, dd.DataFrame) and list(proba.columns) == list(m.classes_)
+    assert proba.divisions == ddf.divisions
+    np.testing.assert_array_equal(labels.compute().to_numpy(), m.predict(verbagg))
+    np.testing.assert_array_equal(scores.compute().to_numpy(), m.decision_function(verbagg))
+    np.testing.assert_array_equal(proba.compute().to_numpy(), m.predict_proba(verbagg))
+
+
+def test_regressor_glmm_predict(client, sleepstudy):
+    df = sleepstudy.assign(count=np.round(sleepstudy["reaction"] / 10.0))
+    m = MixedGLMRegressor(formula="count ~ 1 + days + (1|subj)", family="poisson").fit(df)
+    got = m.predict(partitioned(df, 7)).compute()
+    np.testing.assert_array_equal(got.to_numpy(), m.predict(df))
+
+
+# ------------------------------------------------------------ bad prediction input
+
+
+def test_predict_missing_column_raises_before_computing(client, sleepstudy, sleep_model):
+    ddf = partitioned(sleepstudy.drop(columns="days"), 3)
+    with pytest.raises(MissingColumnError, match="column 'days' not found"):
+        sleep_model.predict(ddf)  # the graph is not even built
+
+
+def test_predict_text_in_a_numeric_column(client, sleepstudy, sleep_model):
+    ddf = partitioned(sleepstudy.assign(days=sleepstudy["days"].astype(str) + "d"), 3)
+    with pytest.raises(DataError, match=r"'days' was numeric in fit .* partition \d of the Dask"):
+        sleep_model.predict(ddf).compute()
+
+
+def test_predict_nan_names_the_column_and_the_partition(client, sleepstudy, sleep_model):
+    bad = sleepstudy.assign(days=sleepstudy["days"].astype(float))
+    bad.loc[150, "days"] = np.nan
+    pred = sleep_model.predict(partitioned(bad, 3))
+    with pytest.raises(DataError, match=r"column 'days' has 1 missing .* partition 2 "):
+        pred.compute()
+
+
+def test_predict_unseen_level_error(client, sleepstudy):
+    m = MixedLMRegressor(formula=SLEEP, new_levels="error").fit(sleepstudy)
+    new = sleepstudy.assign(subj=np.where(sleepstudy.index == 10, "S999", sleepstudy["subj"]))
+    with pytest.raises(DataError, match=r"'subj': levels \['S999'\] not seen in fit"):
+        m.predict(partitioned(new, 3)).compute()
+
+
+def test_predict_rejects_what_it_cannot_map(client, sleepstudy, sleep_model):
+    ddf = partitioned(sleepstudy, 3)
+    with pytest.raises(ParameterError, match="return_std"):
+        sleep_model.predict(ddf, return_std=True)
+    with pytest.raises(DataTypeError, match="offset must be a Dask Series"):
+        sleep_model.predict(ddf, offset=np.zeros(len(sleepstudy)))
+    with pytest.raises(DataTypeError, match="not a Dask array"):
+        sleep_model.predict(ddf[["days"]].to_dask_array(lengths=True))
+    with pytest.raises(ParameterError, match=r"compute the frame first \(\.compute\(\)\)"):
+        sleep_model.predict_interval(ddf)
+    with pytest.raises(DataTypeError, match=r"bring the data into memory first \(\.compute"):
+        sleep_model.score(ddf)
+
+
+# ------------------------------------------------------------ shipping the model
+
+
+def test_fitted_estimator_pickles_for_the_workers(sleepstudy, sleep_model):
+    # what distributed does to a task's arguments on its way to a worker process
+    from distributed.protocol import deserialize, serialize
+
+    copy = deserialize(*serialize(sleep_model))
+    np.testing.assert_array_equal(copy.predict(sleepstudy), sleep_model.predict(sleepstudy))
+    copy = pickle.loads(pickle.dumps(sleep_model))
+    np.testing.assert_array_equal(copy.predict(sleepstudy), sleep_model.predict(sleepstudy))
+
+
+# ------------------------------------------------------------ dask stays optional
+
+
+def test_sklmixed_imports_and_fits_without_dask():
+    code = (
+        "import sys\n"
+        "for name in ('dask', 'distributed'):\n"
+        "    sys.modules[name] = None  # any import of them fails\n"
+        "from sklmixed import MixedLMRegressor, load_dataset\n"
+        "df = load_dataset('sleepstudy')\n"
+        f"m = MixedLMRegressor(formula={SLEEP!r}).fit(df)\n"
+        "m.predict(df)\n"
+        "assert 'dask' not in [k.split('.')[0] for k, v in sys.modules.items() if v]\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
