@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 
 from sklmixed import MixedGLMClassifier, MixedGLMRegressor, MixedLMRegressor, load_dataset
+from sklmixed.estimators._dask import DaskSource
 from sklmixed.exceptions import DataError, DataTypeError, MissingColumnError, ParameterError
 
 dd = pytest.importorskip("dask.dataframe")
@@ -70,6 +71,52 @@ def verbagg():
 @pytest.fixture(scope="module")
 def verbagg_model(verbagg):
     return MixedGLMClassifier(formula=VERBAGG, fast=True).fit(verbagg)
+
+
+# ------------------------------------------------------------------ the source
+
+
+def _count_and_levels(part: pd.DataFrame) -> tuple[int, frozenset]:
+    return len(part), frozenset(part["subj"])
+
+
+def _add(a: tuple[int, frozenset], b: tuple[int, frozenset]) -> tuple[int, frozenset]:
+    return a[0] + b[0], a[1] | b[1]
+
+
+@pytest.mark.parametrize("n", [1, 3, 7])
+def test_source_reduces_the_partitions_on_the_cluster(client, sleepstudy, n):
+    source = DaskSource(partitioned(sleepstudy, n))
+    assert source.npartitions == n and source.columns == list(sleepstudy.columns)
+    assert source.meta.empty and list(source.meta.columns) == list(sleepstudy.columns)
+    rows, levels = source.map_reduce(_count_and_levels, _add)
+    assert rows == len(sleepstudy) and levels == frozenset(sleepstudy["subj"])
+
+
+def test_source_combines_neighbours_in_order(client, sleepstudy):
+    # a combination that is not commutative shows the order of the tree
+    got = DaskSource(partitioned(sleepstudy, 7)).map_reduce(
+        lambda part: [int(part.index[0])], lambda a, b: a + b
+    )
+    assert got == sorted(got) and len(got) == 7
+
+
+def test_source_runs_without_a_client(sleepstudy):
+    # dask's default scheduler where no distributed client is running
+    code = (
+        "import dask.dataframe as dd\n"
+        "from sklmixed import load_dataset\n"
+        "from sklmixed.estimators._dask import DaskSource, _client\n"
+        "assert _client() is None\n"
+        "ddf = dd.from_pandas(load_dataset('sleepstudy'), npartitions=3)\n"
+        "assert DaskSource(ddf).map_reduce(len, lambda a, b: a + b) == 180\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_source_needs_a_dask_dataframe(sleepstudy):
+    with pytest.raises(DataTypeError, match="needs a Dask DataFrame"):
+        DaskSource(sleepstudy)
 
 
 # ----------------------------------------------------------------- prediction
