@@ -50,8 +50,8 @@ def em_start(problem: Any) -> tuple[NDArray[Any], NDArray[Any]] | None:
         have at least ``START_MIN_DENSE`` rows; otherwise None is returned.
     """
     terms = problem.terms
-    if not terms or any(t.k != 1 for t in terms):
-        return None
+    if not terms or any(t.k != 1 for t in terms) or not problem.has_rows:
+        return None  # (out of core: the sweeps read the rows)
     dense = [t.nranef for j, t in enumerate(terms) if problem.Lkind[(j, j)] == "dense"]
     if not dense or max(dense) < START_MIN_DENSE:
         return None
