@@ -32,9 +32,11 @@ from sklmixed.exceptions import (
     DataTypeError,
     ParameterError,
     RankDeficientWarning,
+    RowsNotAvailableError,
     SingularFitWarning,
     user_stacklevel,
 )
+from sklmixed.estimators._sources import as_source
 from sklmixed.formula import build_design, build_design_from_columns
 
 __all__ = ["MixedModelBase", "as_frame", "validate_sample_weight", "warn_rank_deficient"]
@@ -80,6 +82,16 @@ def as_frame(X) -> pd.DataFrame:
     if arr.ndim != 2:
         raise DataError(f"X must be 2-dimensional; got an array with {arr.ndim} dimensions")
     return pd.DataFrame(arr, columns=[f"x{i}" for i in range(arr.shape[1])])
+
+
+def _reject_chunked(X, estimator: str, what: str) -> None:
+    """DataTypeError for data read in chunks where only data in memory will do."""
+    if as_source(X) is not None:
+        raise DataTypeError(
+            f"{estimator}.{what} cannot read data in chunks (a pyarrow Dataset) yet: "
+            "only MixedLMRegressor fits out of core; read the data into memory "
+            "(dataset.to_table().to_pandas())"
+        )
 
 
 def warn_rank_deficient(problem, design) -> None:
@@ -161,6 +173,7 @@ class MixedModelBase(BaseEstimator):
         are; arrays are validated the scikit-learn way (numeric, 2-D, dense, at
         least two samples) and get column names ``x0, x1, ...``.
         """
+        _reject_chunked(X, type(self).__name__, "fit")
         if _is_table(X):
             df = as_frame(X)
             # What sklearn's validation records, without its dataframe round trip
@@ -229,6 +242,7 @@ class MixedModelBase(BaseEstimator):
 
     def _new_frame(self, X) -> pd.DataFrame:
         """New data for prediction: tables as they are, arrays validated against fit."""
+        _reject_chunked(X, type(self).__name__, "predict")
         if _is_table(X):
             return conform_columns(as_frame(X), self.__dict__.get("_column_kinds", {}))
         X = validate_new_array(self, X)
@@ -568,6 +582,7 @@ class MixedModelBase(BaseEstimator):
             of it) for a GLMM.
         """
         check_is_fitted(self, "result_")
+        self._require_rows("fitted values")
         eta = self._fitted_eta()
         return self.link_.inverse(eta) if hasattr(self, "link_") else eta
 
@@ -580,7 +595,18 @@ class MixedModelBase(BaseEstimator):
             The response minus ``fitted_values()``; for a classifier the
             response is 1 for ``classes_[1]`` and 0 otherwise.
         """
+        check_is_fitted(self, "result_")
+        self._require_rows("residuals")
         return self._y_fit - self.fitted_values()
+
+    def _require_rows(self, what: str) -> None:
+        """RowsNotAvailableError for ``what`` after a fit out of core."""
+        if self.__dict__.get("_out_of_core", False):
+            raise RowsNotAvailableError(
+                f"{what} need the training data in memory: this model was fitted out of "
+                "core, from the data's cross-products only; fit it on a DataFrame (or "
+                "use predict on the data, which streams)"
+            )
 
     # ------------------------------------------------------------- inference
 
@@ -680,6 +706,7 @@ class MixedModelBase(BaseEstimator):
         """
         from sklmixed.inference import simulate
 
+        self._require_rows("simulated responses")
         return simulate(self, n_sims, random_state)
 
     def bootstrap(self, n_boot: int = 1000, random_state=None, n_jobs=None, verbose=False):
@@ -718,6 +745,7 @@ class MixedModelBase(BaseEstimator):
         """
         from sklmixed.inference import bootstrap
 
+        self._require_rows("a parametric bootstrap")
         return bootstrap(
             self, n_boot=n_boot, random_state=random_state, n_jobs=n_jobs, verbose=verbose
         )

@@ -21,6 +21,8 @@ from sklmixed.estimators._checks import (
     check_response_not_among_features,
 )
 from sklmixed.estimators._offset import total_offset
+from sklmixed.estimators._outofcore import fit_lmm_out_of_core, predict_chunks
+from sklmixed.estimators._sources import as_source
 from sklmixed.exceptions import DataError, FitError, ParameterError
 
 
@@ -212,6 +214,10 @@ class MixedLMRegressor(RegressorMixin, MixedModelBase):
             The fitted estimator.
         """
         self._validate_params_lmm()
+        source = as_source(X)
+        if source is not None:  # data read in chunks: fitted from its cross-products
+            return fit_lmm_out_of_core(self, source, y, sample_weight, offset)
+        self._out_of_core = False
         design, response = self._design(X, y)
         yv = _numeric_response(response)
         w = validate_sample_weight(sample_weight, yv.shape[0])
@@ -260,6 +266,7 @@ class MixedLMRegressor(RegressorMixin, MixedModelBase):
         return self
 
     def _rebuild_problem(self):
+        self._require_rows("the model's factor after unpickling")
         problem = LMMProblem(
             self.design_.X,
             self._y_fit,
@@ -296,6 +303,9 @@ class MixedLMRegressor(RegressorMixin, MixedModelBase):
         y_std : ndarray of shape (n_samples,)
             The standard errors (only with ``return_std=True``).
         """
+        source = as_source(X)
+        if source is not None:  # streamed: chunk by chunk, one array
+            return predict_chunks(self, source, return_std, offset)
         mean = self._linear_predictor(X, offset)
         if not return_std:
             return mean
@@ -379,6 +389,7 @@ class MixedLMRegressor(RegressorMixin, MixedModelBase):
         4.69516
         """
         check_is_fitted(self, "problem_")
+        self._require_rows("leverage")
         if not self.design_.reterms:
             return _ols_leverage(self.design_.X[:, ~np.isnan(self.stderror_)], self._fit_weights)
         theta = self.result_.core_theta  # the core's (centred, scaled) theta
