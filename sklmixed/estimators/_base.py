@@ -26,6 +26,7 @@ from sklmixed.estimators._checks import (
     warn_all_unseen,
 )
 from sklmixed.estimators._offset import validate_offset
+from sklmixed.estimators._sources import as_source
 from sklmixed.exceptions import (
     ConvergenceWarning,
     DataError,
@@ -36,7 +37,6 @@ from sklmixed.exceptions import (
     SingularFitWarning,
     user_stacklevel,
 )
-from sklmixed.estimators._sources import as_source
 from sklmixed.formula import build_design, build_design_from_columns
 
 __all__ = ["MixedModelBase", "as_frame", "validate_sample_weight", "warn_rank_deficient"]
