@@ -191,22 +191,27 @@ class MixedLMRegressor(RegressorMixin, MixedModelBase):
 
         Parameters
         ----------
-        X : DataFrame or array-like of shape (n_samples, n_features)
+        X : DataFrame, array-like of shape (n_samples, n_features) or pyarrow Dataset
             The data: a pandas DataFrame (polars and pyarrow tables are converted)
             holding every column the formula names; a numeric array only
-            without a formula. Never modified.
+            without a formula. Never modified. A ``pyarrow.dataset.Dataset``
+            (or a ``DatasetSource`` of it with a chosen ``batch_size``) is fitted
+            out of core: read in record batches, only the formula's columns,
+            and fitted from the data's cross-products with the same estimates
+            as in memory; the response is then the formula's, and fitted
+            values, residuals and leverage need the data in memory.
         y : array-like of shape (n_samples,), optional
             The response. When omitted, the formula's left-hand side is taken
             from X; when given, it replaces it.
-        sample_weight : array-like of shape (n_samples,), optional
+        sample_weight : array-like of shape (n_samples,) or str, optional
             Non-negative prior weights, as lme4's ``weights``: the residual
             variance of observation i is sigma^2 / w_i. A zero weight removes
-            an observation.
-        offset : array-like of shape (n_samples,), optional
+            an observation. Out of core: the name of a column of the data.
+        offset : array-like of shape (n_samples,) or str, optional
             A known term of the mean with coefficient 1 (lme4's ``offset``); it
             adds to the formula's ``offset(expr)`` terms. Routable metadata:
             ``set_fit_request(offset=True)`` passes it through Pipelines and
-            cross-validation.
+            cross-validation. Out of core: the name of a column of the data.
 
         Returns
         -------

@@ -128,6 +128,10 @@ def test_crossed_synthetic_20k_rows_in_batches():
 
 def test_vector_valued_crossed_model():
     df = _synth(3000)
+    # a random slope of x per item, so that the vector term is not singular
+    codes, _ = pd.factorize(df["item"])
+    slopes = np.random.default_rng(5).normal(0, 0.3, codes.max() + 1)
+    df["y"] = df["y"] + slopes[codes] * df["x"]
     formula = "y ~ 1 + x + (1 + x|item) + (1|user)"
     mem = MixedLMRegressor(formula=formula).fit(df)
     ooc = MixedLMRegressor(formula=formula).fit(DatasetSource(_dataset(df), 256))
