@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import functools
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from sklmixed.estimators._sources import ChunkSource
 from sklmixed.exceptions import DataError, DataTypeError, ParameterError
 
 __all__ = ["DaskSource", "dask_predict", "is_dask_collection", "reject_dask"]
@@ -98,12 +99,28 @@ def _compute(obj):
 # ------------------------------------------------------------------ the source
 
 
+class _Empty:
+    """What an empty partition maps to: nothing, skipped when combining."""
+
+
+_EMPTY = _Empty()
+
+
 def _apply(fn: Callable[[Any], Any], chunk: Any) -> Any:
-    return fn(chunk)
+    # partitions may be empty (a filtered frame); chunks of a source never are
+    return _EMPTY if len(chunk) == 0 else fn(chunk)
 
 
-class DaskSource:
-    """A Dask DataFrame as a source of row chunks: one chunk per partition.
+def _apply2(fn: Callable[[Any, Any], Any], a: Any, b: Any) -> Any:
+    if a is _EMPTY:
+        return b
+    if b is _EMPTY:
+        return a
+    return fn(a, b)
+
+
+class DaskSource(ChunkSource):
+    """A Dask DataFrame as a chunk source: one chunk per (non-empty) partition.
 
     Parameters
     ----------
@@ -115,9 +132,11 @@ class DaskSource:
     ``map_reduce(map_fn, combine_fn)`` applies ``map_fn`` to each partition (a
     pandas DataFrame) on the workers and combines the results pairwise, in a
     tree of depth log2(npartitions), also on the workers; only the final result
-    travels to the client. ``combine_fn`` must be associative (sums of
-    cross-products, unions of levels): the grouping of the tree is fixed
-    (neighbours first), so a result does not depend on which worker ran what.
+    travels to the client. The tree combines neighbours, so ``combine_fn`` sees
+    its left argument's chunks before its right's, as the contract of
+    :class:`ChunkSource` asks. ``map_fn`` is one task of the graph that every
+    partition's task reads: whatever it carries (a design's levels, the
+    scaling) is shipped to each worker once, not once per partition.
     """
 
     def __init__(self, frame) -> None:
@@ -140,9 +159,25 @@ class DaskSource:
     def npartitions(self) -> int:
         return int(self.frame.npartitions)
 
+    def select(self, columns: list) -> DaskSource:
+        return DaskSource(self.frame[list(columns)])
+
+    def _mapped(self, map_fn: Callable[[pd.DataFrame], Any]) -> list:
+        delayed = self._dask.delayed
+        fn = delayed(map_fn, pure=False, traverse=False)
+        return [delayed(_apply, pure=False)(fn, p) for p in self.frame.to_delayed()]
+
+    def map_chunks(self, fn: Callable[[pd.DataFrame], Any]) -> Iterator[Any]:
+        """``fn`` of each non-empty partition in order, computed one at a time on
+        the workers (the first result costs one partition)."""
+        for part in self._mapped(fn):
+            out = _compute(part)
+            if out is not _EMPTY:
+                yield out
+
     def map_reduce(
         self, map_fn: Callable[[pd.DataFrame], Any], combine_fn: Callable[[Any, Any], Any]
-    ):
+    ) -> Any:
         """``combine_fn`` over ``map_fn`` of every partition, computed on the workers.
 
         Parameters
@@ -154,14 +189,10 @@ class DaskSource:
 
         Returns
         -------
-        The combined result, on the client.
+        The combined result, on the client; None when every partition is empty.
         """
         delayed = self._dask.delayed
-        # the function is one task of the graph, which every partition's task
-        # reads: whatever it carries (a design's levels, a fitted state) is
-        # shipped to each worker once, not once per partition
-        fn = delayed(map_fn, pure=False, traverse=False)
-        parts = [delayed(_apply, pure=False)(fn, p) for p in self.frame.to_delayed()]
+        parts = self._mapped(map_fn)
         combine = delayed(combine_fn, pure=False, traverse=False)
         while len(parts) > 1:
             pairs = [
@@ -171,11 +202,8 @@ class DaskSource:
             if len(parts) % 2:
                 pairs.append(parts[-1])
             parts = pairs
-        return _compute(parts[0])
-
-
-def _apply2(fn: Callable[[Any, Any], Any], a: Any, b: Any) -> Any:
-    return fn(a, b)
+        out = _compute(parts[0])
+        return None if out is _EMPTY else out
 
 
 # ------------------------------------------------------------------ prediction

@@ -143,6 +143,10 @@ def as_source(X: Any, batch_size: int | None = None) -> ChunkSource | None:
     in-memory data (DataFrames, tables, arrays), which fit as they are."""
     if isinstance(X, ChunkSource):
         return X
+    from sklmixed.estimators._dask import DaskSource, is_dask_collection  # dask lazily
+
+    if is_dask_collection(X):  # partitions reduced on the workers of the user's cluster
+        return DaskSource(X)
     if is_dataset(X):
         return DatasetSource(X, batch_size or DEFAULT_BATCH_SIZE)
     return None

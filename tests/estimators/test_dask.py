@@ -119,6 +119,94 @@ def test_source_needs_a_dask_dataframe(sleepstudy):
         DaskSource(sleepstudy)
 
 
+# ------------------------------------------------------------------------ fit
+
+
+def _weighted_sleepstudy(df: pd.DataFrame) -> pd.DataFrame:
+    return df.assign(w=1.0 + (df["days"] % 3) / 2.0)
+
+
+LMM_CASES = {
+    "sleepstudy": (lambda: load_dataset("sleepstudy"), SLEEP, None),
+    "penicillin": (lambda: load_dataset("penicillin"), PENICILLIN, None),
+    "weighted": (lambda: _weighted_sleepstudy(load_dataset("sleepstudy")), SLEEP, "w"),
+}
+
+
+@pytest.fixture(scope="module")
+def in_memory_fits():
+    out = {}
+    for name, (data, formula, weight) in LMM_CASES.items():
+        df = data()
+        sw = None if weight is None else df[weight].to_numpy()
+        out[name] = (df, MixedLMRegressor(formula=formula).fit(df, sample_weight=sw))
+    return out
+
+
+def assert_same_fit(got, want):
+    assert got.objective_ == pytest.approx(want.objective_, rel=1e-9)
+    for attr in ("coef_", "theta_", "stderror_"):
+        np.testing.assert_allclose(getattr(got, attr), getattr(want, attr), rtol=1e-6, atol=1e-6)
+    assert got.sigma_ == pytest.approx(want.sigma_, rel=1e-6)
+    assert got.nobs_ == want.nobs_ and got.coef_names_ == want.coef_names_
+    for name, table in want.ranef_.items():
+        np.testing.assert_allclose(got.ranef_[name].to_numpy(), table.to_numpy(), atol=1e-6)
+        assert got.ranef_[name].index.equals(table.index)
+
+
+@pytest.mark.parametrize("n", [1, 3, 7])
+@pytest.mark.parametrize("case", list(LMM_CASES))
+def test_fit_on_partitions_is_the_in_memory_fit(client, in_memory_fits, case, n):
+    df, want = in_memory_fits[case]
+    _, formula, weight = LMM_CASES[case]
+    ddf = partitioned(df, n)
+    got = MixedLMRegressor(formula=formula).fit(ddf, sample_weight=weight)
+    assert_same_fit(got, want)
+    assert str(got.summary()).splitlines()[:2] == str(want.summary()).splitlines()[:2]
+    # predictions of the model fitted on the cluster, on the cluster
+    pred = got.predict(ddf)
+    assert isinstance(pred, dd.Series)
+    values = pred.compute().to_numpy()
+    np.testing.assert_array_equal(values, got.predict(df))
+    # and those of the in-memory fit, whose estimates agree to 1e-6
+    np.testing.assert_allclose(values, want.predict(df), rtol=1e-7)
+
+
+def test_fit_skips_empty_partitions(client, in_memory_fits):
+    df, _ = in_memory_fits["sleepstudy"]
+    ddf = partitioned(df, 7)
+    kept = ddf[ddf["subj"] != "S308"]  # the first partitions (S308's rows) now empty
+    assert len(kept.partitions[0]) == 0
+    got = MixedLMRegressor(formula=SLEEP).fit(kept)
+    want = MixedLMRegressor(formula=SLEEP).fit(df[df["subj"] != "S308"])
+    assert_same_fit(got, want)
+
+
+def test_fit_errors_are_those_of_a_dataframe(client, sleepstudy):
+    def error(data, **kw):
+        with pytest.raises((DataError, MissingColumnError)) as info:
+            MixedLMRegressor(formula=SLEEP).fit(data, **kw)
+        return type(info.value), str(info.value)
+
+    bad = sleepstudy.assign(days=sleepstudy["days"].astype(float))
+    bad.loc[[3, 100, 170], "days"] = np.nan  # in three partitions: counted over all
+    for frame in (bad, sleepstudy.drop(columns="days")):
+        assert error(partitioned(frame, 3)) == error(frame)
+    with pytest.raises(DataError, match="constant"):
+        MixedLMRegressor(formula=SLEEP).fit(partitioned(sleepstudy.assign(reaction=1.0), 3))
+
+
+def test_missing_column_is_found_before_computing(client, sleepstudy):
+    # a partition that cannot be computed shows that nothing was
+    def fail(part):
+        raise AssertionError("a partition was computed")
+
+    ddf = partitioned(sleepstudy.drop(columns="days"), 3)
+    poisoned = ddf.map_partitions(fail, meta=ddf._meta)
+    with pytest.raises(MissingColumnError, match="column 'days' not found"):
+        MixedLMRegressor(formula=SLEEP).fit(poisoned)
+
+
 # ----------------------------------------------------------------- prediction
 
 
