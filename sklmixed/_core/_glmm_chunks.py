@@ -35,7 +35,7 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from sklmixed._core._crossprod import CrossProducts
+from sklmixed._core._crossprod import CrossProducts, RowProducts
 from sklmixed._core._families import Family, Link
 from sklmixed._core._glmm import GLMMProblem, PIRLSError, gauss_hermite_normal
 from sklmixed._core._lmm import LMMProblem, order_terms
@@ -79,6 +79,15 @@ class GLMMChunk:
     offset: NDArray[Any]
     terms: list[ReTerm]
     zs: list[NDArray[Any]]
+    _rows: RowProducts | None = None
+
+    def cross_products(self, w: NDArray[Any], z: NDArray[Any]) -> CrossProducts:
+        """A of these rows at weights ``w`` and response ``z``; what does not
+        depend on them (Z', the level pairs of the rows) is built on the first
+        call and kept (a chunk kept on a worker serves every PIRLS pass)."""
+        if self._rows is None:
+            self._rows = RowProducts(self.X, self.terms, self.zs)
+        return self._rows.compute(w, z, counts=True)
 
 
 def chunked_family_supported(family: Family) -> bool:
@@ -140,7 +149,7 @@ def _pass_map(ch: GLMMChunk, family: Family, link: Link, eta: _Eta, with_cp: boo
         var = family.variance(mu) * family.scale
         w = ch.pw * dmu**2 / var
         z = e + (ch.y - mu) / dmu - ch.offset
-        cp = CrossProducts.from_rows(ch.X, z, ch.terms, ch.zs, w)
+        cp = ch.cross_products(w, z)
     return _Pass(
         float(dev.sum()),
         float(np.sum(ch.pw * (np.abs(ch.y) + mu))),
@@ -224,7 +233,8 @@ class ChunkedGLMMProblem(GLMMProblem):
     ) -> None:
         if not chunked_family_supported(family):
             raise ValueError(f"the {family.name} family cannot be fitted in chunks")
-        self.chunks = chunks
+        # None once the fit is done: the fitted model keeps no reference to the data
+        self.chunks: Reducer | None = chunks
         self.family, self.link = family, link
         self.nagq = int(nagq)
         self._passes: dict[int, tuple[_Eta, _Pass]] = {}
@@ -266,9 +276,17 @@ class ChunkedGLMMProblem(GLMMProblem):
         fn = functools.partial(
             _pass_map, family=self.family, link=self.link, eta=eta, with_cp=with_cp
         )
-        result: _Pass = self.chunks.map_reduce(fn, _combine_pass)
+        result: _Pass = self._reducer().map_reduce(fn, _combine_pass)
         self.passes = getattr(self, "passes", 0) + 1
         return result
+
+    def _reducer(self) -> Reducer:
+        if self.chunks is None:
+            raise PIRLSError(
+                "the data of this fit were read in chunks and are not kept: a new PIRLS "
+                "pass needs the fit repeated"
+            )
+        return self.chunks
 
     def _at(self, eta: _Eta) -> _Pass:
         """The pass at eta, computed once (PIRLS asks for the deviance of a point
@@ -333,7 +351,7 @@ class ChunkedGLMMProblem(GLMMProblem):
             sd=sd,
             nodes=z[nonzero],
         )
-        sums = self.chunks.map_reduce(fn, _add)
+        sums = self._reducer().map_reduce(fn, _add)
         self.passes += 1
         devc0 = sums[0] + u0**2
         mult = np.zeros_like(u0)

@@ -167,6 +167,17 @@ class DaskSource(ChunkSource):
         fn = delayed(map_fn, pure=False, traverse=False)
         return [delayed(_apply, pure=False)(fn, p) for p in self.frame.to_delayed()]
 
+    def persist(self, fn: Callable[[pd.DataFrame], Any]) -> _Persisted:
+        """``fn`` of each partition, computed and kept on the workers (a GLMM's
+        model matrices, which every PIRLS pass reads)."""
+        parts = self._mapped(fn)
+        client = _client()
+        if client is not None:
+            parts = client.persist(parts)
+        else:
+            parts = list(self._dask.persist(*parts))
+        return _Persisted(self._dask, parts)
+
     def map_chunks(self, fn: Callable[[pd.DataFrame], Any]) -> Iterator[Any]:
         """``fn`` of each non-empty partition in order, computed one at a time on
         the workers (the first result costs one partition)."""
@@ -191,19 +202,47 @@ class DaskSource(ChunkSource):
         -------
         The combined result, on the client; None when every partition is empty.
         """
+        return _tree_reduce(self._dask, self._mapped(map_fn), combine_fn)
+
+
+def _tree_reduce(dask, parts: list, combine_fn: Callable[[Any, Any], Any]) -> Any:
+    """Neighbours combined pairwise on the workers, the final result computed."""
+    delayed = dask.delayed
+    combine = delayed(combine_fn, pure=False, traverse=False)
+    while len(parts) > 1:
+        pairs = [
+            delayed(_apply2, pure=False)(combine, parts[i], parts[i + 1])
+            for i in range(0, len(parts) - 1, 2)
+        ]
+        if len(parts) % 2:
+            pairs.append(parts[-1])
+        parts = pairs
+    out = _compute(parts[0])
+    return None if out is _EMPTY else out
+
+
+def _apply_kept(fn: Callable[[Any], Any], kept: Any) -> Any:
+    return kept if kept is _EMPTY else fn(kept)
+
+
+class _Persisted:
+    """Results of a map over the partitions, kept on the workers, reduced again
+    and again (a GLMM's PIRLS passes) without recomputing the partitions."""
+
+    def __init__(self, dask, parts: list) -> None:
+        self._dask, self.parts = dask, parts
+
+    def map_reduce(self, map_fn: Callable[[Any], Any], combine_fn: Callable[[Any, Any], Any]):
+        if not self.parts:
+            raise RuntimeError("the kept partitions were released")
         delayed = self._dask.delayed
-        parts = self._mapped(map_fn)
-        combine = delayed(combine_fn, pure=False, traverse=False)
-        while len(parts) > 1:
-            pairs = [
-                delayed(_apply2, pure=False)(combine, parts[i], parts[i + 1])
-                for i in range(0, len(parts) - 1, 2)
-            ]
-            if len(parts) % 2:
-                pairs.append(parts[-1])
-            parts = pairs
-        out = _compute(parts[0])
-        return None if out is _EMPTY else out
+        fn = delayed(map_fn, pure=False, traverse=False)
+        mapped = [delayed(_apply_kept, pure=False)(fn, p) for p in self.parts]
+        return _tree_reduce(self._dask, mapped, combine_fn)
+
+    def release(self) -> None:
+        """Let the workers forget the kept results."""
+        self.parts = []
 
 
 # ------------------------------------------------------------------ prediction

@@ -26,7 +26,9 @@ from sklmixed.estimators._checks import (
     validate_target,
 )
 from sklmixed.estimators._dask import dask_predict
+from sklmixed.estimators._glmm_chunked import fit_glmm_chunked
 from sklmixed.estimators._offset import total_offset
+from sklmixed.estimators._sources import as_source
 from sklmixed.exceptions import (
     ConvergenceWarning,
     DataError,
@@ -149,6 +151,7 @@ class _GLMMBase(MixedModelBase):
         return self
 
     def _rebuild_problem(self):
+        self._require_rows("the model's factor after unpickling")
         problem = GLMMProblem(
             self.design_.X,
             self._y_fit,
@@ -355,6 +358,10 @@ class MixedGLMClassifier(ClassifierMixin, _GLMMBase):
             The fitted estimator.
         """
         self._validate_params_glmm()
+        source = as_source(X)
+        if source is not None:  # a Dask DataFrame, a Dataset: PIRLS passes over chunks
+            return fit_glmm_chunked(self, source, y, sample_weight, offset)
+        self._out_of_core = False
         design, response = self._design(X, y)
         labels = np.asarray(response)
         check_no_missing(labels, "the response")
@@ -675,6 +682,10 @@ class MixedGLMRegressor(RegressorMixin, _GLMMBase):
             The fitted estimator.
         """
         self._validate_params_glmm()
+        source = as_source(X)
+        if source is not None:  # a Dask DataFrame, a Dataset: PIRLS passes over chunks
+            return fit_glmm_chunked(self, source, y, sample_weight, offset)
+        self._out_of_core = False
         design, response = self._design(X, y)
         yv = _validate_glm_response(response, self.family, sample_weight)
         w = validate_sample_weight(sample_weight, yv.shape[0])

@@ -20,7 +20,13 @@ import pytest
 
 from sklmixed import MixedGLMClassifier, MixedGLMRegressor, MixedLMRegressor, load_dataset
 from sklmixed.estimators._dask import DaskSource
-from sklmixed.exceptions import DataError, DataTypeError, MissingColumnError, ParameterError
+from sklmixed.exceptions import (
+    DataError,
+    DataTypeError,
+    MissingColumnError,
+    ParameterError,
+    RowsNotAvailableError,
+)
 
 dd = pytest.importorskip("dask.dataframe")
 distributed = pytest.importorskip("distributed")
@@ -143,6 +149,12 @@ def in_memory_fits():
     return out
 
 
+def assert_same_values(got, want):
+    """Equal to the last bit or two: a partition's X beta is a product over fewer
+    rows, which BLAS may sum in another order than over all rows."""
+    np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-15)
+
+
 def assert_same_fit(got, want):
     assert got.objective_ == pytest.approx(want.objective_, rel=1e-9)
     for attr in ("coef_", "theta_", "stderror_"):
@@ -167,7 +179,7 @@ def test_fit_on_partitions_is_the_in_memory_fit(client, in_memory_fits, case, n)
     pred = got.predict(ddf)
     assert isinstance(pred, dd.Series)
     values = pred.compute().to_numpy()
-    np.testing.assert_array_equal(values, got.predict(df))
+    assert_same_values(values, got.predict(df))
     # and those of the in-memory fit, whose estimates agree to 1e-6
     np.testing.assert_allclose(values, want.predict(df), rtol=1e-7)
 
@@ -207,6 +219,79 @@ def test_missing_column_is_found_before_computing(client, sleepstudy):
         MixedLMRegressor(formula=SLEEP).fit(poisoned)
 
 
+# ---------------------------------------------------------------------- GLMMs
+
+
+def test_verbagg_on_partitions_is_the_in_memory_fit(client, verbagg, verbagg_model):
+    # each PIRLS iteration one map-reduce over the partitions (fast=True: theta
+    # optimized, beta from PIRLS)
+    ddf = partitioned(verbagg, 3)
+    got = MixedGLMClassifier(formula=VERBAGG, fast=True).fit(ddf)
+    assert_same_fit(got, verbagg_model)
+    assert list(got.classes_) == list(verbagg_model.classes_)
+    assert_same_values(got.predict_proba(ddf).compute().to_numpy(), got.predict_proba(verbagg))
+    with pytest.raises(RowsNotAvailableError, match="fitted out of core"):
+        got.fitted_values()
+
+
+def _bernoulli_frame(n=200, groups=15, seed=2):
+    rng = np.random.default_rng(seed)
+    g = rng.integers(0, groups, n)
+    x = rng.normal(size=n)
+    eta = -0.2 + 0.8 * x + rng.normal(scale=1.0, size=groups)[g]
+    y = np.where(rng.uniform(size=n) < 1 / (1 + np.exp(-eta)), "yes", "no")
+    return pd.DataFrame({"y": y, "x": x, "g": [f"g{i:02d}" for i in g]})
+
+
+@pytest.mark.parametrize("nagq", [1, 5])
+def test_laplace_and_quadrature_fits_on_partitions(client, nagq):
+    df = _bernoulli_frame()
+    want = MixedGLMClassifier(formula="y ~ 1 + x + (1|g)", nagq=nagq).fit(df)
+    got = MixedGLMClassifier(formula="y ~ 1 + x + (1|g)", nagq=nagq).fit(partitioned(df, 3))
+    # The joint (beta, theta) search stops where the deviance's last digits stop
+    # telling points apart; sums in another order move that point (by as much as
+    # the in-memory fit of the same rows in another order: tests/_core/test_glmm_chunks.py)
+    assert got.objective_ == pytest.approx(want.objective_, rel=1e-9)
+    np.testing.assert_allclose(got.coef_, want.coef_, atol=1e-4)
+    np.testing.assert_allclose(got.theta_, want.theta_, atol=1e-4)
+
+
+def test_poisson_regressor_with_weight_and_offset_columns(client, sleepstudy):
+    rng = np.random.default_rng(4)
+    df = sleepstudy.assign(
+        count=np.round(sleepstudy["reaction"] / 10.0),
+        w=rng.uniform(0.5, 2.0, len(sleepstudy)),
+        off=rng.normal(scale=0.1, size=len(sleepstudy)),
+    )
+    f = "count ~ 1 + days + (1|subj)"
+    want = MixedGLMRegressor(formula=f, family="poisson", fast=True).fit(
+        df, sample_weight=df["w"].to_numpy(), offset=df["off"].to_numpy()
+    )
+    ddf = partitioned(df, 3)
+    got = MixedGLMRegressor(formula=f, family="poisson", fast=True).fit(
+        ddf, sample_weight="w", offset="off"
+    )
+    assert_same_fit(got, want)
+
+
+def test_glmm_bad_input(client, verbagg, sleepstudy):
+    ddf = partitioned(verbagg, 3)
+    with pytest.raises(ParameterError, match="gamma family cannot be fitted from data read"):
+        MixedGLMRegressor(formula="reaction ~ 1 + days + (1|subj)", family="gamma").fit(
+            partitioned(sleepstudy, 3)
+        )
+    with pytest.raises(ParameterError, match="y must be None"):
+        MixedGLMClassifier(formula=VERBAGG).fit(ddf, y=verbagg["r2"])
+    three = verbagg.assign(r2=verbagg["resp"])  # no, perhaps, yes
+    with pytest.raises(DataError) as mem:
+        MixedGLMClassifier(formula=VERBAGG).fit(three)
+    with pytest.raises(DataError) as chunked:
+        MixedGLMClassifier(formula=VERBAGG).fit(partitioned(three, 3))
+    assert str(chunked.value) == str(mem.value)
+    with pytest.raises(MissingColumnError, match="'anger' not found"):
+        MixedGLMClassifier(formula=VERBAGG).fit(partitioned(verbagg.drop(columns="anger"), 3))
+
+
 # ----------------------------------------------------------------- prediction
 
 
@@ -218,7 +303,7 @@ def test_predict_is_a_dask_series_equal_to_in_memory(client, sleepstudy, sleep_m
     assert pred.npartitions == n and pred.divisions == ddf.divisions
     got = pred.compute()
     assert got.index.equals(sleepstudy.index)
-    np.testing.assert_array_equal(got.to_numpy(), sleep_model.predict(sleepstudy))
+    assert_same_values(got.to_numpy(), sleep_model.predict(sleepstudy))
 
 
 def test_predict_keeps_an_index_of_unknown_divisions(client, sleepstudy, sleep_model):
@@ -229,7 +314,7 @@ def test_predict_keeps_an_index_of_unknown_divisions(client, sleepstudy, sleep_m
     assert not ddf.known_divisions
     got = sleep_model.predict(ddf).compute()
     assert got.index.equals(shuffled.index)
-    np.testing.assert_array_equal(got.to_numpy(), sleep_model.predict(shuffled))
+    assert_same_values(got.to_numpy(), sleep_model.predict(shuffled))
 
 
 def test_predict_with_an_offset_column(client, sleepstudy):
@@ -237,7 +322,7 @@ def test_predict_with_an_offset_column(client, sleepstudy):
     m = MixedLMRegressor(formula=SLEEP).fit(df, offset=df["off"].to_numpy())
     ddf = partitioned(df, 3)
     got = m.predict(ddf, offset=ddf["off"]).compute()
-    np.testing.assert_array_equal(got.to_numpy(), m.predict(df, offset=df["off"].to_numpy()))
+    assert_same_values(got.to_numpy(), m.predict(df, offset=df["off"].to_numpy()))
 
 
 def test_classifier_predictions_are_dask_collections(client, verbagg, verbagg_model):
@@ -250,15 +335,15 @@ def test_classifier_predictions_are_dask_collections(client, verbagg, verbagg_mo
     assert isinstance(proba, dd.DataFrame) and list(proba.columns) == list(m.classes_)
     assert proba.divisions == ddf.divisions
     np.testing.assert_array_equal(labels.compute().to_numpy(), m.predict(verbagg))
-    np.testing.assert_array_equal(scores.compute().to_numpy(), m.decision_function(verbagg))
-    np.testing.assert_array_equal(proba.compute().to_numpy(), m.predict_proba(verbagg))
+    assert_same_values(scores.compute().to_numpy(), m.decision_function(verbagg))
+    assert_same_values(proba.compute().to_numpy(), m.predict_proba(verbagg))
 
 
 def test_regressor_glmm_predict(client, sleepstudy):
     df = sleepstudy.assign(count=np.round(sleepstudy["reaction"] / 10.0))
     m = MixedGLMRegressor(formula="count ~ 1 + days + (1|subj)", family="poisson").fit(df)
     got = m.predict(partitioned(df, 7)).compute()
-    np.testing.assert_array_equal(got.to_numpy(), m.predict(df))
+    assert_same_values(got.to_numpy(), m.predict(df))
 
 
 # ------------------------------------------------------------ bad prediction input
@@ -313,9 +398,9 @@ def test_fitted_estimator_pickles_for_the_workers(sleepstudy, sleep_model):
     from distributed.protocol import deserialize, serialize
 
     copy = deserialize(*serialize(sleep_model))
-    np.testing.assert_array_equal(copy.predict(sleepstudy), sleep_model.predict(sleepstudy))
+    assert_same_values(copy.predict(sleepstudy), sleep_model.predict(sleepstudy))
     copy = pickle.loads(pickle.dumps(sleep_model))
-    np.testing.assert_array_equal(copy.predict(sleepstudy), sleep_model.predict(sleepstudy))
+    assert_same_values(copy.predict(sleepstudy), sleep_model.predict(sleepstudy))
 
 
 # ------------------------------------------------------------ dask stays optional
