@@ -130,13 +130,21 @@ def _add_pairs(a: Any, b: Any) -> Any:
     ncols = a.shape_blocks[1]
     ka = a.brow * ncols + a.bcol  # sorted: BlockSparse keeps (row, col) order
     kb = b.brow * ncols + b.bcol
-    keys = np.union1d(ka, kb)
-    if keys.shape[0] >= DENSE_FRACTION * a.shape_blocks[0] * ncols:
+    # b's pairs that a lacks, inserted into a's sorted keys: a merge in
+    # O(nnz(a) + nnz(b) log nnz(a)), not a sort of the union (the accumulated
+    # pattern is large, each chunk's small).
+    pos = np.searchsorted(ka, kb)
+    found = np.zeros(kb.shape[0], dtype=bool)
+    inside = pos < ka.shape[0]
+    found[inside] = ka[pos[inside]] == kb[inside]
+    fresh = ~found
+    nkeys = ka.shape[0] + int(fresh.sum())
+    if nkeys >= DENSE_FRACTION * a.shape_blocks[0] * ncols:
         out = a.to_dense()
         _add_to_dense(out, b)
         return out
-    data = np.zeros((keys.shape[0], a.ki, a.kj))
-    data[np.searchsorted(keys, ka)] += a.data
+    keys = np.insert(ka, pos[fresh], kb[fresh])
+    data = np.insert(a.data, pos[fresh], 0.0, axis=0)
     data[np.searchsorted(keys, kb)] += b.data
     return _pattern(a.shape_blocks, a.ki, a.kj, keys, data)
 

@@ -89,9 +89,9 @@ def _reject_chunked(X, estimator: str, what: str) -> None:
     """DataTypeError for data read in chunks where only data in memory will do."""
     if as_source(X) is not None:
         raise DataTypeError(
-            f"{estimator}.{what} cannot read data in chunks (a pyarrow Dataset) yet: "
-            "only MixedLMRegressor fits out of core; read the data into memory "
-            "(dataset.to_table().to_pandas())"
+            f"{estimator}.{what} cannot read data in chunks (a pyarrow Dataset) yet; "
+            "read the data into memory (dataset.to_table().to_pandas()). Out of core, "
+            "MixedLMRegressor's fit, predict and score read it in chunks"
         )
 
 
@@ -353,7 +353,8 @@ class MixedModelBase(BaseEstimator):
 
     def __getstate__(self):
         state = super().__getstate__()
-        state.pop("_problem", None)
+        if not state.get("_out_of_core", False):  # (out of core it cannot be rebuilt)
+            state.pop("_problem", None)
         return state
 
     @property

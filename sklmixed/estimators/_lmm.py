@@ -22,7 +22,11 @@ from sklmixed.estimators._checks import (
 )
 from sklmixed.estimators._dask import dask_predict
 from sklmixed.estimators._offset import total_offset
-from sklmixed.estimators._outofcore import fit_lmm_out_of_core, predict_chunks
+from sklmixed.estimators._outofcore import (
+    fit_lmm_out_of_core,
+    predict_chunks,
+    score_target_chunks,
+)
 from sklmixed.estimators._sources import as_source
 from sklmixed.exceptions import DataError, FitError, ParameterError
 
@@ -374,6 +378,11 @@ class MixedLMRegressor(RegressorMixin, MixedModelBase):
         score : float
             The coefficient of determination (1 is a perfect prediction).
         """
+        source = as_source(X)
+        if source is not None:  # streamed: the formula's response and predict, chunk by chunk
+            y_true = score_target_chunks(self, source) if y is None else y
+            y_pred = self.predict(source, offset=offset)
+            return float(r2_score(y_true, y_pred, sample_weight=sample_weight))
         y_true = self._score_target(X, y)
         y_pred = self.predict(X, offset=offset)
         return float(r2_score(y_true, y_pred, sample_weight=sample_weight))

@@ -296,6 +296,7 @@ def fit_lmm_out_of_core(
     est._fit_offset = None
     est._offset_param = offset is not None
     est._out_of_core = True
+    problem._recentre = None  # a closure over the source: not kept (nor pickled)
     return est
 
 
@@ -330,3 +331,17 @@ class _Predict:
     def __call__(self, chunk: pd.DataFrame) -> Any:
         extra = None if self.offset is None else chunk[self.offset].to_numpy(dtype=float)
         return self.est.predict(chunk, return_std=self.return_std, offset=extra)
+
+
+def score_target_chunks(est: Any, source: ChunkSource) -> np.ndarray:
+    """The formula's response of every chunk, in order (for ``score``)."""
+    from sklearn.utils.validation import check_is_fitted
+
+    check_is_fitted(est, "design_")
+    design = est.design_
+    if not design.has_response:
+        raise DataError(f"{type(est).__name__}.score needs y: the formula has no response")
+    needed = list(design.used_columns)
+    check_columns_available(source.columns, needed)
+    parts = list(source.select(needed).map_chunks(design.response))
+    return np.concatenate(parts) if parts else np.zeros(0)

@@ -241,5 +241,18 @@ def test_unsupported_requests_say_so():
         MixedLMRegressor(formula="reaction ~ 1 + (1|subj)").fit(data, sample_weight=np.ones(180))
     with pytest.raises(Exception, match="scale"):
         MixedLMRegressor(formula="reaction ~ 1 + scale(days) + (1|subj)").fit(data)
-    with pytest.raises(DataTypeError, match="out of core"):
+    with pytest.raises(DataTypeError, match="in chunks"):
         MixedGLMClassifier(formula="r2 ~ 1 + (1|subj)").fit(data)
+
+
+def test_score_and_pickle_out_of_core():
+    import pickle
+
+    df = load_dataset("sleepstudy")
+    formula = "reaction ~ 1 + days + (1 + days|subj)"
+    mem = MixedLMRegressor(formula=formula).fit(df)
+    ooc = MixedLMRegressor(formula=formula).fit(DatasetSource(_dataset(df), 50))
+    assert ooc.score(_dataset(df)) == pytest.approx(mem.score(df), rel=1e-9)
+    back = pickle.loads(pickle.dumps(ooc))
+    np.testing.assert_allclose(back.condvar()["subj"], ooc.condvar()["subj"])
+    np.testing.assert_allclose(back.predict(df.head()), mem.predict(df.head()), rtol=1e-8)
