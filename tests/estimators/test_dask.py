@@ -10,6 +10,7 @@ explicitly (and by one fit on worker processes, marked slow).
 
 from __future__ import annotations
 
+import os
 import pickle
 import subprocess
 import sys
@@ -401,6 +402,30 @@ def test_fitted_estimator_pickles_for_the_workers(sleepstudy, sleep_model):
     assert_same_values(copy.predict(sleepstudy), sleep_model.predict(sleepstudy))
     copy = pickle.loads(pickle.dumps(sleep_model))
     assert_same_values(copy.predict(sleepstudy), sleep_model.predict(sleepstudy))
+
+
+@pytest.mark.slow
+def test_fits_and_predictions_on_worker_processes(sleepstudy, sleep_model):
+    # everything a fit ships to the workers, and the fitted estimator for
+    # predict, pickled across processes
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as procs,
+        procs.as_current(),
+    ):
+        assert os.getpid() not in procs.run(os.getpid).values()
+        ddf = partitioned(sleepstudy, 3)
+        got = MixedLMRegressor(formula=SLEEP).fit(ddf)
+        assert_same_fit(got, sleep_model)
+        assert_same_values(got.predict(ddf).compute().to_numpy(), got.predict(sleepstudy))
+        df = _bernoulli_frame()
+        want = MixedGLMClassifier(formula="y ~ 1 + x + (1|g)", fast=True).fit(df)
+        glmm = MixedGLMClassifier(formula="y ~ 1 + x + (1|g)", fast=True).fit(partitioned(df, 3))
+        assert glmm.objective_ == pytest.approx(want.objective_, rel=1e-9)
+        proba = glmm.predict_proba(partitioned(df, 3)).compute().to_numpy()
+        assert_same_values(proba, glmm.predict_proba(df))
 
 
 # ------------------------------------------------------------ dask stays optional
