@@ -22,7 +22,8 @@ A fit out of core touches its data only through :meth:`ChunkSource.map_reduce`
     ``fn(chunk)`` for every chunk, in order, as an iterator (predictions).
 
 :class:`FrameSource` wraps an in-memory DataFrame (one chunk) and
-:class:`DatasetSource` a ``pyarrow.dataset.Dataset`` read in record batches.
+:class:`DatasetSource` a ``pyarrow.dataset.Dataset`` read in record batches;
+``_dask.DaskSource`` a Dask DataFrame, reduced on the workers of a cluster.
 """
 
 from __future__ import annotations
