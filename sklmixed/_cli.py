@@ -1,7 +1,10 @@
 """``sklmixed fit DATA FORMULA``: fit a model from the command line, print its summary.
 
 DATA is a bundled data set name (``sklmixed datasets`` lists them) or a path to a
-CSV, Parquet, Arrow or Feather file. Every error (of the data, the formula, the
+CSV, Parquet, Arrow or Feather file, or to a folder of Parquet or Arrow files.
+A folder, or a file with ``--out-of-core``, is read as a ``pyarrow.dataset`` in
+record batches: a linear mixed model is fitted from its cross-products without
+holding the rows (GLMMs read it into memory). Every error (of the data, the formula, the
 options) ends the program with exit status 2 and one line on stderr; warnings of
 the fit are printed one line each.
 """
@@ -50,6 +53,34 @@ def _read(data: str) -> pd.DataFrame:
     raise DataError(f"cannot read {data!r}: use a .csv, .parquet, .arrow or .feather file")
 
 
+_FORMATS = {
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".arrow": "ipc",
+    ".feather": "ipc",
+    ".ipc": "ipc",
+}
+
+
+def _dataset(data: str):
+    """A path to a Parquet/Arrow file or folder as a ``pyarrow.dataset.Dataset``."""
+    import pyarrow.dataset as pads
+
+    path = Path(data)
+    files = sorted(path.rglob("*")) if path.is_dir() else [path]
+    formats = {_FORMATS.get(f.suffix.lower()) for f in files if f.is_file()}
+    formats.discard(None)
+    if not path.exists():
+        raise DataError(f"{data!r} is neither a bundled data set nor an existing file or folder")
+    if len(formats) != 1:
+        found = "no" if not formats else "both Parquet and Arrow"
+        raise DataError(
+            f"cannot read {data!r} in batches: it holds {found} files of one format "
+            "(.parquet or .arrow/.feather)"
+        )
+    return pads.dataset(str(path), format=formats.pop())
+
+
 def _contrasts(items: list[str]) -> dict:
     out = {}
     for item in items:
@@ -75,8 +106,25 @@ def _weights(df: pd.DataFrame, column: str | None):
 def _fit(args) -> str:
     from sklmixed import MixedGLMClassifier, MixedGLMRegressor, MixedLMRegressor
 
-    df = _read(args.data)
+    if args.batch_size is not None and args.batch_size < 1:
+        raise _UsageError(f"--batch-size must be a positive integer, got {args.batch_size}")
     contrasts = _contrasts(args.contrasts) or None
+    if args.out_of_core or Path(args.data).is_dir():
+        from sklmixed.estimators._sources import DEFAULT_BATCH_SIZE, DatasetSource
+
+        dataset = _dataset(args.data)
+        if args.family is None:
+            if args.weights is not None and args.weights not in dataset.schema.names:
+                _weights(pd.DataFrame(columns=dataset.schema.names), args.weights)
+            source = DatasetSource(dataset, args.batch_size or DEFAULT_BATCH_SIZE)
+            model = MixedLMRegressor(formula=args.formula, reml=args.reml, contrasts=contrasts)
+            model.fit(source, sample_weight=args.weights)
+            return str(model.summary())
+        if args.out_of_core:
+            raise _UsageError("--out-of-core fits linear mixed models only (without --family)")
+        df = dataset.to_table().to_pandas()
+    else:
+        df = _read(args.data)
     weights = _weights(df, args.weights)
     if args.family is None:
         if args.link is not None or args.nagq != 1 or args.fast:
@@ -136,7 +184,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     fit = sub.add_parser("fit", help="fit a model and print the MixedModels.jl summary")
-    fit.add_argument("data", help="bundled data set name or a .csv/.parquet/.arrow file")
+    fit.add_argument(
+        "data", help="bundled data set name, a .csv/.parquet/.arrow file or a folder of them"
+    )
     fit.add_argument("formula", help='e.g. "reaction ~ 1 + days + (1 + days|subj)"')
     fit.add_argument("--reml", action="store_true", help="fit an LMM by REML")
     fit.add_argument(
@@ -166,6 +216,15 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         metavar="COL=CODING",
         help="mark columns categorical: dummy, effects or helmert",
+    )
+    fit.add_argument(
+        "--out-of-core",
+        action="store_true",
+        help="LMM: read the Parquet/Arrow file in record batches and fit from the data's "
+        "cross-products (a folder is always read so)",
+    )
+    fit.add_argument(
+        "--batch-size", type=int, metavar="ROWS", help="rows per record batch (out of core)"
     )
     sub.add_parser("datasets", help="list the bundled data sets")
     return parser

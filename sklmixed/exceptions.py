@@ -31,6 +31,7 @@ __all__ = [
     "ParameterError",
     "PerfectFitWarning",
     "RankDeficientWarning",
+    "RowsNotAvailableError",
     "SingularFitWarning",
     "SklmixedWarning",
     "UnseenLevelsWarning",
@@ -96,6 +97,12 @@ class ParameterError(ValueError, TypeError):
 class ModelError(ValueError):
     """A request that the fitted model cannot answer (a grouping factor it does not
     have, a plot of random effects it has none of)."""
+
+
+class RowsNotAvailableError(ModelError):
+    """A request that needs the rows of the training data (fitted values,
+    residuals, leverage, a new response) from a model fitted out of core, which
+    kept only their cross-products."""
 
 
 class FitError(RuntimeError):

@@ -141,3 +141,38 @@ def test_weights_give_a_binomial_fit_with_trials_as_lme4(capsys):
     # without the trials every proportion would be one trial: a different model
     assert main(args) == 0
     assert _printed_table(capsys.readouterr().out) != table
+
+
+def test_a_folder_of_parquet_files_is_fitted_out_of_core(tmp_path, capsys):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from sklmixed import load_dataset
+
+    table = pa.Table.from_pandas(load_dataset("sleepstudy"), preserve_index=False)
+    pq.write_table(table.slice(0, 100), tmp_path / "part0.parquet")
+    pq.write_table(table.slice(100), tmp_path / "part1.parquet")
+    formula = "reaction ~ 1 + days + (1 + days|subj)"
+    assert main(["fit", str(tmp_path), formula, "--batch-size", "17"]) == 0
+    streamed = capsys.readouterr().out
+    assert main(["fit", "sleepstudy", formula]) == 0
+    assert streamed == capsys.readouterr().out
+    assert main(["fit", str(tmp_path), "reaction ~ 1 + dayz + (1|subj)"]) == 2
+    assert "column 'dayz' not found" in capsys.readouterr().err
+
+
+def test_an_arrow_file_out_of_core(tmp_path, capsys):
+    import pyarrow as pa
+    import pyarrow.feather as feather
+
+    from sklmixed import load_dataset
+
+    path = tmp_path / "pen.arrow"
+    feather.write_feather(
+        pa.Table.from_pandas(load_dataset("penicillin"), preserve_index=False), str(path)
+    )
+    formula = "diameter ~ 1 + (1|plate) + (1|sample)"
+    assert main(["fit", str(path), formula, "--out-of-core", "--batch-size", "10"]) == 0
+    streamed = capsys.readouterr().out
+    assert main(["fit", "penicillin", formula]) == 0
+    assert streamed == capsys.readouterr().out

@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 import scipy.linalg as sla
-import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
 from scipy.linalg.lapack import dpotrf as _potrf
 
@@ -41,12 +40,14 @@ from sklmixed._core._block_types import (
     trsolve,
 )
 from sklmixed._core._blocks import BlockSparse, GramUpdate, PatternProduct
+from sklmixed._core._crossprod import DENSE_FRACTION, CrossProducts, RowProducts
 from sklmixed._core._reterm import ReTerm
 from sklmixed._core._scaling import Scaling, fit_scaling, recentred_response
+from sklmixed.exceptions import RowsNotAvailableError
 
 # An off-diagonal random-effects block at least this dense is stored dense: its
 # products are then single BLAS calls, cheaper than sparse bookkeeping.
-_DENSE_FRACTION = 0.25
+_DENSE_FRACTION = DENSE_FRACTION
 
 # Relative tolerance on the diagonal of R in the QR decomposition of the
 # column-scaled X that declares a column linearly dependent on earlier ones.
@@ -146,7 +147,7 @@ class LMMProblem:
         y = np.asarray(y, dtype=float).reshape(-1)
         # the response as given (the user's scale, offset included), for whoever
         # compares the data of two fits; the numerics read the internal self.y
-        self.y_data = y
+        self.y_data: NDArray[Any] | None = y
         if self.offset is not None:
             y = np.asarray(y - self.offset)
         self.n = int(y.shape[0])
@@ -177,10 +178,98 @@ class LMMProblem:
             positive = self.weights > 0
             self._logw_sum = float(np.sum(np.log(self.weights[positive])))
             self.nobs = int(positive.sum())
+        self._rows: RowProducts | None = RowProducts(self.X, self.terms, self.zs)
+        self._recentre: Any = None
+        self._init_structure(self._rows.patterns)
+        self.set_weights(self.weights)
+
+    @classmethod
+    def from_crossproducts(
+        cls,
+        cp: CrossProducts,
+        terms: list[ReTerm],
+        scaling: Scaling,
+        keep: NDArray[Any],
+        p_full: int,
+        reml: bool = False,
+        *,
+        recentre: Any = None,
+    ) -> LMMProblem:
+        """A problem that knows its data only through their cross-products.
+
+        Parameters
+        ----------
+        cp : CrossProducts
+            A = [Z X y]' W [Z X y] on the internal columns of ``scaling``, the
+            fixed-effects columns restricted to ``keep``, terms in the core's
+            order (``order_terms(terms)``).
+        terms : list of ReTerm
+            The terms (their ``refs`` and ``z`` may hold no rows: only names,
+            levels, columns and the pattern of lambda are read).
+        scaling : Scaling
+            The internal centring and scaling, decided from the data's moments.
+        keep : ndarray of int
+            Estimable columns of the internal X (of ``p_full``).
+        p_full : int
+            Number of columns of the full fixed-effects matrix.
+        reml : bool
+            Whether :meth:`objective` is the REML criterion.
+        recentre : callable, optional
+            ``recentre(scaling, yty, r2)`` -> (Scaling, CrossProducts) or None:
+            what :meth:`recentre_response` does without the rows (a new pass
+            over the data with a centred response).
+
+        Notes
+        -----
+        Everything the likelihood, the estimates and their covariances need is
+        there; what needs the rows (fitted values, residuals, leverage, a new
+        response, new weights, dense Z) raises :class:`RowsNotAvailableError`.
+        """
+        self = cls.__new__(cls)
+        ordered = order_terms(list(terms))
+        if [t.name for t in ordered] != [t.name for t in terms]:
+            raise ValueError("the terms must be in the core's order (order_terms)")
+        if cp.shapes != [(t.nlevels, t.k) for t in ordered]:
+            raise ValueError("the cross-products are not those of these terms")
+        self.offset = None
+        self.y_data = None
+        self.n = int(cp.n)
+        self.p_full = int(p_full)
+        self.reml = bool(reml)
+        self.terms = ordered
+        self.m = len(ordered)
+        self.weights = None
+        self.scaling = scaling
+        self.keep = np.asarray(keep, dtype=np.int64)
+        self.p = int(self.keep.shape[0])
+        self._logw_sum = float(cp.logw_sum)
+        self.nobs = int(cp.nobs)
+        self.sqrtw = None
+        self._rows = None
+        self._recentre = recentre
+        patterns = {key: b for key, b in cp.pairs.items() if isinstance(b, BlockSparse)}
+        self._init_structure(patterns, dense=[key for key in cp.pairs if key not in patterns])
+        self._install(cp)
+        return self
+
+    def _init_structure(
+        self,
+        patterns: dict[tuple[int, int], BlockSparse],
+        dense: list[tuple[int, int]] | None = None,
+    ) -> None:
+        """theta's layout, the block patterns and the empty factor."""
         offsets = np.cumsum([0] + [t.ntheta for t in self.terms])
         self.theta_slices = [slice(offsets[i], offsets[i + 1]) for i in range(self.m)]
         self.ntheta = int(offsets[-1])
         self._diag_pos: NDArray[Any] | None = None
+        self._qtot = sum(t.nranef for t in self.terms) + self.p + 1
+        # Off-diagonal random-effects blocks: the level pairs that meet in the data,
+        # and whether the block is dense enough to store as an array.
+        self._patterns = patterns
+        self.Akind: dict[tuple[int, int], str] = {key: "dense" for key in dense or []}
+        for (i, j), pattern in patterns.items():
+            full = self.terms[i].nlevels * self.terms[j].nlevels
+            self.Akind[(i, j)] = "dense" if pattern.nblocks >= _DENSE_FRACTION * full else "sparse"
         self._build_structure()
         self._theta: NDArray[Any] | None = None  # see set_theta
         self._L: dict[tuple[int, int], LBlock] = {}
@@ -188,41 +277,20 @@ class LMMProblem:
         self._dense: _DenseEvaluator | None = None
         self.last_r2 = np.nan  # r^2 of the last objective evaluation
         self.exact_fit = False  # set by the driver: y in the span of X, no random effects
-        self.set_weights(self.weights)
+
+    def _require_rows(self, what: str) -> RowProducts:
+        if self._rows is None:
+            raise RowsNotAvailableError(
+                f"{what} needs the rows of the data, and this model was fitted from "
+                "their cross-products only (out of core); fit it on data in memory"
+            )
+        return self._rows
 
     # ------------------------------------------------------------------ setup
 
     def _build_structure(self) -> None:
-        """Block patterns of A and L, decided once from the grouping factors."""
-        terms, m = self.terms, self.m
-        # Z_j as a sparse n x q_j matrix (columns level-major: k columns per level),
-        # kept transposed (q_j x n, CSR) for the products Z_j' W [X y].
-        self._Zt = [_zt_csr(t, z, self.n) for t, z in zip(terms, self.zs)]
-        self._Xy_raw = np.empty((self.n, self.p + 1))
-        self._Xy_raw[:, : self.p] = self.X
-        self._qtot = sum(t.nranef for t in terms) + self.p + 1
-        # Off-diagonal random-effects blocks: which level pairs meet in the data.
-        self._pairs: dict[tuple[int, int], tuple[NDArray[Any], BlockSparse]] = {}
-        self.Akind: dict[tuple[int, int], str] = {}
-        for i in range(m):
-            for j in range(i):
-                ti, tj = terms[i], terms[j]
-                key = ti.refs * tj.nlevels + tj.refs
-                uniq, inv = np.unique(key, return_inverse=True)
-                pattern = BlockSparse(
-                    (ti.nlevels, tj.nlevels),
-                    ti.k,
-                    tj.k,
-                    uniq // tj.nlevels,
-                    uniq % tj.nlevels,
-                    np.zeros((uniq.shape[0], ti.k, tj.k)),
-                )
-                # BlockSparse sorts by (row, col), the same order as the sorted keys.
-                self._pairs[(i, j)] = (inv.astype(np.int64), pattern)
-                dense = uniq.shape[0] >= _DENSE_FRACTION * ti.nlevels * tj.nlevels
-                self.Akind[(i, j)] = "dense" if dense else "sparse"
-
-        self._build_l_structure({key: val[1] for key, val in self._pairs.items()})
+        """Block patterns of L, decided once from those of A."""
+        self._build_l_structure(self._patterns)
 
     def _build_l_structure(self, patterns: dict[tuple[int, int], BlockSparse]) -> None:
         """The type of every block of L, decided column by column as the
@@ -289,45 +357,26 @@ class LMMProblem:
         """(Re)compute A for prior or working weights, and optionally a new
         response (PIRLS installs working weights and working response each step).
 
-        A = [Z X y]' W [Z X y] from the unweighted columns: bincounts for the
-        blocks between random-effects terms, one sparse product Z_j' (W [X y]) per
-        term, one dense product for [X y]' W [X y].
+        A = [Z X y]' W [Z X y] from the unweighted columns (``_crossprod``).
         """
+        rows = self._require_rows("new weights")
         if y is not None:
             self.y = np.asarray(y, dtype=float)
-        self._Xy_raw[:, -1] = self.y
         w = None if weights is None else np.asarray(weights, dtype=float)
         self.sqrtw = None if w is None else np.sqrt(w)
-        terms, m = self.terms, self.m
-        Xy = self._Xy_raw
-        WXy = Xy if w is None else Xy * w[:, None]
+        self._install(rows.compute(w, self.y))
+
+    def _install(self, cp: CrossProducts) -> None:
+        """A's blocks from the cross-products, in the storage decided in ``Akind``."""
+        m = self.m
         A: dict[tuple[int, int], Any] = {}
-        for j, t in enumerate(terms):
-            k, nl, z = t.k, t.nlevels, self.zs[j]
-            zw = z if w is None else z * w[:, None]
-            if k == 1:
-                A[(j, j)] = np.bincount(t.refs, zw[:, 0] * z[:, 0], minlength=nl)
-            else:
-                blk = np.empty((nl, k, k))
-                for a in range(k):
-                    for b in range(a + 1):
-                        v = np.bincount(t.refs, zw[:, a] * z[:, b], minlength=nl)
-                        blk[:, a, b] = v
-                        blk[:, b, a] = v
-                A[(j, j)] = blk
-            A[(m, j)] = np.asarray((self._Zt[j] @ WXy).T)
-        for (i, j), (inv, pattern) in self._pairs.items():
-            ti, tj = terms[i], terms[j]
-            nb = pattern.nblocks
-            zi, zj = self.zs[i], self.zs[j]
-            zwi = zi if w is None else zi * w[:, None]
-            data = np.empty((nb, ti.k, tj.k))
-            for a in range(ti.k):
-                for b in range(tj.k):
-                    data[:, a, b] = np.bincount(inv, zwi[:, a] * zj[:, b], minlength=nb)
-            blocks = pattern.with_data(data)
-            A[(i, j)] = blocks.to_dense() if self.Akind[(i, j)] == "dense" else blocks
-        A[(m, m)] = Xy.T @ WXy
+        for j in range(m):
+            A[(j, j)] = cp.diag[j]
+            A[(m, j)] = cp.zxy[j]
+        for (i, j), blocks in cp.pairs.items():
+            dense = self.Akind[(i, j)] == "dense" and isinstance(blocks, BlockSparse)
+            A[(i, j)] = blocks.to_dense() if dense else blocks
+        A[(m, m)] = cp.xy
         self.A = A
         self._dense = None  # rebuilt from the new A on the next objective()
 
@@ -342,6 +391,7 @@ class LMMProblem:
         the fit's internal centring and scaling applied (so that results map back
         to the user's scale as the fit's do).
         """
+        rows = self._require_rows("a new response")
         values: NDArray[Any] = np.asarray(y, dtype=float).reshape(-1)
         if values.shape[0] != self.n:
             raise ValueError(f"the new response has {values.shape[0]} values for {self.n} rows")
@@ -349,13 +399,13 @@ class LMMProblem:
             values = values - self.offset
         values = np.asarray(self.scaling.apply_y(values), dtype=float)
         self.y = values
-        self._Xy_raw[:, -1] = values
+        rows.Xy[:, -1] = values
         self._L_at = None  # A changes in place below: the kept factor is stale
         wy = values if self.sqrtw is None else values * self.sqrtw**2
         m = self.m
+        zy, last = rows.response_row(wy)  # last: [X y]' W y, the last row of A_mm
         for j in range(m):
-            self.A[(m, j)][-1, :] = self._Zt[j] @ wy
-        last = self._Xy_raw.T @ wy  # [X y]' W y: the last row (and column) of A_mm
+            self.A[(m, j)][-1, :] = zy[j]
         self.A[(m, m)][-1, :] = last
         self.A[(m, m)][:, -1] = last
         if self._dense is not None:  # the same row and column of its dense copy of A
@@ -518,14 +568,32 @@ class LMMProblem:
         The decision made from the data alone (``_scaling``) centres only a
         response whose mean is large beside its spread; one that the model
         explains almost exactly loses r^2's digits with a smaller mean too.
-        Returns whether the response changed (A is then rebuilt).
+        Returns whether the response changed (A is then rebuilt). A problem
+        built from cross-products asks its ``recentre`` hook (another pass over
+        the data), or keeps its response where it has none.
         """
+        if self._rows is None:
+            if self._recentre is None:
+                return False
+            out = self._recentre(self.scaling, self.yty(), r2)
+            if out is None:
+                return False
+            self.scaling, cp = out
+            self._L_at = None
+            self._install(cp)
+            return True
         new = recentred_response(self.scaling, self.y, self.weights, self.yty(), r2)
         if new is None:
             return False
         self.scaling, y = new
         self.set_weights(self.weights, y)
         return True
+
+    @property
+    def has_rows(self) -> bool:
+        """Whether the problem holds its data's rows (False when built from
+        cross-products only, out of core)."""
+        return self._rows is not None
 
     def xy_factor(self, theta: NDArray[Any]) -> tuple[float, NDArray[Any]] | None:
         """log|L_Z|^2 and the [X y] block of L (p + 1 square, lower) at ``theta``.
@@ -690,12 +758,14 @@ class LMMProblem:
 
     def user_x(self) -> NDArray[Any]:
         """The estimable fixed-effects columns of the user's X (offset-free)."""
+        self._require_rows("the fixed-effects matrix")
         if self.scaling.T is None:
             return self.X
         return np.asarray(np.linalg.solve(self.scaling._T_kept(self.keep).T, self.X.T).T)
 
     def user_y(self) -> NDArray[Any]:
         """The response on the user's scale, the offset subtracted."""
+        self._require_rows("the response")
         s = self.scaling
         if s.y_shift == 0.0 and s.y_scale == 1.0:
             return self.y
@@ -703,6 +773,7 @@ class LMMProblem:
 
     def user_dense_z(self) -> NDArray[Any]:
         """Z of the user's columns, dense n x q (small models only)."""
+        self._require_rows("the random-effects matrix")
         if all(ts.identity for ts in self.scaling.terms):
             return self.dense_z()
         blocks = []
@@ -805,6 +876,7 @@ class LMMProblem:
 
     def dense_z(self) -> NDArray[Any]:
         """Z (unweighted) as a dense n x q matrix (small models only)."""
+        self._require_rows("the random-effects matrix")
         blocks = []
         for t, z in zip(self.terms, self.zs):
             Zj = np.zeros((self.n, t.nranef))
@@ -928,26 +1000,6 @@ def _scalar_entries(S: BlockSparse) -> tuple[NDArray[Any], NDArray[Any]]:
     return rows.reshape(-1), cols.reshape(-1)
 
 
-def _zt_csr(t: ReTerm, z: NDArray[Any], n: int) -> sp.csr_matrix:
-    """Z_t' (q x n) in CSR form, built directly: row (level l, column a) holds the
-    observations of level l in order, with values z[:, a] (``z``: the term's
-    internal columns). (Going through COO
-    sorts all entries again, which cost more than the rest of the setup.)"""
-    k, nl = t.k, t.nlevels
-    order = np.argsort(t.refs, kind="stable")
-    counts = np.bincount(t.refs, minlength=nl)
-    start = np.concatenate(([0], np.cumsum(counts)[:-1]))
-    lev = t.refs[order]
-    rank = np.arange(n) - start[lev]
-    a = np.arange(k)
-    pos = (start[lev] * k)[:, None] + a[None, :] * counts[lev][:, None] + rank[:, None]
-    indices = np.empty(n * k, dtype=np.int64)
-    data = np.empty(n * k)
-    indices[pos] = order[:, None]
-    data[pos] = z[order]
-    row_start = (start[:, None] * k + a[None, :] * counts[:, None]).reshape(-1)
-    indptr = np.concatenate((row_start, [n * k]))
-    return sp.csr_matrix((data, indices, indptr), shape=(nl * k, n))
 
 
 # ------------------------------------------------------ conditional variances

@@ -284,7 +284,7 @@ class Scaling:
 _RECHECK = min(TAU_RANDOM, TAU_FIXED, TAU_RESPONSE)
 
 
-class _Col(NamedTuple):
+class ColumnSummary(NamedTuple):
     """What the decisions need to know about one column."""
 
     mean: float
@@ -306,7 +306,7 @@ def _identity_term(k: int) -> TermScaling:
     return _IDENTITY_TERMS[k]
 
 
-def _describe(A: NDArray[Any], w: NDArray[Any] | None) -> list[_Col]:
+def _describe(A: NDArray[Any], w: NDArray[Any] | None) -> list[ColumnSummary]:
     """Per column of A: mean, SD (weighted), |mean| / SD and constancy.
 
     One pass (two reductions over all columns at once) decides almost every
@@ -330,23 +330,23 @@ def _describe(A: NDArray[Any], w: NDArray[Any] | None) -> list[_Col]:
         if var == 0.0 and mean == first[j] and b / sw == mean * mean:
             # constant for certain: sum(x) = n x0 and sum(x^2) = n x0^2 exactly (a
             # column of ones, every intercept from a formula); no second look
-            out.append(_Col(mean, 0.0, math.inf, True, first[j]))
+            out.append(ColumnSummary(mean, 0.0, math.inf, True, first[j]))
             continue
         ratio = abs(mean) / math.sqrt(var) if var > 0.0 else math.inf
         if not ratio <= _RECHECK:
             col = A[:, j]
             if bool((col == col[0]).all()):
-                out.append(_Col(float(col[0]), 0.0, math.inf, True, first[j]))
+                out.append(ColumnSummary(float(col[0]), 0.0, math.inf, True, first[j]))
                 continue
             dev = col - mean
             var = float((dev @ dev) / sw if w is None else (w @ (dev * dev)) / sw)
             ratio = abs(mean) / math.sqrt(var) if var > 0.0 else math.inf
-        out.append(_Col(mean, math.sqrt(max(var, 0.0)), ratio, False, first[j]))
+        out.append(ColumnSummary(mean, math.sqrt(max(var, 0.0)), ratio, False, first[j]))
     return out
 
 
 def _decide(
-    cols: list[_Col], icol: int | None, may_centre: bool, tau: float, band: int
+    cols: list[ColumnSummary], icol: int | None, may_centre: bool, tau: float, band: int
 ) -> tuple[list[float], list[float]]:
     """Centres and (power-of-two) scales of the columns. Only columns after the
     constant ``icol`` are centred against it (see :func:`fit_scaling`)."""
@@ -412,9 +412,26 @@ def fit_scaling(
     blocks = [X] + ([] if y is None else [np.asarray(y, dtype=float)[:, None]])
     blocks += [t.z for t in terms]
     cols = _describe(np.concatenate(blocks, axis=1) if len(blocks) > 1 else X, w)
-    xcols, rest = cols[:p], cols[p:]
+    return scaling_from_columns(cols, p, y is not None, terms, xnames)
+
+
+def scaling_from_columns(
+    cols: Sequence[ColumnSummary],
+    p: int,
+    has_response: bool,
+    terms: Sequence[ReTerm],
+    xnames: Sequence[str] | None = None,
+) -> Scaling:
+    """The decisions of :func:`fit_scaling` from the columns' summaries.
+
+    ``cols`` describes X's ``p`` columns, then the response (``has_response``),
+    then each term's columns in the order of ``terms``: what
+    :func:`fit_scaling` computes from rows in memory, or what a pass over data
+    that do not fit in memory accumulates (:func:`summarize_columns`).
+    """
+    xcols, rest = list(cols[:p]), list(cols[p:])
     ycol = None
-    if y is not None:
+    if has_response:
         ycol, rest = rest[0], rest[1:]
     issues: list[str] = []
 
@@ -511,14 +528,103 @@ def recentred_response(
     scaling and internal response, or None where nothing changes (no intercept,
     already centred, or r^2 well resolved).
     """
-    if not scaling.has_intercept or scaling.y_shift != 0.0 or not yty > RECENTRE_RATIO * r2:
+    if not recentre_needed(scaling, yty, r2):
         return None
     y_user = y * scaling.y_scale  # exact: the scale is a power of two
     (col,) = _describe(y_user[:, None], weights)
+    new = recentred_scaling(scaling, col)
+    if new is None:
+        return None
+    return new, new.apply_y(y_user)
+
+
+def recentre_needed(scaling: Scaling, yty: float, r2: float) -> bool:
+    """Whether :func:`recentred_response` would look at the response again."""
+    return scaling.has_intercept and scaling.y_shift == 0.0 and yty > RECENTRE_RATIO * r2
+
+
+def recentred_scaling(scaling: Scaling, col: ColumnSummary) -> Scaling | None:
+    """The scaling with the response centred, from the summary of the response
+    on the user's scale (offset subtracted); None for a constant response."""
     if col.const:
         return None
-    new = replace(scaling, y_shift=col.mean, y_scale=_pow2(col.sd, BAND_RESPONSE))
-    return new, new.apply_y(y_user)
+    return replace(scaling, y_shift=col.mean, y_scale=_pow2(col.sd, BAND_RESPONSE))
+
+
+class ColumnMoments:
+    """Weighted moments of columns, accumulated over chunks of rows.
+
+    What :func:`summarize` needs to decide the centring and scaling of data
+    seen one chunk at a time, as :func:`fit_scaling` decides it from all rows:
+    the weights' sum, the one-pass sums of x and x^2 (those of ``_describe``),
+    the mean and the sum of squared deviations merged chunk by chunk (Chan,
+    Golub and LeVeque's update: the exact spread of shifted columns), each
+    column's first value and its minimum and maximum (constancy).
+    """
+
+    def __init__(self, A: NDArray[Any], w: NDArray[Any] | None = None) -> None:
+        A = np.asarray(A, dtype=float)
+        n = A.shape[0]
+        if w is None:
+            self.sw = float(n)
+            self.s1 = A.sum(axis=0)
+            self.s2 = np.einsum("ij,ij->j", A, A)
+        else:
+            self.sw = float(w.sum())
+            self.s1 = w @ A
+            self.s2 = np.einsum("i,ij,ij->j", w, A, A)
+        self.n = n
+        self.mean = self.s1 / self.sw if self.sw > 0 else np.zeros(A.shape[1])
+        dev = A - self.mean
+        self.m2 = (
+            np.einsum("ij,ij->j", dev, dev) if w is None else np.einsum("i,ij,ij->j", w, dev, dev)
+        )
+        if self.sw <= 0:
+            self.m2 = np.zeros(A.shape[1])
+        self.first = A[0].copy() if n else np.full(A.shape[1], np.nan)
+        self.lo = A.min(axis=0) if n else np.full(A.shape[1], np.inf)
+        self.hi = A.max(axis=0) if n else np.full(A.shape[1], -np.inf)
+
+    def combine(self, other: ColumnMoments) -> ColumnMoments:
+        """The moments of both chunks' rows (``self``'s first)."""
+        out = object.__new__(ColumnMoments)
+        out.n = self.n + other.n
+        out.sw = self.sw + other.sw
+        out.s1 = self.s1 + other.s1
+        out.s2 = self.s2 + other.s2
+        if other.sw <= 0:
+            out.mean, out.m2 = self.mean, self.m2
+        elif self.sw <= 0:
+            out.mean, out.m2 = other.mean, other.m2
+        else:
+            delta = other.mean - self.mean
+            out.mean = self.mean + delta * (other.sw / out.sw)
+            out.m2 = self.m2 + other.m2 + delta * delta * (self.sw * other.sw / out.sw)
+        out.first = self.first if self.n else other.first
+        out.lo = np.minimum(self.lo, other.lo)
+        out.hi = np.maximum(self.hi, other.hi)
+        return out
+
+    def summarize(self) -> list[ColumnSummary]:
+        """The columns' summaries, decided as ``_describe`` decides them."""
+        sw = self.sw
+        out = []
+        for j, (a, b) in enumerate(zip(self.s1.tolist(), self.s2.tolist())):
+            first = float(self.first[j])
+            mean = a / sw
+            var = b / sw - mean * mean
+            if var == 0.0 and mean == first and b / sw == mean * mean:
+                out.append(ColumnSummary(mean, 0.0, math.inf, True, first))
+                continue
+            ratio = abs(mean) / math.sqrt(var) if var > 0.0 else math.inf
+            if not ratio <= _RECHECK:
+                if self.lo[j] == self.hi[j]:
+                    out.append(ColumnSummary(first, 0.0, math.inf, True, first))
+                    continue
+                var = float(self.m2[j]) / sw
+                ratio = abs(mean) / math.sqrt(var) if var > 0.0 else math.inf
+            out.append(ColumnSummary(mean, math.sqrt(max(var, 0.0)), ratio, False, first))
+        return out
 
 
 def _digits_message(what: str, ratio: float) -> str:

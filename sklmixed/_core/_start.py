@@ -57,7 +57,10 @@ def em_start(problem: Any) -> tuple[NDArray[Any], NDArray[Any]] | None:
     dense = [t.nranef for j, t in enumerate(terms) if problem.Ltype[(j, j)] is DenseBlock]
     if not dense or max(dense) < START_MIN_DENSE:
         return None
-    theta = em_theta(problem.X, problem.y, terms, problem.weights, SWEEPS)
+    if problem.has_rows:
+        theta = em_theta(problem.X, problem.y, terms, problem.weights, SWEEPS)
+    else:  # fitted from cross-products (out of core): the same sweeps on A
+        theta = em_theta_crossprod(problem.A, problem.m, problem.p, problem.nobs, SWEEPS)
     if theta is None:
         return None
     return theta, np.maximum(STEP * np.abs(theta), STEP_MIN)
@@ -128,3 +131,77 @@ def em_theta(
         if not s2 > 0:
             return None
     return np.sqrt(tau2 / s2)
+
+
+def em_theta_crossprod(
+    A: dict[tuple[int, int], Any], m: int, p: int, nobs: int, sweeps: int
+) -> NDArray[Any] | None:
+    """:func:`em_theta` from the cross-products A = [Z X y]' W [Z X y] alone.
+
+    Every quantity of the sweeps is linear or quadratic in the rows, so it is
+    read off A's blocks: the levels' counts from Z_j'WZ_j, the sums over a
+    level from Z_j'W [X y] and the other terms' blocks, the residual sum of
+    squares as a quadratic form. (The residual sum of squares loses the digits
+    that y'Wy has beyond it; a start needs few.) ``m`` scalar terms, ``p``
+    columns of X.
+    """
+    Amm = A[(m, m)]
+    Axx, Axy, yy = Amm[:p, :p], Amm[:p, p], float(Amm[p, p])
+    ZX = [np.asarray(A[(m, j)][:p, :]).T for j in range(m)]  # (l_j, p)
+    Zy = [np.asarray(A[(m, j)][p, :]) for j in range(m)]
+    nz = [np.asarray(A[(j, j)], dtype=float) for j in range(m)]
+    cross: dict[tuple[int, int], Any] = {}
+    for (i, j), blk in A.items():
+        if i < m and j < i:
+            cross[(i, j)] = blk if isinstance(blk, np.ndarray) else blk.to_scipy().tocsr()
+
+    def zz(j: int, i: int, v: NDArray[Any]) -> NDArray[Any]:
+        """Z_j' W Z_i v for two different terms."""
+        if i < j:
+            return np.asarray(cross[(j, i)] @ v)
+        return np.asarray(cross[(i, j)].T @ v)
+
+    present = [c > 0 for c in nz]
+    beta = np.linalg.lstsq(Axx, Axy, rcond=None)[0]
+    wr2 = yy - 2.0 * float(beta @ Axy) + float(beta @ Axx @ beta)
+    if not wr2 > 0:
+        return None
+    tau2 = np.zeros(m)
+    for j, (c, ok) in enumerate(zip(nz, present)):
+        S = Zy[j] - ZX[j] @ beta
+        between = float(np.sum(S[ok] ** 2 / c[ok]))
+        G = int(ok.sum())
+        s2_j = (wr2 - between) / max(nobs - G, 1.0)
+        tau2[j] = max(0.0, (between - G * s2_j) / float(c.sum()))
+    s2 = max((wr2 - float(np.sum(tau2 * [c.sum() for c in nz]))) / nobs, 0.1 * wr2 / nobs)
+    b = [np.zeros(c.shape[0]) for c in nz]
+    for _ in range(sweeps):
+        for j, c in enumerate(nz):
+            if tau2[j] > 0:
+                rhs = Zy[j] - ZX[j] @ beta
+                for i in range(m):
+                    if i != j:
+                        rhs = rhs - zz(j, i, b[i])
+                b[j] = rhs / (c + s2 / tau2[j])
+            else:
+                b[j][:] = 0.0
+        beta = np.linalg.lstsq(Axx, Axy - sum(ZX[i].T @ b[i] for i in range(m)), rcond=None)[0]
+        # e'We for e = y - X beta - sum_i Z_i b_i
+        fit = float(beta @ Axx @ beta) - 2.0 * float(beta @ Axy)
+        for i in range(m):
+            fit += 2.0 * float(b[i] @ (ZX[i] @ beta)) - 2.0 * float(b[i] @ Zy[i])
+            fit += float(b[i] @ (nz[i] * b[i]))
+            for k in range(i):
+                fit += 2.0 * float(b[i] @ zz(i, k, b[k]))
+        ewe = yy + fit
+        extra = 0.0
+        for j, (c, ok) in enumerate(zip(nz, present)):
+            if tau2[j] <= 0:
+                continue
+            cv = s2 / (c + s2 / tau2[j])
+            tau2[j] = (float(np.sum(b[j][ok] ** 2)) + float(np.sum(cv[ok]))) / int(ok.sum())
+            extra += float(np.sum(c * cv))
+        s2 = (ewe + extra) / nobs
+        if not s2 > 0:
+            return None
+    return np.asarray(np.sqrt(tau2 / s2))

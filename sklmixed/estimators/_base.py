@@ -25,13 +25,16 @@ from sklmixed.estimators._checks import (
     validate_target,
     warn_all_unseen,
 )
+from sklmixed.estimators._dask import reject_dask
 from sklmixed.estimators._offset import validate_offset
+from sklmixed.estimators._sources import as_source
 from sklmixed.exceptions import (
     ConvergenceWarning,
     DataError,
     DataTypeError,
     ParameterError,
     RankDeficientWarning,
+    RowsNotAvailableError,
     SingularFitWarning,
     user_stacklevel,
 )
@@ -80,6 +83,16 @@ def as_frame(X) -> pd.DataFrame:
     if arr.ndim != 2:
         raise DataError(f"X must be 2-dimensional; got an array with {arr.ndim} dimensions")
     return pd.DataFrame(arr, columns=[f"x{i}" for i in range(arr.shape[1])])
+
+
+def _reject_chunked(X, estimator: str, what: str) -> None:
+    """DataTypeError for data read in chunks where only data in memory will do."""
+    if as_source(X) is not None:
+        raise DataTypeError(
+            f"{estimator}.{what} cannot read data in chunks (a pyarrow Dataset) yet; "
+            "read the data into memory (dataset.to_table().to_pandas()). Out of core, "
+            "MixedLMRegressor's fit, predict and score read it in chunks"
+        )
 
 
 def warn_rank_deficient(problem, design) -> None:
@@ -161,6 +174,7 @@ class MixedModelBase(BaseEstimator):
         are; arrays are validated the scikit-learn way (numeric, 2-D, dense, at
         least two samples) and get column names ``x0, x1, ...``.
         """
+        _reject_chunked(X, type(self).__name__, "fit")
         if _is_table(X):
             df = as_frame(X)
             # What sklearn's validation records, without its dataframe round trip
@@ -229,6 +243,8 @@ class MixedModelBase(BaseEstimator):
 
     def _new_frame(self, X) -> pd.DataFrame:
         """New data for prediction: tables as they are, arrays validated against fit."""
+        reject_dask(X)  # the prediction methods map Dask frames over partitions before this
+        _reject_chunked(X, type(self).__name__, "predict")
         if _is_table(X):
             return conform_columns(as_frame(X), self.__dict__.get("_column_kinds", {}))
         X = validate_new_array(self, X)
@@ -337,7 +353,8 @@ class MixedModelBase(BaseEstimator):
 
     def __getstate__(self):
         state = super().__getstate__()
-        state.pop("_problem", None)
+        if not state.get("_out_of_core", False):  # (out of core it cannot be rebuilt)
+            state.pop("_problem", None)
         return state
 
     @property
@@ -568,6 +585,7 @@ class MixedModelBase(BaseEstimator):
             of it) for a GLMM.
         """
         check_is_fitted(self, "result_")
+        self._require_rows("fitted values")
         eta = self._fitted_eta()
         return self.link_.inverse(eta) if hasattr(self, "link_") else eta
 
@@ -580,7 +598,18 @@ class MixedModelBase(BaseEstimator):
             The response minus ``fitted_values()``; for a classifier the
             response is 1 for ``classes_[1]`` and 0 otherwise.
         """
+        check_is_fitted(self, "result_")
+        self._require_rows("residuals")
         return self._y_fit - self.fitted_values()
+
+    def _require_rows(self, what: str) -> None:
+        """RowsNotAvailableError for ``what`` after a fit out of core."""
+        if self.__dict__.get("_out_of_core", False):
+            raise RowsNotAvailableError(
+                f"{what} need the training data in memory: this model was fitted out of "
+                "core, from the data's cross-products only; fit it on a DataFrame (or "
+                "use predict on the data, which streams)"
+            )
 
     # ------------------------------------------------------------- inference
 
@@ -680,6 +709,7 @@ class MixedModelBase(BaseEstimator):
         """
         from sklmixed.inference import simulate
 
+        self._require_rows("simulated responses")
         return simulate(self, n_sims, random_state)
 
     def bootstrap(self, n_boot: int = 1000, random_state=None, n_jobs=None, verbose=False):
@@ -718,6 +748,7 @@ class MixedModelBase(BaseEstimator):
         """
         from sklmixed.inference import bootstrap
 
+        self._require_rows("a parametric bootstrap")
         return bootstrap(
             self, n_boot=n_boot, random_state=random_state, n_jobs=n_jobs, verbose=verbose
         )

@@ -25,7 +25,10 @@ from sklmixed.estimators._checks import (
     check_response_not_among_features,
     validate_target,
 )
+from sklmixed.estimators._dask import dask_predict
+from sklmixed.estimators._glmm_chunked import fit_glmm_chunked
 from sklmixed.estimators._offset import total_offset
+from sklmixed.estimators._sources import as_source
 from sklmixed.exceptions import (
     ConvergenceWarning,
     DataError,
@@ -148,6 +151,7 @@ class _GLMMBase(MixedModelBase):
         return self
 
     def _rebuild_problem(self):
+        self._require_rows("the model's factor after unpickling")
         problem = GLMMProblem(
             self.design_.X,
             self._y_fit,
@@ -354,6 +358,10 @@ class MixedGLMClassifier(ClassifierMixin, _GLMMBase):
             The fitted estimator.
         """
         self._validate_params_glmm()
+        source = as_source(X)
+        if source is not None:  # a Dask DataFrame, a Dataset: PIRLS passes over chunks
+            return fit_glmm_chunked(self, source, y, sample_weight, offset)
+        self._out_of_core = False
         design, response = self._design(X, y)
         labels = np.asarray(response)
         check_no_missing(labels, "the response")
@@ -368,6 +376,7 @@ class MixedGLMClassifier(ClassifierMixin, _GLMMBase):
             )
         return self._fit_glmm(design, y01, sample_weight, offset)
 
+    @dask_predict
     def decision_function(self, X, offset=None) -> np.ndarray:
         """The linear predictor of ``classes_[1]`` for new data.
 
@@ -388,6 +397,7 @@ class MixedGLMClassifier(ClassifierMixin, _GLMMBase):
         """
         return self._linear_predictor(X, offset)
 
+    @dask_predict
     def predict_proba(self, X, marginal=False, offset=None) -> np.ndarray:
         """Class probabilities for new data.
 
@@ -417,6 +427,7 @@ class MixedGLMClassifier(ClassifierMixin, _GLMMBase):
             p = marginal_mean(self, eta, parts)
         return np.column_stack((1.0 - p, p))
 
+    @dask_predict
     def predict(self, X, offset=None) -> np.ndarray:
         """The more probable class for new data.
 
@@ -671,6 +682,10 @@ class MixedGLMRegressor(RegressorMixin, _GLMMBase):
             The fitted estimator.
         """
         self._validate_params_glmm()
+        source = as_source(X)
+        if source is not None:  # a Dask DataFrame, a Dataset: PIRLS passes over chunks
+            return fit_glmm_chunked(self, source, y, sample_weight, offset)
+        self._out_of_core = False
         design, response = self._design(X, y)
         yv = _validate_glm_response(response, self.family, sample_weight)
         w = validate_sample_weight(sample_weight, yv.shape[0])
@@ -681,6 +696,7 @@ class MixedGLMRegressor(RegressorMixin, _GLMMBase):
             check_response_not_among_features(design.X, design.coef_names, yv, w, affine=False)
         return self._fit_glmm(design, yv, sample_weight, offset)
 
+    @dask_predict
     def predict(self, X, offset=None) -> np.ndarray:
         """The mean response for new data.
 

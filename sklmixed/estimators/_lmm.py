@@ -20,7 +20,14 @@ from sklmixed.estimators._checks import (
     check_no_missing,
     check_response_not_among_features,
 )
+from sklmixed.estimators._dask import dask_predict
 from sklmixed.estimators._offset import total_offset
+from sklmixed.estimators._outofcore import (
+    fit_lmm_out_of_core,
+    predict_chunks,
+    score_target_chunks,
+)
+from sklmixed.estimators._sources import as_source
 from sklmixed.exceptions import DataError, FitError, ParameterError
 
 
@@ -189,22 +196,27 @@ class MixedLMRegressor(RegressorMixin, MixedModelBase):
 
         Parameters
         ----------
-        X : DataFrame or array-like of shape (n_samples, n_features)
+        X : DataFrame, array-like of shape (n_samples, n_features) or pyarrow Dataset
             The data: a pandas DataFrame (polars and pyarrow tables are converted)
             holding every column the formula names; a numeric array only
-            without a formula. Never modified.
+            without a formula. Never modified. A ``pyarrow.dataset.Dataset``
+            (or a ``DatasetSource`` of it with a chosen ``batch_size``) is fitted
+            out of core: read in record batches, only the formula's columns,
+            and fitted from the data's cross-products with the same estimates
+            as in memory; the response is then the formula's, and fitted
+            values, residuals and leverage need the data in memory.
         y : array-like of shape (n_samples,), optional
             The response. When omitted, the formula's left-hand side is taken
             from X; when given, it replaces it.
-        sample_weight : array-like of shape (n_samples,), optional
+        sample_weight : array-like of shape (n_samples,) or str, optional
             Non-negative prior weights, as lme4's ``weights``: the residual
             variance of observation i is sigma^2 / w_i. A zero weight removes
-            an observation.
-        offset : array-like of shape (n_samples,), optional
+            an observation. Out of core: the name of a column of the data.
+        offset : array-like of shape (n_samples,) or str, optional
             A known term of the mean with coefficient 1 (lme4's ``offset``); it
             adds to the formula's ``offset(expr)`` terms. Routable metadata:
             ``set_fit_request(offset=True)`` passes it through Pipelines and
-            cross-validation.
+            cross-validation. Out of core: the name of a column of the data.
 
         Returns
         -------
@@ -212,6 +224,10 @@ class MixedLMRegressor(RegressorMixin, MixedModelBase):
             The fitted estimator.
         """
         self._validate_params_lmm()
+        source = as_source(X)
+        if source is not None:  # data read in chunks: fitted from its cross-products
+            return fit_lmm_out_of_core(self, source, y, sample_weight, offset)
+        self._out_of_core = False
         design, response = self._design(X, y)
         yv = _numeric_response(response)
         w = validate_sample_weight(sample_weight, yv.shape[0])
@@ -260,6 +276,7 @@ class MixedLMRegressor(RegressorMixin, MixedModelBase):
         return self
 
     def _rebuild_problem(self):
+        self._require_rows("the model's factor after unpickling")
         problem = LMMProblem(
             self.design_.X,
             self._y_fit,
@@ -271,6 +288,7 @@ class MixedLMRegressor(RegressorMixin, MixedModelBase):
         problem.update(self.result_.core_theta)  # the core's (centred, scaled) theta
         return problem
 
+    @dask_predict
     def predict(self, X, return_std=False, offset=None):
         """Predict the response for new data.
 
@@ -296,6 +314,9 @@ class MixedLMRegressor(RegressorMixin, MixedModelBase):
         y_std : ndarray of shape (n_samples,)
             The standard errors (only with ``return_std=True``).
         """
+        source = as_source(X)
+        if source is not None:  # streamed: chunk by chunk, one array
+            return predict_chunks(self, source, return_std, offset)
         mean = self._linear_predictor(X, offset)
         if not return_std:
             return mean
@@ -357,6 +378,11 @@ class MixedLMRegressor(RegressorMixin, MixedModelBase):
         score : float
             The coefficient of determination (1 is a perfect prediction).
         """
+        source = as_source(X)
+        if source is not None:  # streamed: the formula's response and predict, chunk by chunk
+            y_true = score_target_chunks(self, source) if y is None else y
+            y_pred = self.predict(source, offset=offset)
+            return float(r2_score(y_true, y_pred, sample_weight=sample_weight))
         y_true = self._score_target(X, y)
         y_pred = self.predict(X, offset=offset)
         return float(r2_score(y_true, y_pred, sample_weight=sample_weight))
@@ -379,6 +405,7 @@ class MixedLMRegressor(RegressorMixin, MixedModelBase):
         4.69516
         """
         check_is_fitted(self, "problem_")
+        self._require_rows("leverage")
         if not self.design_.reterms:
             return _ols_leverage(self.design_.X[:, ~np.isnan(self.stderror_)], self._fit_weights)
         theta = self.result_.core_theta  # the core's (centred, scaled) theta

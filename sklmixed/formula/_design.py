@@ -686,35 +686,48 @@ class Design:
 
 
 def _check_columns(df: pd.DataFrame, columns: list[Any]) -> None:
-    missing = [c for c in columns if c not in df.columns]
+    check_columns_available(list(df.columns), columns)
+
+
+def check_columns_available(available: list[Any], columns: list[Any]) -> None:
+    """MissingColumnError naming the ``columns`` not among ``available``."""
+    have = set(available)
+    missing = [c for c in columns if c not in have]
     if missing:
-        available = ", ".join(map(str, df.columns[:30]))
+        shown = ", ".join(map(str, available[:30]))
         raise MissingColumnError(
             f"column{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))} "
-            f"not found in the data; available columns: {available}"
+            f"not found in the data; available columns: {shown}"
         )
 
 
 def _check_finite(df: pd.DataFrame, columns: list[Any]) -> None:
     for col in columns:
-        s = df[col]
-        if isinstance(s.dtype, pd.StringDtype):
-            # pandas' own missing-value count, without converting the strings to
-            # an object array first (the costliest step of a small fit's checks)
-            bad = int(s.isna().sum())
-        else:
-            values = s.to_numpy()
-            if values.dtype.kind == "f":
-                bad = int(values.shape[0] - np.count_nonzero(np.isfinite(values)))
-            elif values.dtype.kind in "iub":
-                bad = 0
-            else:
-                bad = int(pd.isna(values).sum())
+        bad = missing_count(df[col])
         if bad:
-            raise DataError(
-                f"column {col!r} has {bad} missing (NaN/None) or infinite value"
-                f"{'s' if bad > 1 else ''}; remove or impute those rows before fitting"
-            )
+            raise missing_values_error(col, bad)
+
+
+def missing_count(s: pd.Series) -> int:
+    """Missing (NaN/None) or infinite values of a column."""
+    if isinstance(s.dtype, pd.StringDtype):
+        # pandas' own missing-value count, without converting the strings to
+        # an object array first (the costliest step of a small fit's checks)
+        return int(s.isna().sum())
+    values = s.to_numpy()
+    if values.dtype.kind == "f":
+        return int(values.shape[0] - np.count_nonzero(np.isfinite(values)))
+    if values.dtype.kind in "iub":
+        return 0
+    return int(pd.isna(values).sum())
+
+
+def missing_values_error(col: Any, bad: int) -> DataError:
+    """The error for ``bad`` missing or infinite values in column ``col``."""
+    return DataError(
+        f"column {col!r} has {bad} missing (NaN/None) or infinite value"
+        f"{'s' if bad > 1 else ''}; remove or impute those rows before fitting"
+    )
 
 
 def _add(out: list[Any], names: Any) -> None:
