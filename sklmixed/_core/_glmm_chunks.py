@@ -319,7 +319,7 @@ class ChunkedGLMMProblem(GLMMProblem):
         self._newton = False
         # the same problem, new A: its structure (level pairs) is the data's
         self.lmm._install(cp)
-        if not self.lmm.update(theta):
+        if not self.lmm.set_theta(theta):
             raise PIRLSError("the penalized weighted least-squares factor is not positive definite")
         return self.lmm
 
@@ -339,7 +339,7 @@ class ChunkedGLMMProblem(GLMMProblem):
         # GLMMProblem._agq_deviance, with its per-level sums from one pass
         u0 = us[0][:, 0]
         lam = float(theta[0])
-        sd = 1.0 / self._re.L[(0, 0)]
+        sd = 1.0 / self._re.factor()[(0, 0)].diagonal()
         z, w = self.gh
         nonzero = z != 0.0
         fn = functools.partial(
