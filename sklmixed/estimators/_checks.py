@@ -107,6 +107,26 @@ def check_no_missing(values: np.ndarray, what: str) -> None:
         )
 
 
+def numeric_response(response, what: str) -> np.ndarray:
+    """The response as finite floats (numbers written as text too); ``what`` names
+    it in the error for values that are not numbers."""
+    y = np.asarray(response)
+    check_no_missing(y, "the response")
+    y = _to_float(y, what)
+    if not np.all(np.isfinite(y)):
+        raise DataError(f"the response has {int((~np.isfinite(y)).sum())} NaN or infinite values")
+    return y
+
+
+def check_not_constant(y: np.ndarray, weights: np.ndarray | None, what: str) -> np.ndarray:
+    """Raise if ``y`` is constant over the rows of positive weight (zero-weight rows
+    count nowhere, as in lme4); return those rows' values."""
+    ypos = y if weights is None else y[weights > 0]
+    if ypos.shape[0] > 1 and np.all(ypos == ypos[0]):
+        raise DataError(f"{what} is constant ({ypos[0]:g}); there is nothing to model")
+    return ypos
+
+
 def validate_sample_weight(sample_weight, n: int) -> np.ndarray | None:
     """Finite, non-negative weights, one per observation (None passes through).
 
