@@ -12,7 +12,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from sklmixed._core._families import FAMILIES, get_family, get_link
 from sklmixed._core._glmm import GLMMProblem
-from sklmixed._optim import fit_glmm
+from sklmixed._optim import blas_for, fit_glmm
 from sklmixed._results import glmm_result
 from sklmixed.estimators._base import (
     MixedModelBase,
@@ -96,26 +96,27 @@ class _GLMMBase(MixedModelBase):
         if theta0 is not None and family.has_dispersion and previous is not None:
             if self.family_.name == family.name:  # the previous fit's shape or dispersion
                 theta0 = np.append(theta0, np.log(previous))
-        try:
-            beta, params, optsum = fit_glmm(
-                problem,
-                fast=bool(self.fast),
-                optimizer=self.optimizer,
-                maxfeval=self.maxfeval,
-                theta0=theta0,
-                beta0=beta0,
+        with blas_for(problem.lmm):
+            try:
+                beta, params, optsum = fit_glmm(
+                    problem,
+                    fast=bool(self.fast),
+                    optimizer=self.optimizer,
+                    maxfeval=self.maxfeval,
+                    theta0=theta0,
+                    beta0=beta0,
+                )
+            except (RuntimeError, FloatingPointError, np.linalg.LinAlgError) as exc:  # PIRLS
+                raise FitError(
+                    f"{exc}. Try fast=True, a simpler random-effects structure, or check "
+                    "the response for complete separation"
+                ) from exc
+            # params: theta, then the log dispersion for a family that has one
+            theta = params[: problem.ntheta]
+            result = glmm_result(
+                problem, beta, theta, optsum, design.formula_text, design.coef_names
             )
-        except (RuntimeError, FloatingPointError, np.linalg.LinAlgError) as exc:  # PIRLS
-            raise FitError(
-                f"{exc}. Try fast=True, a simpler random-effects structure, or check "
-                "the response for complete separation"
-            ) from exc
-        # params: theta, then the log dispersion for a family that has one
-        theta = params[: problem.ntheta]
-        result = glmm_result(
-            problem, beta, theta, optsum, design.formula_text, design.coef_names, bool(self.fast)
-        )
-        b, u = problem.lmm.user_ranef(problem.u, theta)  # internal -> user's scale
+            b, u = problem.lmm.user_ranef(problem.u, theta)  # internal -> user's scale
         self._set_fitted(result, design, problem.lmm, b, u, y)
         self._problem, self._fit_weights, self._fit_offset = problem, w, off
         self._offset_param = offset is not None  # held-out rows then need theirs

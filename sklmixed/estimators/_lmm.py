@@ -8,7 +8,7 @@ from sklearn.metrics import r2_score
 from sklearn.utils.validation import check_is_fitted
 
 from sklmixed._core._lmm import LMMProblem, leverage
-from sklmixed._optim import fit_lmm
+from sklmixed._optim import blas_for, fit_lmm
 from sklmixed._results import lmm_result
 from sklmixed.estimators._base import (
     MixedModelBase,
@@ -235,11 +235,12 @@ class MixedLMRegressor(RegressorMixin, MixedModelBase):
         warn_rank_deficient(problem, design)
         theta0, _ = self._warm_start(problem, design.coef_names)
         try:
-            theta, optsum = fit_lmm(
-                problem, optimizer=self.optimizer, maxfeval=self.maxfeval, theta0=theta0
-            )
-            result = lmm_result(problem, theta, optsum, design.formula_text, design.coef_names)
-            b, u = problem.user_ranef(problem.u(), theta)  # internal theta -> user's scale
+            with blas_for(problem):
+                theta, optsum = fit_lmm(
+                    problem, optimizer=self.optimizer, maxfeval=self.maxfeval, theta0=theta0
+                )
+                result = lmm_result(problem, theta, optsum, design.formula_text, design.coef_names)
+                b, u = problem.user_ranef(problem.u(), theta)  # internal theta -> user's scale
         except np.linalg.LinAlgError as exc:  # a safety net: never numpy's error
             raise FitError(
                 f"the factorization failed ({exc}); try a simpler random-effects structure"

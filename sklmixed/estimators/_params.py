@@ -139,10 +139,18 @@ def validate_hyperparameters(est: Any) -> None:
         message of :data:`MESSAGES` (scikit-learn's own for a parameter without one).
     """
     caller = type(est).__name__
-    for name, constraints in est._parameter_constraints.items():
-        value = getattr(est, name)
-        try:
-            validate_parameter_constraints({name: constraints}, {name: value}, caller)
-        except InvalidParameterError as exc:
-            message = MESSAGES.get(name)
-            raise ParameterError(str(exc) if message is None else message(value, est)) from None
+    constraints = est._parameter_constraints
+    params = {name: getattr(est, name) for name in constraints}
+    try:
+        validate_parameter_constraints(constraints, params, caller)
+    except InvalidParameterError as exc:
+        # which parameter: the first, in declaration order, that fails alone
+        for name, value in params.items():
+            try:
+                validate_parameter_constraints({name: constraints[name]}, {name: value}, caller)
+            except InvalidParameterError:
+                message = MESSAGES.get(name)
+                if message is not None:
+                    raise ParameterError(message(value, est)) from None
+                break
+        raise ParameterError(str(exc)) from None
