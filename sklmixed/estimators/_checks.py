@@ -315,14 +315,16 @@ def _projection_residual(X: np.ndarray, y: np.ndarray) -> float:
 def _kind(series: pd.Series) -> str:
     """``"number"``, ``"text"`` or ``"other"``: what a column's values are."""
     dtype = series.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind in "iuf":  # the common case, first
+        return "number"
+    if isinstance(dtype, pd.StringDtype):  # text by construction: no scan of the values
+        return "text"
     if isinstance(dtype, pd.CategoricalDtype):
         return _kind(pd.Series(dtype.categories))
     if pd.api.types.is_bool_dtype(dtype):
         return "other"
     if pd.api.types.is_numeric_dtype(dtype):
         return "number"
-    if isinstance(dtype, pd.StringDtype):  # text by construction: no scan of the values
-        return "text"
     if pd.api.types.is_string_dtype(dtype) or dtype.kind == "O":
         inferred = pd.api.types.infer_dtype(series, skipna=True)
         if inferred == "string":
@@ -335,11 +337,12 @@ def _kind(series: pd.Series) -> str:
 def column_kinds(df: pd.DataFrame, columns: list) -> dict:
     """What each column used by a fit held, and whether it was a pandas
     Categorical (see :func:`conform_columns`)."""
-    return {
-        c: (_kind(df[c]), isinstance(df[c].dtype, pd.CategoricalDtype))
-        for c in columns
-        if c in df.columns
-    }
+    out = {}
+    for c in columns:
+        if c in df.columns:
+            series = df[c]  # one lookup: pandas builds a new Series for each
+            out[c] = (_kind(series), isinstance(series.dtype, pd.CategoricalDtype))
+    return out
 
 
 def _as_text(value):

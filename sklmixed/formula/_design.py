@@ -576,10 +576,9 @@ class _TermBuilder:
         for piece, zc in zip(self.pieces, self.zerocorr):
             k = len(piece.names)
             if zc:
-                r = c = np.arange(k)
-            else:
-                r, c = np.tril_indices(k)
-            pos.extend(zip((r + off).tolist(), (c + off).tolist()))
+                pos.extend((off + i, off + i) for i in range(k))
+            else:  # the lower triangle
+                pos.extend((off + i, off + j) for i in range(k) for j in range(i + 1))
             off += k
         pos.sort(key=lambda rc: (rc[1], rc[0]))  # column-major
         return np.asarray(pos, dtype=np.int64).reshape(-1, 2)
@@ -699,9 +698,10 @@ def _check_finite(df: pd.DataFrame, columns: list[Any]) -> None:
     for col in columns:
         s = df[col]
         if isinstance(s.dtype, pd.StringDtype):
-            # pandas' own missing-value count, without converting the strings to
-            # an object array first (the costliest step of a small fit's checks)
-            bad = int(s.isna().sum())
+            # the string array's own missing-value mask, without converting the
+            # strings to an object array first (the costliest step of a small
+            # fit's checks) or building a Series of the mask
+            bad = int(np.count_nonzero(s.array.isna()))
         else:
             values = s.to_numpy()
             if values.dtype.kind == "f":
