@@ -19,6 +19,7 @@ from sklearn.utils._param_validation import (
     InvalidParameterError,
     Options,
     StrOptions,
+    make_constraint,
     validate_parameter_constraints,
 )
 
@@ -138,19 +139,28 @@ def validate_hyperparameters(est: Any) -> None:
         For the first parameter that satisfies none of its constraints, with the
         message of :data:`MESSAGES` (scikit-learn's own for a parameter without one).
     """
-    caller = type(est).__name__
     constraints = est._parameter_constraints
     params = {name: getattr(est, name) for name in constraints}
-    try:
-        validate_parameter_constraints(constraints, params, caller)
-    except InvalidParameterError as exc:
-        # which parameter: the first, in declaration order, that fails alone
-        for name, value in params.items():
-            try:
-                validate_parameter_constraints({name: constraints[name]}, {name: value}, caller)
-            except InvalidParameterError:
-                message = MESSAGES.get(name)
-                if message is not None:
-                    raise ParameterError(message(value, est)) from None
-                break
-        raise ParameterError(str(exc)) from None
+    made = _made(constraints)
+    if all(any(c.is_satisfied_by(params[n]) for c in cs) for n, cs in made.items()):
+        return
+    caller = type(est).__name__
+    for name, value in params.items():  # the first parameter at fault, in order
+        try:
+            validate_parameter_constraints({name: constraints[name]}, {name: value}, caller)
+        except InvalidParameterError as exc:
+            message = MESSAGES.get(name)
+            raise ParameterError(str(exc) if message is None else message(value, est)) from None
+
+
+_MADE: dict[int, tuple[dict[str, list[Any]], dict[str, list[Any]]]] = {}
+
+
+def _made(constraints: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    """scikit-learn's constraint objects of a ``_parameter_constraints`` dict,
+    made once per dict (a fit then checks values only)."""
+    entry = _MADE.get(id(constraints))
+    if entry is None or entry[0] is not constraints:
+        made = {n: [make_constraint(c) for c in cs] for n, cs in constraints.items()}
+        entry = _MADE[id(constraints)] = (constraints, made)
+    return entry[1]
