@@ -291,7 +291,7 @@ class MixedGLMClassifier(ClassifierMixin, _GLMMBase):
     """
 
     _allowed_families = ("bernoulli",)
-    _parameter_constraints = {**GLMM_CONSTRAINTS, "family": [StrOptions({"bernoulli"})]}
+    _parameter_constraints = {**GLMM_CONSTRAINTS, "family": [StrOptions(set(_allowed_families))]}
 
     def __init__(
         self,
