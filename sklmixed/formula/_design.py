@@ -495,11 +495,15 @@ class _Response:
     def columns(self) -> tuple[str, ...]:
         return text_columns(self.expr) if self.expr is not None else (self.name,)
 
-    def values(self, df: pd.DataFrame, keep: bool = False) -> NDArray[Any]:
+    def values(
+        self, df: pd.DataFrame, keep: bool = False, fetched: dict[Any, pd.Series] | None = None
+    ) -> NDArray[Any]:
         """The response of ``df``; ``keep`` stores formulaic's spec (at fit), so
-        that stateful transforms such as ``scale(y)`` are reused afterwards."""
+        that stateful transforms such as ``scale(y)`` are reused afterwards.
+        ``fetched``: columns of ``df`` looked up already."""
         if self.expr is None:
-            return np.asarray(df[self.name].to_numpy())
+            column = fetched[self.name] if fetched and self.name in fetched else df[self.name]
+            return np.asarray(column.to_numpy())
         data = _Prep.fit(df, list(self.columns()), set()).apply(df, fitting=True)
         if self.spec is not None:
             mm = _apply_spec(self.spec, data)
@@ -533,9 +537,14 @@ class _Grouping:
             return df[self.columns[0]]
         return pd.Series(list(zip(*(df[c] for c in self.columns))), index=df.index)
 
-    def fit(self, df: pd.DataFrame) -> NDArray[Any]:
+    def fit(self, df: pd.DataFrame, fetched: dict[Any, pd.Series] | None = None) -> NDArray[Any]:
+        """Codes of the rows (learning the levels); ``fetched``: columns of ``df``
+        looked up already."""
         if len(self.columns) == 1:
-            self.levels, refs = _levels_and_codes(df[self.columns[0]])
+            col = self.columns[0]
+            self.levels, refs = _levels_and_codes(
+                fetched[col] if fetched and col in fetched else df[col]
+            )
         else:
             keys = self._keys(df)
             self.levels = sorted(set(keys.tolist()), key=lambda t: tuple(map(_sort_key, t)))
@@ -694,9 +703,12 @@ def _check_columns(df: pd.DataFrame, columns: list[Any]) -> None:
         )
 
 
-def _check_finite(df: pd.DataFrame, columns: list[Any]) -> None:
+def _check_finite(df: pd.DataFrame, columns: list[Any]) -> dict[Any, pd.Series]:
+    """Raise for a column with missing or infinite values; return the columns
+    (each looked up once: pandas builds a new Series on every lookup)."""
+    fetched = {}
     for col in columns:
-        s = df[col]
+        s = fetched[col] = df[col]
         if isinstance(s.dtype, pd.StringDtype):
             # the string array's own missing-value mask, without converting the
             # strings to an object array first (the costliest step of a small
@@ -715,6 +727,7 @@ def _check_finite(df: pd.DataFrame, columns: list[Any]) -> None:
                 f"column {col!r} has {bad} missing (NaN/None) or infinite value"
                 f"{'s' if bad > 1 else ''}; remove or impute those rows before fitting"
             )
+    return fetched
 
 
 def _add(out: list[Any], names: Any) -> None:
@@ -783,7 +796,7 @@ def build_design(
     used = list(response.columns()) if response is not None and with_response else []
     _add(used, predictors)
     _check_columns(data, used)
-    _check_finite(data, used)
+    fetched = _check_finite(data, used)
 
     codings = {col: text for col, text in _codings(contrasts).items() if col in data.columns}
     pieces = [_ReColumns.make(spec, data, codings, set(codings)) for spec in parsed.random]
@@ -819,7 +832,7 @@ def build_design(
         by_group[spec.group].zerocorr.append(spec.zerocorr)
     reterms = []
     for builder in builders:
-        refs = builder.grouping.fit(data)
+        refs = builder.grouping.fit(data, fetched)
         z = np.hstack([piece.fit(prepared, codings, labels) for piece in builder.pieces])
         cnames = [nm for piece in builder.pieces for nm in piece.names]
         _check_matrix(z, cnames, f"random-effects ({builder.grouping.name})")
@@ -848,7 +861,11 @@ def build_design(
     rhs = fixed.display + "".join(f" + offset({expr})" for expr, _ in parsed.offsets)
     rhs += " + " + random_display if random_display else ""
     text = f"{parsed.response} ~ {rhs}" if parsed.response else f"~ {rhs}"
-    y = response.values(data, keep=True) if response is not None and with_response else None
+    y = (
+        response.values(data, keep=True, fetched=fetched)
+        if response is not None and with_response
+        else None
+    )
     return Design(
         parsed.response,
         y,
