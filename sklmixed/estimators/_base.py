@@ -275,12 +275,8 @@ class MixedModelBase(BaseEstimator):
         self._ranef_tables: dict | None = None
         # Singular (boundary) fit: a diagonal element of some lambda at zero, i.e. a
         # zero variance or a degenerate (|correlation| = 1) covariance, as lme4's
-        # isSingular (tolerance 1e-4 on theta).
-        diag = problem.diag_positions()
-        small = [i for i in diag if abs(result.theta[i]) < 1e-4]
-        if result.boundary is not None:  # judged on the core's centred, scaled columns
-            small = list(result.boundary)
-        self.is_singular_ = bool(small)
+        # isSingular (judged on the core's centred, scaled columns).
+        small = list(result.boundary or ())
         if small:
             names = []
             for t, sl in zip(problem.terms, problem.theta_slices):
@@ -338,6 +334,12 @@ class MixedModelBase(BaseEstimator):
         """Names of ``fixef_``."""
         result = _result(self, "fixef_names_")
         return [n for n, se in zip(result.coef_names, result.stderror) if not np.isnan(se)]
+
+    @property
+    def is_singular_(self) -> bool:
+        """Whether the fit is on the boundary of the parameter space (lme4's
+        ``isSingular``)."""
+        return bool(_result(self, "is_singular_").boundary)
 
     @property
     def converged_(self) -> bool:
