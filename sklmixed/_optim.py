@@ -15,16 +15,19 @@ boundary (singular) fit reports exactly zero variance.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import nlopt
 import numpy as np
 
+from sklmixed._core._blocks import blas_threads
+from sklmixed._core._lmm import DENSE_MAX
 from sklmixed._core._start import em_start
-from sklmixed._results import OptSummary
 from sklmixed.exceptions import (
     ConvergenceWarning,
     DataError,
@@ -79,8 +82,63 @@ _RETURN_CODES = {
 }
 
 
-def default_optimizer(nparams: int) -> str:
-    return "LN_BOBYQA"
+# MixedModels.jl's default (see the module docstring for why not NEWUOA).
+DEFAULT_OPTIMIZER = "LN_BOBYQA"
+# What PIRLS raises at parameters where it fails: the optimizer reads such a point
+# as infeasible (an infinite objective), as it reads a factor that is not positive
+# definite.
+PIRLS_FAILURES = (RuntimeError, FloatingPointError)
+
+
+@dataclass(frozen=True, eq=False)
+class OptSummary:
+    """What the optimizer did (MixedModels.jl's ``optsum``)."""
+
+    initial: np.ndarray
+    final: np.ndarray
+    finitial: float
+    fmin: float
+    feval: int
+    optimizer: str
+    returnvalue: str
+    ftol_rel: float
+    ftol_abs: float
+    xtol_abs: float
+    maxfeval: int
+    fitlog: list = field(default_factory=list)  # [(params, objective), ...] every evaluation
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f: getattr(self, f) for f in self.__dataclass_fields__}
+
+
+def _summary(x0, xmin, finitial, fmin, feval, name, code, maxfeval, fitlog) -> OptSummary:
+    """The OptSummary of one run, with this module's tolerances."""
+    return OptSummary(
+        initial=x0,
+        final=np.asarray(xmin, dtype=float),
+        finitial=finitial,
+        fmin=fmin,
+        feval=feval,
+        optimizer=name,
+        returnvalue=code,
+        ftol_rel=FTOL_REL,
+        ftol_abs=FTOL_ABS,
+        xtol_abs=XTOL_ABS,
+        maxfeval=maxfeval,
+        fitlog=fitlog,
+    )
+
+
+def or_inf(fun: Callable[[np.ndarray], float]) -> Callable[[np.ndarray], float]:
+    """``fun`` with a PIRLS failure read as an infeasible point: ``inf``."""
+
+    def safe(x: np.ndarray) -> float:
+        try:
+            return fun(x)
+        except PIRLS_FAILURES:
+            return np.inf
+
+    return safe
 
 
 def minimize(
@@ -115,29 +173,16 @@ def minimize(
     """
     x0 = np.asarray(x0, dtype=float)
     n = x0.shape[0]
-    name = optimizer or default_optimizer(n)
+    name = optimizer or DEFAULT_OPTIMIZER
     if name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}; choose one of {sorted(OPTIMIZERS)}")
-    if n == 1 and name == "LN_NEWUOA":
+    if n == 1 and name == "LN_NEWUOA":  # NEWUOA needs two parameters at least
         name = "LN_BOBYQA"
     fitlog: list[tuple[np.ndarray, float]] = []
     finitial = float(fun(x0)) if finitial is None else float(finitial)
     fitlog.append((x0.copy(), finitial))
     if n == 0:
-        return OptSummary(
-            x0,
-            x0,
-            finitial,
-            finitial,
-            1,
-            name,
-            "SUCCESS",
-            FTOL_REL,
-            FTOL_ABS,
-            XTOL_ABS,
-            maxfeval,
-            fitlog,
-        )
+        return _summary(x0, x0, finitial, finitial, 1, name, "SUCCESS", maxfeval, fitlog)
     if not np.isfinite(finitial):
         raise FitError(
             f"the objective is not finite at the starting values ({finitial}); try a "
@@ -181,20 +226,7 @@ def minimize(
                 break
     if fmin is None:
         fmin = float(fun(xmin))
-    return OptSummary(
-        initial=x0,
-        final=np.asarray(xmin, dtype=float),
-        finitial=finitial,
-        fmin=fmin,
-        feval=len(fitlog) - 1,
-        optimizer=name,
-        returnvalue=code,
-        ftol_rel=FTOL_REL,
-        ftol_abs=FTOL_ABS,
-        xtol_abs=XTOL_ABS,
-        maxfeval=maxfeval,
-        fitlog=fitlog,
-    )
+    return _summary(x0, xmin, finitial, fmin, len(fitlog) - 1, name, code, maxfeval, fitlog)
 
 
 def finalize_theta(
@@ -304,6 +336,21 @@ def _start(problem, x0) -> tuple[float, float]:
     if np.isfinite(f0):
         return f0, float(problem.last_r2)
     return f0, (problem.pwrss() if problem.set_theta(x0) else np.nan)
+
+
+def blas_for(lmm) -> contextlib.AbstractContextManager:
+    """One BLAS thread for a small system (at most DENSE_MAX rows: q + p + 1), else
+    the defaults.
+
+    At that size every BLAS and LAPACK call is a few microseconds of work, which
+    threads cannot shorten, while waking them costs more than the work, and far
+    more when another process holds a core: with the default two threads and the
+    other core busy, the covariance of sleepstudy's fixed effects (a 2 x 2
+    triangular solve) took 23 ms of a 46 ms fit, against 17 us on one thread.
+    Entering the limit costs about 13 us.
+    """
+    size = sum(t.nranef for t in lmm.terms) + lmm.p + 1
+    return blas_threads(1) if size <= DENSE_MAX else contextlib.nullcontext()
 
 
 def warm_step(x0: np.ndarray) -> np.ndarray:
@@ -444,12 +491,12 @@ def fit_glmm(
         # GLM fit (Lambda = 0): starting beta (and dispersion)
         try:
             problem.glm_start()
-        except (RuntimeError, FloatingPointError):
+        except PIRLS_FAILURES:
             # From beta = 0 the first IRLS step can overflow (counts in the tens of
             # thousands); start from the data instead, as R's glm does.
             try:
                 problem.glm_start(from_data=True)
-            except (RuntimeError, FloatingPointError) as exc:
+            except PIRLS_FAILURES as exc:
                 raise FitError(
                     f"the fixed-effects-only (GLM) fit that gives the starting values "
                     f"failed ({exc}); check the response for complete separation or "
@@ -459,11 +506,7 @@ def fit_glmm(
         problem._beta = np.array(problem.lmm.internal_beta(np.asarray(beta0, dtype=float)))
     problem.reset()
 
-    def dev_theta(theta):
-        try:
-            return problem.deviance(theta)
-        except (RuntimeError, FloatingPointError):  # PIRLS failure: infeasible point
-            return np.inf
+    dev_theta = or_inf(problem.deviance)
 
     # lambda = I and the GLM's dispersion; a warm start replaces theta (and the
     # dispersion when it holds one)
@@ -484,11 +527,7 @@ def fit_glmm(
     if not fast:
         p = beta.shape[0]
 
-        def dev_joint(x):
-            try:
-                return problem.deviance(x[p:], x[:p])
-            except (RuntimeError, FloatingPointError):
-                return np.inf
+        dev_joint = or_inf(lambda x: problem.deviance(x[p:], x[:p]))
 
         x0 = np.concatenate((beta, theta))
         lower = np.concatenate((np.full(p, -np.inf), lower_theta))
@@ -518,15 +557,13 @@ def fit_glmm(
         beta = opt2.final[:p].copy()
         theta = problem.lmm.flip_theta(opt2.final[p:])
 
-    def dev_at(th):
-        return dev_theta(th) if fast else problem.deviance(th, beta)
-
+    dev_at = dev_theta if fast else or_inf(lambda th: problem.deviance(th, beta))
     theta, fmin = finalize_theta(
-        theta, opt.fmin, lambda th: _safe(dev_at, th), problem.lmm.diag_positions(), lambda th: th
+        theta, opt.fmin, dev_at, problem.lmm.diag_positions(), lambda th: th
     )
     try:
         fmin = problem.deviance(theta) if fast else problem.deviance(theta, beta)
-    except (RuntimeError, FloatingPointError) as exc:
+    except PIRLS_FAILURES as exc:
         # PIRLS failed at the optimum from a cold start: report the last parameters
         # at which it succeeded (their modes are still installed), and say so.
         theta, beta = problem.last_ok
@@ -542,10 +579,3 @@ def fit_glmm(
         beta = problem._beta.copy()
     opt = replace(opt, final=theta if fast else np.concatenate((beta, theta)), fmin=fmin)
     return beta, theta, opt
-
-
-def _safe(f, x):
-    try:
-        return f(x)
-    except (RuntimeError, FloatingPointError):
-        return np.inf

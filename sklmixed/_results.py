@@ -9,12 +9,12 @@ function of the numbers.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 
+from sklmixed._optim import OptSummary
 from sklmixed.exceptions import (
     ConvergenceWarning,
     FitError,
@@ -54,40 +54,6 @@ class VarComp:
     @property
     def variance(self) -> np.ndarray:
         return self.sd**2
-
-
-@dataclass(frozen=True, eq=False)
-class OptSummary:
-    """What the optimizer did (MixedModels.jl's ``optsum``)."""
-
-    initial: np.ndarray
-    final: np.ndarray
-    finitial: float
-    fmin: float
-    feval: int
-    optimizer: str
-    returnvalue: str
-    ftol_rel: float
-    ftol_abs: float
-    xtol_abs: float
-    maxfeval: int
-    fitlog: list = field(default_factory=list)  # [(params, objective), ...] every evaluation
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "initial": self.initial,
-            "final": self.final,
-            "finitial": self.finitial,
-            "fmin": self.fmin,
-            "feval": self.feval,
-            "optimizer": self.optimizer,
-            "returnvalue": self.returnvalue,
-            "ftol_rel": self.ftol_rel,
-            "ftol_abs": self.ftol_abs,
-            "xtol_abs": self.xtol_abs,
-            "maxfeval": self.maxfeval,
-            "fitlog": self.fitlog,
-        }
 
 
 @dataclass(frozen=True, eq=False)
@@ -178,7 +144,8 @@ def _varcomps(terms, theta_slices, theta, scale: float, weights=None) -> tuple:
 
 
 def information_criteria(objective: float, dof: int, nobs: int) -> dict[str, float]:
-    """AIC, AICc and BIC from -2 log L (DESIGN.md section 4)."""
+    """AIC, AICc (AIC + 2 k (k + 1) / (n - k - 1), infinite where n - k - 1 <= 0)
+    and BIC from -2 log L, as MixedModels.jl's."""
     aic = objective + 2 * dof
     denom = nobs - dof - 1
     aicc = aic + 2 * dof * (dof + 1) / denom if denom > 0 else np.inf
@@ -225,7 +192,7 @@ def user_optsum(optsum: OptSummary | None, problem, offset: float, ntheta: int):
 
 def check_finite(objective: float, stderror: np.ndarray, keep, coef_names) -> None:
     """Never hand back an infinite objective or a non-finite or zero standard
-    error silently (DESIGN.md section 8)."""
+    error silently."""
     if not np.isfinite(objective):
         raise FitError(
             f"the objective at the optimum is not finite ({objective}); check the data "
@@ -244,70 +211,92 @@ def check_finite(objective: float, stderror: np.ndarray, keep, coef_names) -> No
         )
 
 
+def _build(
+    lmm, *, core_theta, cov, coef, optsum, formula, coef_names, weights, check, **model
+) -> FitResult:
+    """The one assembly of a FitResult, LMM or GLMM (the callers pass what differs).
+
+    ``lmm`` is the linear problem at the optimum (a GLMM's at its final working
+    weights), ``core_theta`` its internal theta, ``cov`` the covariance of the
+    internal beta and ``coef`` the estimable coefficients on the user's scale.
+    ``weights`` (the prior weights) tell which levels count; ``check``: whether to
+    check the objective and standard errors (:func:`check_finite`). ``model`` holds
+    the remaining fields of :class:`FitResult`; of them ``loglik`` gives the
+    information criteria and ``sigma`` scales the variance components (a GLMM's,
+    without a residual scale, are lambda's own). Coefficients of columns dropped
+    for rank deficiency are reported as -0.0 with NaN standard error and NaN rows
+    and columns in vcov, as MixedModels.jl does.
+    """
+    p_full, keep = lmm.p_full, lmm.keep
+    full_coef = np.full(p_full, -0.0)
+    full_coef[keep] = coef
+    vcov = np.full((p_full, p_full), np.nan)
+    vcov[np.ix_(keep, keep)] = lmm.user_vcov(cov)
+    stderror = np.sqrt(np.diag(vcov))
+    if check:
+        check_finite(model["objective"], stderror, keep, coef_names)
+    # zero prior weights remove an observation: it counts in neither n nor the criteria
+    ic = information_criteria(-2 * model["loglik"], model["dof"], lmm.nobs)
+    theta = np.asarray(lmm.user_theta(core_theta), dtype=float)
+    scale = 1.0 if model["sigma"] is None else model["sigma"]
+    return FitResult(
+        formula=formula,
+        nobs=lmm.nobs,
+        coef=full_coef,
+        coef_names=tuple(coef_names),
+        stderror=stderror,
+        vcov=vcov,
+        theta=theta,
+        varcomps=_varcomps(lmm.terms, lmm.theta_slices, theta, scale, weights),
+        aic=ic["aic"],
+        aicc=ic["aicc"],
+        bic=ic["bic"],
+        optsum=optsum,
+        boundary=boundary_positions(lmm, core_theta),
+        core_theta=core_theta,
+        **model,
+    )
+
+
 def lmm_result(problem, theta, optsum, formula: str, coef_names) -> FitResult:
     """Assemble the FitResult of a converged linear mixed model.
 
     ``problem`` holds the factor L at ``theta`` (the core's internal theta);
-    everything is reported on the user's scale. Coefficients of columns dropped
-    for rank deficiency are reported as -0.0 with NaN standard error and NaN rows
-    and columns in vcov, as MixedModels.jl does.
+    everything is reported on the user's scale.
     """
-    p_full, keep = problem.p_full, problem.keep
-    scale2 = problem.scaling.y_scale**2
     sigma2_internal = problem.sigma2()
-    sigma2 = sigma2_internal * scale2
-    beta = problem.user_beta(problem.beta())
-    coef = np.full(p_full, -0.0)
-    coef[keep] = beta
-    vcov = np.full((p_full, p_full), np.nan)
-    vcov[np.ix_(keep, keep)] = problem.user_vcov(sigma2_internal * problem.rxx_inverse())
-    stderror = np.sqrt(np.diag(vcov))
+    sigma = float(np.sqrt(sigma2_internal * problem.scaling.y_scale**2))
     offset = problem.objective_offset()
     objective = problem.objective_from_factor() + offset
-    if not problem.exact_fit:  # an exact least-squares fit has been reported already
-        check_finite(objective, stderror, keep, coef_names)
-    dof = problem.p + problem.ntheta + 1
-    ic = information_criteria(objective, dof, problem.nobs)
-    sigma = float(np.sqrt(sigma2))
-    core_theta = np.asarray(theta, dtype=float)
-    theta = problem.user_theta(core_theta)
-    optsum = user_optsum(optsum, problem, offset, problem.ntheta)
-    return FitResult(
+    return _build(
+        problem,
+        core_theta=np.asarray(theta, dtype=float),
+        cov=sigma2_internal * problem.rxx_inverse(),
+        coef=problem.user_beta(problem.beta()),
+        optsum=user_optsum(optsum, problem, offset, problem.ntheta),
         formula=formula,
-        nobs=problem.nobs,
-        coef=coef,
-        coef_names=tuple(coef_names),
-        stderror=stderror,
-        vcov=vcov,
-        theta=np.asarray(theta, dtype=float),
+        coef_names=coef_names,
+        # an exact least-squares fit has been reported already
+        check=not problem.exact_fit,
+        weights=problem.weights,
         sigma=sigma,
-        varcomps=_varcomps(problem.terms, problem.theta_slices, theta, sigma, problem.weights),
         objective=objective,
         loglik=-objective / 2,
-        aic=ic["aic"],
-        aicc=ic["aicc"],
-        bic=ic["bic"],
-        dof=dof,
+        dof=problem.p + problem.ntheta + 1,
         reml=problem.reml,
-        optsum=optsum,
-        boundary=boundary_positions(problem, core_theta),
-        core_theta=core_theta,
     )
 
 
-def glmm_result(problem, beta, theta, optsum, formula: str, coef_names, fast: bool) -> FitResult:
+def glmm_result(problem, beta, theta, optsum, formula: str, coef_names, *_) -> FitResult:
     """Assemble the FitResult of a converged GLMM (problem left at the optimum).
 
     ``beta`` and ``theta`` are the core's internal parameters; everything is
-    reported on the user's scale (the deviance does not depend on it).
+    reported on the user's scale (the deviance does not depend on it). Further
+    positional arguments are ignored (an earlier signature passed ``fast``).
     """
     lmm = problem.lmm
-    p_full, keep = lmm.p_full, lmm.keep
     core_beta = np.asarray(beta, dtype=float)
     core_theta = np.asarray(theta, dtype=float)
-    coef = np.full(p_full, -0.0)
-    coef[keep] = lmm.user_beta(core_beta)
-    vcov = np.full((p_full, p_full), np.nan)
     family = problem.family
     deviance = float(optsum.fmin)
     dispersion = None
@@ -329,42 +318,29 @@ def glmm_result(problem, beta, theta, optsum, formula: str, coef_names, fast: bo
         # The covariance of beta is (R_X R_X')^{-1} of the factor at the converged
         # working weights, as MixedModels.jl's vcov.
         cov = lmm.rxx_inverse()
-    vcov[np.ix_(keep, keep)] = lmm.user_vcov(cov)
-    theta = lmm.user_theta(core_theta)
-    optsum = user_optsum(optsum, lmm, 0.0, lmm.ntheta + int(family.has_dispersion))
-    stderror = np.sqrt(np.diag(vcov))
-    check_finite(deviance, stderror, keep, coef_names)
     if family.has_dispersion:
         loglik = -deviance / 2  # the deviance is the full -2 log L here
     else:
         usq = sum(float(np.sum(u**2)) for u in problem.u)
         loglik = problem.conditional_loglik(problem._eta) - (usq + lmm.logdet_re()) / 2
-    dof = lmm.p + lmm.ntheta + int(family.has_dispersion)
-    # zero prior weights remove an observation: it counts in neither n nor the criteria
-    ic = information_criteria(-2 * loglik, dof, lmm.nobs)
-    return FitResult(
+    return _build(
+        lmm,
+        core_theta=core_theta,
+        cov=cov,
+        coef=lmm.user_beta(core_beta),
+        optsum=user_optsum(optsum, lmm, 0.0, lmm.ntheta + int(family.has_dispersion)),
         formula=formula,
-        nobs=lmm.nobs,
-        coef=coef,
-        coef_names=tuple(coef_names),
-        stderror=stderror,
-        vcov=vcov,
-        theta=np.asarray(theta, dtype=float),
+        coef_names=coef_names,
+        check=True,
+        weights=problem.pw,
         sigma=None,
-        varcomps=_varcomps(lmm.terms, lmm.theta_slices, theta, 1.0, problem.pw),
         objective=deviance,
         loglik=loglik,
-        aic=ic["aic"],
-        aicc=ic["aicc"],
-        bic=ic["bic"],
-        dof=dof,
-        family=problem.family.name,
+        dof=lmm.p + lmm.ntheta + int(family.has_dispersion),
+        family=family.name,
         link=problem.link.name,
         nagq=problem.nagq,
         deviance=deviance,
-        optsum=optsum,
-        boundary=boundary_positions(lmm, core_theta),
-        core_theta=core_theta,
         core_beta=core_beta,
         dispersion=dispersion,
     )

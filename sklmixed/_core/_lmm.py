@@ -1000,8 +1000,6 @@ def _scalar_entries(S: BlockSparse) -> tuple[NDArray[Any], NDArray[Any]]:
     return rows.reshape(-1), cols.reshape(-1)
 
 
-
-
 # ------------------------------------------------------ conditional variances
 
 

@@ -27,12 +27,12 @@ from sklmixed.estimators._checks import (
 )
 from sklmixed.estimators._dask import reject_dask
 from sklmixed.estimators._offset import validate_offset
+from sklmixed.estimators._params import validate_hyperparameters
 from sklmixed.estimators._sources import as_source
 from sklmixed.exceptions import (
     ConvergenceWarning,
     DataError,
     DataTypeError,
-    ParameterError,
     RankDeficientWarning,
     RowsNotAvailableError,
     SingularFitWarning,
@@ -45,9 +45,6 @@ __all__ = ["MixedModelBase", "as_frame", "validate_sample_weight", "warn_rank_de
 # Where the documentation site is published (mkdocs.yml's site_url; a test keeps
 # the two equal). The estimators' HTML repr links to their pages there.
 DOCS_URL = "https://sklmixed.readthedocs.io/en/latest/"
-
-_NEW_LEVELS = ("population", "error")
-_CONTRASTS = ("dummy", "effects", "helmert")
 
 
 def _is_table(X) -> bool:
@@ -114,6 +111,35 @@ def _theta_layout(problem) -> tuple:
     return tuple((t.name, tuple(t.cnames), t.inds.tobytes()) for t in problem.terms)
 
 
+# optimizer return values that mean convergence
+_CONVERGED = ("SUCCESS", "FTOL_REACHED", "XTOL_REACHED", "STOPVAL_REACHED")
+
+
+def _converged(optsum) -> bool:
+    return optsum is None or optsum.returnvalue in _CONVERGED
+
+
+def _result(est, attribute: str):
+    """The estimator's FitResult, or the AttributeError of an unfitted estimator."""
+    try:
+        return est.__dict__["result_"]
+    except KeyError:
+        raise AttributeError(f"{attribute} is set by fit") from None
+
+
+def _from_result(field: str, doc: str, convert=None) -> property:
+    """A fitted attribute read from the FitResult's ``field`` (one record of the
+    fit, nothing copied that could drift from it)."""
+    name = field + "_"
+
+    def get(self):
+        value = getattr(_result(self, name), field)
+        return value if convert is None else convert(value)
+
+    get.__doc__ = doc
+    return property(get)
+
+
 class MixedModelBase(BaseEstimator):
     """Shared behaviour of the mixed-model estimators (not for direct use)."""
 
@@ -125,45 +151,25 @@ class MixedModelBase(BaseEstimator):
 
     # ------------------------------------------------------------ validation
 
-    def _validate_common(self) -> None:
-        if self.formula is not None and not isinstance(self.formula, str):
-            raise ParameterError(
-                f"formula must be a string or None; got {type(self.formula).__name__}"
-            )
-        if self.formula is not None and "~" not in self.formula:
-            raise ParameterError(f"formula must contain '~'; got {self.formula!r}")
-        if self.groups is not None:
-            groups = self._groups_list()
-            if not all(isinstance(g, (str, numbers.Integral)) for g in groups):
-                raise ParameterError("groups must be a column name or a list of column names")
-        if self.new_levels not in _NEW_LEVELS:
-            raise ParameterError(
-                f"new_levels must be one of {_NEW_LEVELS}; got {self.new_levels!r}"
-            )
-        if not isinstance(getattr(self, "warm_start", False), (bool, np.bool_)):
-            raise ParameterError(f"warm_start must be True or False; got {self.warm_start!r}")
-        if self.contrasts is not None:
-            if not isinstance(self.contrasts, dict):
-                raise ParameterError("contrasts must be a dict such as {'days': 'dummy'}")
-            for col, coding in self.contrasts.items():
-                if coding not in _CONTRASTS:
-                    raise ParameterError(
-                        f"contrasts[{col!r}] = {coding!r}; choose one of {_CONTRASTS}"
-                    )
+    def _validate_params(self) -> None:
+        """scikit-learn's hook, called first in ``fit``: the hyperparameters against
+        ``_parameter_constraints``, then those that depend on each other. (Not
+        through scikit-learn's ``_fit_context`` decorator: its frame between the
+        user's line and ``fit`` would take the blame for every warning of the fit.)"""
+        validate_hyperparameters(self)
+        self._validate_related_params()
+
+    def _validate_related_params(self) -> None:
+        """Checks that involve more than one hyperparameter (none here)."""
 
     def _groups_list(self) -> list:
         if self.groups is None:
             return []
         # one column key (a name, or an integer for a frame with integer column
-        # labels), or a list of them
+        # labels), or a list of them (validated by ``_parameter_constraints``)
         if isinstance(self.groups, (str, numbers.Integral)):
             return [self.groups]
-        try:
-            return list(self.groups)
-        except TypeError:
-            raise ParameterError(
-                f"groups must be a column name or a list of column names; got {self.groups!r}"
-            ) from None
+        return list(self.groups)
 
     # ----------------------------------------------------------------- design
 
@@ -267,7 +273,8 @@ class MixedModelBase(BaseEstimator):
     # ----------------------------------------------------------- attributes
 
     def _set_fitted(self, result, design, problem, b, u, y) -> None:
-        """Copy a FitResult and the conditional modes into fitted attributes."""
+        """Keep the FitResult (the fitted attributes read it) and the conditional
+        modes; warn about a singular or unconverged fit."""
         self.result_ = result
         self._warm_layout = (
             _theta_layout(problem),
@@ -275,48 +282,17 @@ class MixedModelBase(BaseEstimator):
             problem.keep.tobytes(),
         )
         self._y_fit = np.asarray(y, dtype=float)
-        estimable = ~np.isnan(result.stderror)
-        self.fixef_ = result.coef[estimable]
-        self.fixef_names_ = [n for n, e in zip(result.coef_names, estimable) if e]
         self.design_ = design
-        self.coef_ = result.coef
-        self.coef_names_ = list(result.coef_names)
-        self.theta_ = result.theta
-        self.sigma_ = result.sigma
-        self.vcov_ = result.vcov
-        self.stderror_ = result.stderror
-        self.objective_ = result.objective
-        self.loglik_ = result.loglik
-        self.aic_ = result.aic
-        self.aicc_ = result.aicc
-        self.bic_ = result.bic
-        self.dof_ = result.dof
-        self.nobs_ = result.nobs
-        self.optsum_ = result.optsum.as_dict() if result.optsum is not None else None
-        self.converged_ = result.optsum is None or result.optsum.returnvalue in (
-            "SUCCESS",
-            "FTOL_REACHED",
-            "XTOL_REACHED",
-            "STOPVAL_REACHED",
-        )
-        # Conditional modes per grouping factor, in the design's term order.
-        self._b_by_term = {}
-        self._u_by_name = {}
-        self._ranef_parts = []
-        for t, bt, ut in zip(problem.terms, b, u):
-            self._b_by_term[id(t)] = bt
-            self._u_by_name[t.name] = ut
-            self._ranef_parts.append((t.name, t.levels, t.cnames, bt))
+        # Conditional modes per grouping factor, by name: the core orders the terms
+        # its own way, and names are unique (terms of one factor are merged).
+        self._b_by_name = {t.name: bt for t, bt in zip(problem.terms, b)}
+        self._u_by_name = {t.name: ut for t, ut in zip(problem.terms, u)}
+        self._ranef_parts = [(t.name, t.levels, t.cnames) for t in problem.terms]
         self._ranef_tables: dict | None = None
-        self._term_order = [id(t) for t in design.reterms]
         # Singular (boundary) fit: a diagonal element of some lambda at zero, i.e. a
         # zero variance or a degenerate (|correlation| = 1) covariance, as lme4's
-        # isSingular (tolerance 1e-4 on theta).
-        diag = problem.diag_positions()
-        small = [i for i in diag if abs(result.theta[i]) < 1e-4]
-        if result.boundary is not None:  # judged on the core's centred, scaled columns
-            small = list(result.boundary)
-        self.is_singular_ = bool(small)
+        # isSingular (judged on the core's centred, scaled columns).
+        small = list(result.boundary or ())
         if small:
             names = []
             for t, sl in zip(problem.terms, problem.theta_slices):
@@ -331,7 +307,7 @@ class MixedModelBase(BaseEstimator):
                 SingularFitWarning,
                 stacklevel=user_stacklevel(),
             )
-        if not self.converged_:
+        if not _converged(result.optsum):
             warnings.warn(
                 f"the optimizer stopped with {result.optsum.returnvalue} after "
                 f"{result.optsum.feval} evaluations: the estimates may not be at the "
@@ -339,6 +315,52 @@ class MixedModelBase(BaseEstimator):
                 ConvergenceWarning,
                 stacklevel=user_stacklevel(),
             )
+
+    # ------------------------------------------------- the fit's one record
+
+    coef_ = _from_result("coef", "Fixed-effects estimates (-0.0 for dropped columns).")
+    coef_names_ = _from_result(
+        "coef_names", "Names of the coefficients, as MixedModels.jl's.", convert=list
+    )
+    theta_ = _from_result("theta", "Relative covariance parameters.")
+    sigma_ = _from_result("sigma", "Residual standard deviation (None for a GLMM).")
+    vcov_ = _from_result("vcov", "Covariance matrix of the fixed-effects estimates.")
+    stderror_ = _from_result("stderror", "Standard errors of the fixed effects.")
+    objective_ = _from_result("objective", "The minimized criterion.")
+    loglik_ = _from_result("loglik", "The (restricted) log-likelihood.")
+    aic_ = _from_result("aic", "Akaike's information criterion.")
+    aicc_ = _from_result("aicc", "AIC with the small-sample correction.")
+    bic_ = _from_result("bic", "Bayesian information criterion.")
+    dof_ = _from_result("dof", "Number of estimated parameters.")
+    nobs_ = _from_result("nobs", "Number of observations.")
+    optsum_ = _from_result(
+        "optsum",
+        "The optimizer's record, as MixedModels.jl's ``optsum`` (a dict).",
+        convert=lambda o: None if o is None else o.as_dict(),
+    )
+
+    @property
+    def fixef_(self) -> np.ndarray:
+        """The estimable fixed effects only (``coef_`` without dropped columns)."""
+        result = _result(self, "fixef_")
+        return result.coef[~np.isnan(result.stderror)]
+
+    @property
+    def fixef_names_(self) -> list:
+        """Names of ``fixef_``."""
+        result = _result(self, "fixef_names_")
+        return [n for n, se in zip(result.coef_names, result.stderror) if not np.isnan(se)]
+
+    @property
+    def is_singular_(self) -> bool:
+        """Whether the fit is on the boundary of the parameter space (lme4's
+        ``isSingular``)."""
+        return bool(_result(self, "is_singular_").boundary)
+
+    @property
+    def converged_(self) -> bool:
+        """Whether the optimizer reported convergence (not stopped by ``maxfeval``)."""
+        return _converged(_result(self, "converged_").optsum)
 
     # The core problem (block structure, factor) backs condvar(), leverage() and
     # re-evaluations; it can be large (InstEval: 126 MB of the model's 143 MB), so
@@ -370,7 +392,8 @@ class MixedModelBase(BaseEstimator):
             raise AttributeError("ranef_ is set by fit")
         if self._ranef_tables is None:
             tables: dict = {}
-            for name, levels, cnames, bt in self._ranef_parts:
+            for name, levels, cnames in self._ranef_parts:
+                bt = self._b_by_name[name]
                 if levels and isinstance(levels[0], tuple):  # interaction of factors
                     index = pd.MultiIndex.from_tuples(list(levels), names=name.split(" & "))
                 else:
@@ -393,7 +416,7 @@ class MixedModelBase(BaseEstimator):
         for off in (self.design_.offset_for(df), extra):
             if off is not None:
                 eta = eta + off
-        for term, tid, (refs, z) in zip(self.design_.reterms, self._term_order, re_parts):
+        for term, (refs, z) in zip(self.design_.reterms, re_parts):
             unseen = refs < 0
             if unseen.shape[0] and unseen.all() and self.new_levels == "population":
                 warn_all_unseen(term.name, df, term.levels)
@@ -407,7 +430,7 @@ class MixedModelBase(BaseEstimator):
                     f"grouping factor {term.name!r}: {what} not seen in fit; use "
                     "new_levels='population' to predict them from the fixed effects alone"
                 )
-            bt = self._b_by_term[tid]
+            bt = self._b_by_name[term.name]
             contrib = np.einsum("nk,nk->n", z, bt[np.where(unseen, 0, refs)])
             eta = eta + np.where(unseen, 0.0, contrib)
         return eta
@@ -567,12 +590,11 @@ class MixedModelBase(BaseEstimator):
         return {t.name: scale * b for t, b in zip(problem.terms, blocks)}
 
     def _fitted_eta(self) -> np.ndarray:
-        X, parts = self.design_.X, [(t.refs, t.z) for t in self.design_.reterms]
-        eta = X @ np.where(np.isnan(self.stderror_), 0.0, self.coef_)
+        eta = self.design_.X @ np.where(np.isnan(self.stderror_), 0.0, self.coef_)
         if getattr(self, "_fit_offset", None) is not None:
             eta = eta + self._fit_offset
-        for tid, (refs, z) in zip(self._term_order, parts):
-            eta = eta + np.einsum("nk,nk->n", z, self._b_by_term[tid][refs])
+        for t in self.design_.reterms:
+            eta = eta + np.einsum("nk,nk->n", t.z, self._b_by_name[t.name][t.refs])
         return eta
 
     def fitted_values(self) -> np.ndarray:

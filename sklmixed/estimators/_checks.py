@@ -107,6 +107,26 @@ def check_no_missing(values: np.ndarray, what: str) -> None:
         )
 
 
+def numeric_response(response, what: str) -> np.ndarray:
+    """The response as finite floats (numbers written as text too); ``what`` names
+    it in the error for values that are not numbers."""
+    y = np.asarray(response)
+    check_no_missing(y, "the response")
+    y = _to_float(y, what)
+    if not np.all(np.isfinite(y)):
+        raise DataError(f"the response has {int((~np.isfinite(y)).sum())} NaN or infinite values")
+    return y
+
+
+def check_not_constant(y: np.ndarray, weights: np.ndarray | None, what: str) -> np.ndarray:
+    """Raise if ``y`` is constant over the rows of positive weight (zero-weight rows
+    count nowhere, as in lme4); return those rows' values."""
+    ypos = y if weights is None else y[weights > 0]
+    if ypos.shape[0] > 1 and np.all(ypos == ypos[0]):
+        raise DataError(f"{what} is constant ({ypos[0]:g}); there is nothing to model")
+    return ypos
+
+
 def validate_sample_weight(sample_weight, n: int) -> np.ndarray | None:
     """Finite, non-negative weights, one per observation (None passes through).
 
@@ -295,14 +315,16 @@ def _projection_residual(X: np.ndarray, y: np.ndarray) -> float:
 def _kind(series: pd.Series) -> str:
     """``"number"``, ``"text"`` or ``"other"``: what a column's values are."""
     dtype = series.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind in "iuf":  # the common case, first
+        return "number"
+    if isinstance(dtype, pd.StringDtype):  # text by construction: no scan of the values
+        return "text"
     if isinstance(dtype, pd.CategoricalDtype):
         return _kind(pd.Series(dtype.categories))
     if pd.api.types.is_bool_dtype(dtype):
         return "other"
     if pd.api.types.is_numeric_dtype(dtype):
         return "number"
-    if isinstance(dtype, pd.StringDtype):  # text by construction: no scan of the values
-        return "text"
     if pd.api.types.is_string_dtype(dtype) or dtype.kind == "O":
         inferred = pd.api.types.infer_dtype(series, skipna=True)
         if inferred == "string":
@@ -315,11 +337,12 @@ def _kind(series: pd.Series) -> str:
 def column_kinds(df: pd.DataFrame, columns: list) -> dict:
     """What each column used by a fit held, and whether it was a pandas
     Categorical (see :func:`conform_columns`)."""
-    return {
-        c: (_kind(df[c]), isinstance(df[c].dtype, pd.CategoricalDtype))
-        for c in columns
-        if c in df.columns
-    }
+    out = {}
+    for c in columns:
+        if c in df.columns:
+            series = df[c]  # one lookup: pandas builds a new Series for each
+            out[c] = (_kind(series), isinstance(series.dtype, pd.CategoricalDtype))
+    return out
 
 
 def _as_text(value):

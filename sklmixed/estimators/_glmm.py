@@ -2,32 +2,36 @@
 
 from __future__ import annotations
 
-import numbers
 import warnings
 
 import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.metrics import accuracy_score
+from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from sklmixed._core._families import FAMILIES, LINKS, get_family, get_link
+from sklmixed._core._families import FAMILIES, get_family, get_link
 from sklmixed._core._glmm import GLMMProblem
-from sklmixed._optim import OPTIMIZERS, fit_glmm
+from sklmixed._optim import blas_for, fit_glmm
 from sklmixed._results import glmm_result
 from sklmixed.estimators._base import (
     MixedModelBase,
+    _from_result,
     validate_sample_weight,
     warn_rank_deficient,
 )
 from sklmixed.estimators._checks import (
     binary_labels,
     check_no_missing,
+    check_not_constant,
     check_response_not_among_features,
+    numeric_response,
     validate_target,
 )
 from sklmixed.estimators._dask import dask_predict
 from sklmixed.estimators._glmm_chunked import fit_glmm_chunked
 from sklmixed.estimators._offset import total_offset
+from sklmixed.estimators._params import GLMM_CONSTRAINTS
 from sklmixed.estimators._sources import as_source
 from sklmixed.exceptions import (
     ConvergenceWarning,
@@ -43,31 +47,18 @@ class _GLMMBase(MixedModelBase):
 
     _allowed_families: tuple[str, ...] = tuple(FAMILIES)
 
-    def _validate_params_glmm(self) -> None:
-        self._validate_common()
-        if self.family not in self._allowed_families:
-            raise ParameterError(
-                f"unknown family {self.family!r} for {type(self).__name__}; choose one "
-                f"of {list(self._allowed_families)}"
-            )
-        if self.link is not None and self.link not in LINKS:
-            raise ParameterError(f"unknown link {self.link!r}; choose one of {sorted(LINKS)}")
+    _parameter_constraints = GLMM_CONSTRAINTS
+
+    deviance_ = _from_result("deviance", "The Laplace (or quadrature) deviance at the optimum.")
+    dispersion_ = _from_result(
+        "dispersion", "The estimated shape or dispersion (None for families without one)."
+    )
+
+    def _validate_related_params(self) -> None:
         if self.link is not None and self.link not in get_family(self.family).links:
             raise ParameterError(
                 f"link {self.link!r} is not available for family {self.family!r}; "
                 f"choose one of {list(get_family(self.family).links)}"
-            )
-        if (
-            not isinstance(self.nagq, numbers.Integral)
-            or isinstance(self.nagq, bool)
-            or self.nagq < 1
-        ):
-            raise ParameterError(f"nagq must be a positive integer; got {self.nagq!r}")
-        if not isinstance(self.fast, (bool, np.bool_)):
-            raise ParameterError(f"fast must be True or False; got {self.fast!r}")
-        if self.optimizer is not None and self.optimizer not in OPTIMIZERS:
-            raise ParameterError(
-                f"unknown optimizer {self.optimizer!r}; choose one of {sorted(OPTIMIZERS)}"
             )
 
     def _fit_glmm(self, design, y, sample_weight, offset=None):
@@ -104,37 +95,36 @@ class _GLMMBase(MixedModelBase):
         )
         warn_rank_deficient(problem.lmm, design)
         theta0, beta0 = self._warm_start(problem.lmm, design.coef_names)
-        previous = self.__dict__.get("dispersion_")
+        previous = self.dispersion_ if "result_" in self.__dict__ else None  # the last fit's
         if theta0 is not None and family.has_dispersion and previous is not None:
             if self.family_.name == family.name:  # the previous fit's shape or dispersion
                 theta0 = np.append(theta0, np.log(previous))
-        try:
-            beta, params, optsum = fit_glmm(
-                problem,
-                fast=bool(self.fast),
-                optimizer=self.optimizer,
-                maxfeval=self.maxfeval,
-                theta0=theta0,
-                beta0=beta0,
+        with blas_for(problem.lmm):
+            try:
+                beta, params, optsum = fit_glmm(
+                    problem,
+                    fast=bool(self.fast),
+                    optimizer=self.optimizer,
+                    maxfeval=self.maxfeval,
+                    theta0=theta0,
+                    beta0=beta0,
+                )
+            except (RuntimeError, FloatingPointError, np.linalg.LinAlgError) as exc:  # PIRLS
+                raise FitError(
+                    f"{exc}. Try fast=True, a simpler random-effects structure, or check "
+                    "the response for complete separation"
+                ) from exc
+            # params: theta, then the log dispersion for a family that has one
+            theta = params[: problem.ntheta]
+            result = glmm_result(
+                problem, beta, theta, optsum, design.formula_text, design.coef_names
             )
-        except (RuntimeError, FloatingPointError, np.linalg.LinAlgError) as exc:  # PIRLS
-            raise FitError(
-                f"{exc}. Try fast=True, a simpler random-effects structure, or check "
-                "the response for complete separation"
-            ) from exc
-        # params: theta, then the log dispersion for a family that has one
-        theta = params[: problem.ntheta]
-        result = glmm_result(
-            problem, beta, theta, optsum, design.formula_text, design.coef_names, bool(self.fast)
-        )
-        b, u = problem.lmm.user_ranef(problem.u, theta)  # internal -> user's scale
+            b, u = problem.lmm.user_ranef(problem.u, theta)  # internal -> user's scale
         self._set_fitted(result, design, problem.lmm, b, u, y)
         self._problem, self._fit_weights, self._fit_offset = problem, w, off
         self._offset_param = offset is not None  # held-out rows then need theirs
-        self.deviance_ = result.deviance
         self.family_ = problem.family  # at the estimated dispersion
         self.link_ = link
-        self.dispersion_ = result.dispersion
         if family.name in ("bernoulli", "binomial"):
             mu = link.inverse(problem._eta)
             extreme = int(np.sum((mu < 1e-10) | (mu > 1 - 1e-10)))
@@ -305,6 +295,7 @@ class MixedGLMClassifier(ClassifierMixin, _GLMMBase):
     """
 
     _allowed_families = ("bernoulli",)
+    _parameter_constraints = {**GLMM_CONSTRAINTS, "family": [StrOptions(set(_allowed_families))]}
 
     def __init__(
         self,
@@ -357,7 +348,7 @@ class MixedGLMClassifier(ClassifierMixin, _GLMMBase):
         self : MixedGLMClassifier
             The fitted estimator.
         """
-        self._validate_params_glmm()
+        self._validate_params()
         source = as_source(X)
         if source is not None:  # a Dask DataFrame, a Dataset: PIRLS passes over chunks
             return fit_glmm_chunked(self, source, y, sample_weight, offset)
@@ -681,7 +672,7 @@ class MixedGLMRegressor(RegressorMixin, _GLMMBase):
         self : MixedGLMRegressor
             The fitted estimator.
         """
-        self._validate_params_glmm()
+        self._validate_params()
         source = as_source(X)
         if source is not None:  # a Dask DataFrame, a Dataset: PIRLS passes over chunks
             return fit_glmm_chunked(self, source, y, sample_weight, offset)
@@ -689,9 +680,7 @@ class MixedGLMRegressor(RegressorMixin, _GLMMBase):
         design, response = self._design(X, y)
         yv = _validate_glm_response(response, self.family, sample_weight)
         w = validate_sample_weight(sample_weight, yv.shape[0])
-        ypos = yv if w is None else yv[w > 0]  # zero-weight rows count nowhere (lme4)
-        if ypos.shape[0] > 1 and np.all(ypos == ypos[0]):
-            raise DataError(f"the response is constant ({ypos[0]:g}); there is nothing to model")
+        check_not_constant(yv, w, "the response")
         if design.reterms:  # a leaked response (a plain GLM may use any covariate)
             check_response_not_among_features(design.X, design.coef_names, yv, w, affine=False)
         return self._fit_glmm(design, yv, sample_weight, offset)
@@ -762,18 +751,7 @@ class MixedGLMRegressor(RegressorMixin, _GLMMBase):
 
 def _validate_glm_response(response, family: str, sample_weight) -> np.ndarray:
     """The response as floats, checked against the family's support."""
-    y = np.asarray(response)
-    check_no_missing(y, "the response")
-    if y.dtype == bool:
-        y = y.astype(float)
-    try:
-        y = y.astype(float)
-    except (TypeError, ValueError) as exc:
-        raise DataError(
-            f"the {family} response must be numeric; got values such as {y[:3].tolist()}"
-        ) from exc
-    if not np.all(np.isfinite(y)):
-        raise DataError(f"the response has {int((~np.isfinite(y)).sum())} NaN or infinite values")
+    y = numeric_response(response, f"the {family} response")
     if family == "bernoulli":
         bad = ~np.isin(y, (0.0, 1.0))
         if bad.any():

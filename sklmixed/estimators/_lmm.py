@@ -8,7 +8,7 @@ from sklearn.metrics import r2_score
 from sklearn.utils.validation import check_is_fitted
 
 from sklmixed._core._lmm import LMMProblem, leverage
-from sklmixed._optim import OPTIMIZERS, fit_lmm
+from sklmixed._optim import blas_for, fit_lmm
 from sklmixed._results import lmm_result
 from sklmixed.estimators._base import (
     MixedModelBase,
@@ -17,8 +17,9 @@ from sklmixed.estimators._base import (
 )
 from sklmixed.estimators._checks import (
     check_exact_fit,
-    check_no_missing,
+    check_not_constant,
     check_response_not_among_features,
+    numeric_response,
 )
 from sklmixed.estimators._dask import dask_predict
 from sklmixed.estimators._offset import total_offset
@@ -27,8 +28,9 @@ from sklmixed.estimators._outofcore import (
     predict_chunks,
     score_target_chunks,
 )
+from sklmixed.estimators._params import LMM_CONSTRAINTS
 from sklmixed.estimators._sources import as_source
-from sklmixed.exceptions import DataError, FitError, ParameterError
+from sklmixed.exceptions import DataError, FitError
 
 
 class MixedLMRegressor(RegressorMixin, MixedModelBase):
@@ -180,16 +182,7 @@ class MixedLMRegressor(RegressorMixin, MixedModelBase):
         self.maxfeval = maxfeval
         self.warm_start = warm_start
 
-    def _validate_params_lmm(self) -> None:
-        self._validate_common()
-        if not isinstance(self.reml, (bool, np.bool_)):
-            raise ParameterError(f"reml must be True or False; got {self.reml!r}")
-        if self.optimizer is not None and self.optimizer not in OPTIMIZERS:
-            raise ParameterError(
-                f"unknown optimizer {self.optimizer!r}; choose one of {sorted(OPTIMIZERS)}"
-            )
-        if not isinstance(self.maxfeval, (int, np.integer)) or isinstance(self.maxfeval, bool):
-            raise ParameterError(f"maxfeval must be an integer; got {self.maxfeval!r}")
+    _parameter_constraints = LMM_CONSTRAINTS
 
     def fit(self, X, y=None, sample_weight=None, offset=None):
         """Fit the model.
@@ -223,7 +216,7 @@ class MixedLMRegressor(RegressorMixin, MixedModelBase):
         self : MixedLMRegressor
             The fitted estimator.
         """
-        self._validate_params_lmm()
+        self._validate_params()
         source = as_source(X)
         if source is not None:  # data read in chunks: fitted from its cross-products
             return fit_lmm_out_of_core(self, source, y, sample_weight, offset)
@@ -234,10 +227,8 @@ class MixedLMRegressor(RegressorMixin, MixedModelBase):
         off = total_offset(design, offset, yv.shape[0])
         # the offset is a known part of the mean: the model is fitted to y - offset
         ywork = yv if off is None else yv - off
-        ypos = ywork if w is None else ywork[w > 0]  # zero-weight rows count nowhere (lme4)
-        if ypos.shape[0] > 1 and np.all(ypos == ypos[0]):
-            what = "the response" if off is None else "the response minus the offset"
-            raise DataError(f"{what} is constant ({ypos[0]:g}); there is nothing to model")
+        what = "the response" if off is None else "the response minus the offset"
+        ypos = check_not_constant(ywork, w, what)
         for term in design.reterms:
             if term.nlevels >= ypos.shape[0]:
                 raise DataError(
@@ -260,11 +251,12 @@ class MixedLMRegressor(RegressorMixin, MixedModelBase):
         warn_rank_deficient(problem, design)
         theta0, _ = self._warm_start(problem, design.coef_names)
         try:
-            theta, optsum = fit_lmm(
-                problem, optimizer=self.optimizer, maxfeval=self.maxfeval, theta0=theta0
-            )
-            result = lmm_result(problem, theta, optsum, design.formula_text, design.coef_names)
-            b, u = problem.user_ranef(problem.u(), theta)  # internal theta -> user's scale
+            with blas_for(problem):
+                theta, optsum = fit_lmm(
+                    problem, optimizer=self.optimizer, maxfeval=self.maxfeval, theta0=theta0
+                )
+                result = lmm_result(problem, theta, optsum, design.formula_text, design.coef_names)
+                b, u = problem.user_ranef(problem.u(), theta)  # internal theta -> user's scale
         except np.linalg.LinAlgError as exc:  # a safety net: never numpy's error
             raise FitError(
                 f"the factorization failed ({exc}); try a simpler random-effects structure"
@@ -425,17 +417,4 @@ def _ols_leverage(X: np.ndarray, weights) -> np.ndarray:
 
 
 def _numeric_response(response) -> np.ndarray:
-    y = np.asarray(response)
-    check_no_missing(y, "the response")
-    if y.dtype == object or y.dtype.kind in "USO":
-        try:
-            y = y.astype(float)
-        except (TypeError, ValueError) as exc:
-            raise DataError(
-                "the response of a linear mixed model must be numeric; got "
-                f"values such as {y[:3].tolist()}"
-            ) from exc
-    y = y.astype(float)
-    if not np.all(np.isfinite(y)):
-        raise DataError(f"the response has {int((~np.isfinite(y)).sum())} NaN or infinite values")
-    return y
+    return numeric_response(response, "the response of a linear mixed model")

@@ -111,11 +111,11 @@ def marginal_loglik(est, X, y, sample_weight=None, offset=None) -> tuple[float, 
     lambdas = _lambdas(est)
     condvar = None
     vparts = []
-    for term, tid, (codes, z) in zip(est.design_.reterms, est._term_order, parts):
+    for term, (codes, z) in zip(est.design_.reterms, parts):
         seen = codes < term.nlevels
         R = np.broadcast_to(s * lambdas[term.name], (n, term.k, term.k))
         if seen.any():
-            bt = est._b_by_term[tid]
+            bt = est._b_by_name[term.name]
             eta = eta + np.where(seen, np.einsum("nk,nk->n", z, bt[np.where(seen, codes, 0)]), 0.0)
             if condvar is None:
                 condvar = est.condvar()

@@ -5,10 +5,11 @@ Fixed effects go through formulaic; random-effects terms (``(expr|g)``,
 are parsed here and become the numeric core's ``ReTerm`` records.
 """
 
-from sklmixed.formula._design import Design, build_design, build_design_from_columns
+from sklmixed.formula._design import CODINGS, Design, build_design, build_design_from_columns
 from sklmixed.formula._parse import ParsedFormula, RandomTermSpec, parse_formula
 
 __all__ = [
+    "CODINGS",
     "Design",
     "ParsedFormula",
     "RandomTermSpec",

@@ -495,11 +495,15 @@ class _Response:
     def columns(self) -> tuple[str, ...]:
         return text_columns(self.expr) if self.expr is not None else (self.name,)
 
-    def values(self, df: pd.DataFrame, keep: bool = False) -> NDArray[Any]:
+    def values(
+        self, df: pd.DataFrame, keep: bool = False, fetched: dict[Any, pd.Series] | None = None
+    ) -> NDArray[Any]:
         """The response of ``df``; ``keep`` stores formulaic's spec (at fit), so
-        that stateful transforms such as ``scale(y)`` are reused afterwards."""
+        that stateful transforms such as ``scale(y)`` are reused afterwards.
+        ``fetched``: columns of ``df`` looked up already."""
         if self.expr is None:
-            return np.asarray(df[self.name].to_numpy())
+            column = fetched[self.name] if fetched and self.name in fetched else df[self.name]
+            return np.asarray(column.to_numpy())
         data = _Prep.fit(df, list(self.columns()), set()).apply(df, fitting=True)
         if self.spec is not None:
             mm = _apply_spec(self.spec, data)
@@ -533,9 +537,14 @@ class _Grouping:
             return df[self.columns[0]]
         return pd.Series(list(zip(*(df[c] for c in self.columns))), index=df.index)
 
-    def fit(self, df: pd.DataFrame) -> NDArray[Any]:
+    def fit(self, df: pd.DataFrame, fetched: dict[Any, pd.Series] | None = None) -> NDArray[Any]:
+        """Codes of the rows (learning the levels); ``fetched``: columns of ``df``
+        looked up already."""
         if len(self.columns) == 1:
-            self.levels, refs = _levels_and_codes(df[self.columns[0]])
+            col = self.columns[0]
+            self.levels, refs = _levels_and_codes(
+                fetched[col] if fetched and col in fetched else df[col]
+            )
         else:
             keys = self._keys(df)
             self.levels = sorted(set(keys.tolist()), key=lambda t: tuple(map(_sort_key, t)))
@@ -576,10 +585,9 @@ class _TermBuilder:
         for piece, zc in zip(self.pieces, self.zerocorr):
             k = len(piece.names)
             if zc:
-                r = c = np.arange(k)
-            else:
-                r, c = np.tril_indices(k)
-            pos.extend(zip((r + off).tolist(), (c + off).tolist()))
+                pos.extend((off + i, off + i) for i in range(k))
+            else:  # the lower triangle
+                pos.extend((off + i, off + j) for i in range(k) for j in range(i + 1))
             off += k
         pos.sort(key=lambda rc: (rc[1], rc[0]))  # column-major
         return np.asarray(pos, dtype=np.int64).reshape(-1, 2)
@@ -701,19 +709,25 @@ def check_columns_available(available: list[Any], columns: list[Any]) -> None:
         )
 
 
-def _check_finite(df: pd.DataFrame, columns: list[Any]) -> None:
+def _check_finite(df: pd.DataFrame, columns: list[Any]) -> dict[Any, pd.Series]:
+    """Raise for a column with missing or infinite values; return the columns
+    (each looked up once: pandas builds a new Series on every lookup)."""
+    fetched = {}
     for col in columns:
-        bad = missing_count(df[col])
+        s = fetched[col] = df[col]
+        bad = missing_count(s)
         if bad:
             raise missing_values_error(col, bad)
+    return fetched
 
 
 def missing_count(s: pd.Series) -> int:
     """Missing (NaN/None) or infinite values of a column."""
     if isinstance(s.dtype, pd.StringDtype):
-        # pandas' own missing-value count, without converting the strings to
-        # an object array first (the costliest step of a small fit's checks)
-        return int(s.isna().sum())
+        # the string array's own missing-value mask, without converting the
+        # strings to an object array first (the costliest step of a small
+        # fit's checks) or building a Series of the mask
+        return int(np.count_nonzero(s.array.isna()))
     values = s.to_numpy()
     if values.dtype.kind == "f":
         return int(values.shape[0] - np.count_nonzero(np.isfinite(values)))
@@ -796,7 +810,7 @@ def build_design(
     used = list(response.columns()) if response is not None and with_response else []
     _add(used, predictors)
     _check_columns(data, used)
-    _check_finite(data, used)
+    fetched = _check_finite(data, used)
 
     codings = {col: text for col, text in _codings(contrasts).items() if col in data.columns}
     pieces = [_ReColumns.make(spec, data, codings, set(codings)) for spec in parsed.random]
@@ -832,7 +846,7 @@ def build_design(
         by_group[spec.group].zerocorr.append(spec.zerocorr)
     reterms = []
     for builder in builders:
-        refs = builder.grouping.fit(data)
+        refs = builder.grouping.fit(data, fetched)
         z = np.hstack([piece.fit(prepared, codings, labels) for piece in builder.pieces])
         cnames = [nm for piece in builder.pieces for nm in piece.names]
         _check_matrix(z, cnames, f"random-effects ({builder.grouping.name})")
@@ -861,7 +875,11 @@ def build_design(
     rhs = fixed.display + "".join(f" + offset({expr})" for expr, _ in parsed.offsets)
     rhs += " + " + random_display if random_display else ""
     text = f"{parsed.response} ~ {rhs}" if parsed.response else f"~ {rhs}"
-    y = response.values(data, keep=True) if response is not None and with_response else None
+    y = (
+        response.values(data, keep=True, fetched=fetched)
+        if response is not None and with_response
+        else None
+    )
     return Design(
         parsed.response,
         y,
