@@ -456,7 +456,7 @@ def fit_glmm(
                     "extreme values"
                 ) from exc
     if beta0 is not None:
-        problem._beta = np.array(problem.lmm.internal_beta(np.asarray(beta0, dtype=float)))
+        problem.set_start(beta=problem.lmm.internal_beta(np.asarray(beta0, dtype=float)))
     problem.reset()
 
     def dev_theta(theta):
@@ -480,7 +480,7 @@ def fit_glmm(
     )
     theta = problem.lmm.flip_theta(opt.final)
     problem.deviance(theta)
-    beta = problem._beta.copy()
+    beta = problem.state.beta.copy()
     if not fast:
         p = beta.shape[0]
 
@@ -529,7 +529,7 @@ def fit_glmm(
     except (RuntimeError, FloatingPointError) as exc:
         # PIRLS failed at the optimum from a cold start: report the last parameters
         # at which it succeeded (their modes are still installed), and say so.
-        theta, beta = problem.last_ok
+        theta, beta = problem.state.params, problem.state.beta
         fmin = problem.deviance(theta, beta)
         warnings.warn(
             f"PIRLS failed at the optimizer's final parameters ({exc}); the results are "
@@ -539,7 +539,7 @@ def fit_glmm(
             stacklevel=user_stacklevel(),
         )
     if fast:
-        beta = problem._beta.copy()
+        beta = problem.state.beta.copy()
     opt = replace(opt, final=theta if fast else np.concatenate((beta, theta)), fmin=fmin)
     return beta, theta, opt
 

@@ -337,8 +337,9 @@ def glmm_result(problem, beta, theta, optsum, formula: str, coef_names, fast: bo
     if family.has_dispersion:
         loglik = -deviance / 2  # the deviance is the full -2 log L here
     else:
-        usq = sum(float(np.sum(u**2)) for u in problem.u)
-        loglik = problem.conditional_loglik(problem._eta) - (usq + lmm.logdet_re()) / 2
+        state = problem.state
+        usq = sum(float(np.sum(u**2)) for u in state.u)
+        loglik = problem.conditional_loglik(state.eta) - (usq + lmm.logdet_re()) / 2
     dof = lmm.p + lmm.ntheta + int(family.has_dispersion)
     # zero prior weights remove an observation: it counts in neither n nor the criteria
     ic = information_criteria(-2 * loglik, dof, lmm.nobs)

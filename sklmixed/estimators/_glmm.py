@@ -124,7 +124,7 @@ class _GLMMBase(MixedModelBase):
         result = glmm_result(
             problem, beta, theta, optsum, design.formula_text, design.coef_names, bool(self.fast)
         )
-        b, u = problem.lmm.user_ranef(problem.u, theta)  # internal -> user's scale
+        b, u = problem.lmm.user_ranef(problem.state.u, theta)  # internal -> user's scale
         self._set_fitted(result, design, problem.lmm, b, u, y)
         self._problem, self._fit_weights, self._fit_offset = problem, w, off
         self._offset_param = offset is not None  # held-out rows then need theirs
@@ -133,7 +133,7 @@ class _GLMMBase(MixedModelBase):
         self.link_ = link
         self.dispersion_ = result.dispersion
         if family.name in ("bernoulli", "binomial"):
-            mu = link.inverse(problem._eta)
+            mu = link.inverse(problem.state.eta)
             extreme = int(np.sum((mu < 1e-10) | (mu > 1 - 1e-10)))
             if extreme:
                 worst = self.coef_names_[int(np.nanargmax(np.abs(self.coef_ / self.stderror_)))]
