@@ -270,7 +270,9 @@ class GLMMProblem:
             sw = np.sqrt(self.pw * dmu**2 / self.family.variance(mu0))
             z = eta0 + (self.y - mu0) / dmu - self.offset
             self._start_beta = np.linalg.lstsq(self.X * sw[:, None], z * sw, rcond=None)[0]
-        self.pirls(theta0)
+        # Lambda = 0: the log-determinant is 0 and nothing reads the factor, which
+        # large problems skip (see pirls)
+        self.pirls(theta0, final_factor=False)
         family = self.family
         if isinstance(family, DispersionFamily):
             # twice: the negative binomial's weights depend on its shape
@@ -278,7 +280,7 @@ class GLMMProblem:
                 mu = family.clamp(self.link.inverse(self.state.eta))
                 family = family.with_param(family.estimate_param(self.y, mu, self.pw))
                 self.family = family
-                self.pirls(theta0)
+                self.pirls(theta0, final_factor=False)
         self.reset()
 
     # ------------------------------------------------------------- pieces
@@ -413,12 +415,15 @@ class GLMMProblem:
     # --------------------------------------------------------------- PIRLS
 
     def pirls(
-        self, theta: NDArray[Any], beta: NDArray[Any] | None = None
+        self, theta: NDArray[Any], beta: NDArray[Any] | None = None, final_factor: bool = True
     ) -> tuple[NDArray[Any], list[NDArray[Any]], float]:
         """Conditional modes at theta (and beta from PIRLS when beta is None).
 
         Returns (beta, u list, penalized deviance). On return the factor of
-        ``self.lmm`` holds the working weights at the returned modes.
+        ``self.lmm`` holds the working weights at the returned modes, except for
+        a large problem (``self.iterative``) at theta = 0 with ``final_factor``
+        False (the GLM start): there the steps are weighted least squares in X
+        alone, no factor is formed and the log-determinant is 0.
         """
         theta = np.asarray(theta, dtype=float)
         vary_beta = beta is None
@@ -480,7 +485,10 @@ class GLMMProblem:
         else:
             raise PIRLSError(f"PIRLS did not converge in {PIRLS_MAXITER} iterations")
         # Factor at the final modes' weights: the Laplace log-determinant uses it.
-        self._laplace_factor(eta, theta, None if vary_beta else beta)
+        if final_factor or not (self.iterative and not np.any(theta)):
+            self._laplace_factor(eta, theta, None if vary_beta else beta)
+        else:
+            self.logdet = 0.0
         beta = np.array(beta, dtype=float)
         self._start_u = us
         if vary_beta:
@@ -509,10 +517,19 @@ class GLMMProblem:
         with the factor of the last factorization (see ``_pcg``), or None where that
         is not used (small problems, observed-information weights, no factor yet)
         or has not converged: the caller factors the system afresh then."""
-        if not (self.iterative and self.lmm.L):
+        if not self.iterative:
             return None
         w, z = self._fisher(eta)
         if not np.all(np.isfinite(w)) or not np.all(np.isfinite(z)):
+            return None
+        if not np.any(theta):
+            # Lambda = 0: u = 0 and beta from weighted least squares in X alone
+            if not vary_beta:
+                return beta, [np.zeros((t.nlevels, t.k)) for t in self.terms]
+            sw = np.sqrt(w)
+            new_beta = np.linalg.lstsq(self.X * sw[:, None], z * sw, rcond=None)[0]
+            return new_beta, [np.zeros((t.nlevels, t.k)) for t in self.terms]
+        if not self.lmm.L:
             return None
         solver = FactorSolver(self.lmm, with_x=vary_beta)
         lams = self.lmm.lambdas(theta)

@@ -32,9 +32,12 @@ from sklmixed._core._lmm import LMMProblem
 # right-hand side's: the modes are then accurate to about 1e-10 relative, far below
 # what the penalized deviance (a quadratic function of their error) can see.
 CG_RTOL = 1e-10
-# Beyond this many iterations the kept factor is a poor preconditioner (theta moved
-# far since it was formed): PIRLS factors the system afresh instead.
-CG_MAXITER = 40
+# Where the residual's decrease so far predicts more than this many iterations, the
+# kept factor is a poor preconditioner (theta moved far since it was formed: the
+# optimizer's first steps) and PIRLS factors the system afresh instead; the rate is
+# judged after CG_JUDGE iterations, so that a failed attempt costs only a few.
+CG_MAXITER = 60
+CG_JUDGE = 3
 
 
 class FactorSolver:
@@ -166,10 +169,11 @@ class FactorSolver:
         tol = CG_RTOL * bnorm
         if float(np.linalg.norm(r)) <= tol:
             return x
+        r0 = float(np.linalg.norm(r))
         s = self.precondition(r)
         d = s.copy()
         rs = float(r @ s)
-        for _ in range(CG_MAXITER):
+        for it in range(1, CG_MAXITER + 1):
             Ad = self.matvec(d, w, lams, X)
             dAd = float(d @ Ad)
             if not dAd > 0.0:  # not positive definite at these weights
@@ -177,8 +181,14 @@ class FactorSolver:
             alpha = rs / dAd
             x += alpha * d
             r -= alpha * Ad
-            if float(np.linalg.norm(r)) <= tol:
+            rnorm = float(np.linalg.norm(r))
+            if rnorm <= tol:
                 return x
+            if it >= CG_JUDGE:
+                # iterations needed at the mean rate so far: log(tol / r0) / log(rate)
+                rate = (rnorm / r0) ** (1.0 / it)
+                if not rate < 1.0 or np.log(tol / r0) / np.log(rate) > CG_MAXITER:
+                    return None
             s = self.precondition(r)
             rs_new = float(r @ s)
             d = s + (rs_new / rs) * d
