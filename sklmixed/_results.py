@@ -321,8 +321,9 @@ def glmm_result(problem, beta, theta, optsum, formula: str, coef_names, *_) -> F
     if family.has_dispersion:
         loglik = -deviance / 2  # the deviance is the full -2 log L here
     else:
-        usq = sum(float(np.sum(u**2)) for u in problem.u)
-        loglik = problem.conditional_loglik(problem._eta) - (usq + lmm.logdet_re()) / 2
+        state = problem.state
+        usq = sum(float(np.sum(u**2)) for u in state.u)
+        loglik = problem.conditional_loglik(state.eta) - (usq + lmm.logdet_re()) / 2
     return _build(
         lmm,
         core_theta=core_theta,

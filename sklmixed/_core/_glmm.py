@@ -31,6 +31,7 @@ information of each observation at the modes, the exact Hessian that TMB uses.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -38,6 +39,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from sklmixed._core._families import DispersionFamily, Family, Link
 from sklmixed._core._lmm import LMMProblem
+from sklmixed._core._pcg import FactorSolver
 from sklmixed._core._reterm import ReTerm
 from sklmixed._core._scaling import Scaling
 
@@ -50,12 +52,55 @@ PIRLS_MAXHALF = 20
 # fixed-effects block comes from the PIRLS factor (d (d + 1) evaluations are 156 here,
 # about one fit's worth).
 FULL_HESSIAN_MAX = 12
+# PIRLS steps by conjugate gradients (see _pcg) where the factor has a dense diagonal
+# block of at least this many rows: below, a factorization costs less than a few
+# iterations' bookkeeping (a 1000-row dense Cholesky takes about 10 ms).
+ITERATIVE_MIN = 1000
 # The random-effects-only problem's last diagonal (see _factor): any large value.
 _R2_PLACEHOLDER = 1e300
 _TINY = np.finfo(float).tiny
 # Beyond exp(+-LOG_PARAM_MAX) a dispersion or shape is treated as infeasible (the
 # objective is infinite there): a negative binomial with shape e^40 is a Poisson.
 LOG_PARAM_MAX = 40.0
+
+
+@dataclass
+class PIRLSState:
+    """What the last PIRLS evaluation of a :class:`GLMMProblem` left (its ``state``).
+
+    The one view of a GLMM's conditional modes that the layers above the core
+    read; every array is on the core's internal scale (centred and scaled
+    columns, spherical random effects).
+
+    Attributes
+    ----------
+    params : ndarray
+        The parameters evaluated: theta, then the log dispersion (or shape) for a
+        family that has one (theta alone after a bare :meth:`GLMMProblem.pirls`).
+    beta : ndarray
+        The fixed effects at the modes: PIRLS's when they varied, else those given.
+    u : list of ndarray
+        The spherical conditional modes, one (levels, k) array per term.
+    eta : ndarray
+        The linear predictor at the modes, offset included.
+    weights : ndarray
+        The working (Fisher) weights at eta, prior weights included.
+    pdev : float
+        The penalized deviance at the modes.
+    converged : bool
+        Whether PIRLS converged (False only for the state before any evaluation).
+    beta_varied : bool
+        Whether PIRLS updated beta (``fast=True`` and the GLM start) or held it fixed.
+    """
+
+    params: NDArray[Any]
+    beta: NDArray[Any]
+    u: list[NDArray[Any]]
+    eta: NDArray[Any]
+    weights: NDArray[Any]
+    pdev: float
+    converged: bool
+    beta_varied: bool
 
 
 class PIRLSError(RuntimeError):
@@ -118,22 +163,60 @@ class GLMMProblem:
         self.X = self.lmm.X  # estimable columns only
         self.terms = self.lmm.terms
         self.ntheta = self.lmm.ntheta
-        self._beta: NDArray[Any] | None = None  # PIRLS's beta, kept as the next warm start
-        self._eta = np.zeros(n)
-        self.last_ok: tuple[NDArray[Any], NDArray[Any]] = (np.zeros(0), np.zeros(0))
+        # PIRLS's warm start: beta (when it varies) and u, from the previous evaluation
+        self._start_beta: NDArray[Any] | None = None
+        self._start_u: list[NDArray[Any]] = []
+        self.state = PIRLSState(
+            params=np.zeros(0),
+            beta=np.zeros(self.p),
+            u=[np.zeros((t.nlevels, t.k)) for t in self.terms],
+            eta=np.array(self.offset),
+            weights=np.zeros(n),
+            pdev=np.nan,
+            converged=False,
+            beta_varied=True,
+        )
         # The problem whose factor holds the Laplace log-determinant of the last
         # evaluation, and that log-determinant (see _laplace_factor).
         self._re: LMMProblem = self.lmm
         self._aux: LMMProblem | None = None
         self.logdet = 0.0
         self._newton = False  # whether the last weights were the observed information
+        # Whether PIRLS may take its steps by conjugate gradients (see _pcg): a large
+        # dense block in the factor, and Fisher weights (the factor is self.lmm's).
+        self.iterative = not family.observed_information and any(
+            kind == "dense" and self.lmm.terms[i].nranef >= ITERATIVE_MIN
+            for (i, j), kind in self.lmm.Lkind.items()
+            if i == j
+        )
         self.reset()
         if self.nagq > 1:
             self.gh = gauss_hermite_normal(self.nagq)
 
     def reset(self) -> None:
-        """Forget the warm start (modes from the previous evaluation)."""
-        self.u = [np.zeros((t.nlevels, t.k)) for t in self.terms]
+        """Forget the warm start of u (the modes of the previous evaluation): the
+        next PIRLS starts from u = 0."""
+        self._start_u = [np.zeros((t.nlevels, t.k)) for t in self.terms]
+
+    def set_start(
+        self, beta: NDArray[Any] | None = None, u: list[NDArray[Any]] | None = None
+    ) -> None:
+        """Start the next PIRLS from ``beta`` (internal; used where beta varies)
+        and/or the modes ``u`` instead of the previous evaluation's."""
+        if beta is not None:
+            self._start_beta = np.array(beta, dtype=float)
+        if u is not None:
+            self._start_u = [np.array(a, dtype=float) for a in u]
+
+    @property
+    def u(self) -> list[NDArray[Any]]:
+        """The conditional modes of the last evaluation (``state.u``)."""
+        return self.state.u
+
+    @property
+    def _eta(self) -> NDArray[Any]:
+        # the linear predictor of the last evaluation, kept under its former name
+        return self.state.eta
 
     # -------------------------------------------------------- parameters
 
@@ -186,16 +269,18 @@ class GLMMProblem:
             dmu = self.link.mu_eta(eta0)
             sw = np.sqrt(self.pw * dmu**2 / self.family.variance(mu0))
             z = eta0 + (self.y - mu0) / dmu - self.offset
-            self._beta = np.linalg.lstsq(self.X * sw[:, None], z * sw, rcond=None)[0]
-        self.pirls(theta0)
+            self._start_beta = np.linalg.lstsq(self.X * sw[:, None], z * sw, rcond=None)[0]
+        # Lambda = 0: the log-determinant is 0 and nothing reads the factor, which
+        # large problems skip (see pirls)
+        self.pirls(theta0, final_factor=False)
         family = self.family
         if isinstance(family, DispersionFamily):
             # twice: the negative binomial's weights depend on its shape
             for _ in range(2):
-                mu = family.clamp(self.link.inverse(self._eta))
+                mu = family.clamp(self.link.inverse(self.state.eta))
                 family = family.with_param(family.estimate_param(self.y, mu, self.pw))
                 self.family = family
-                self.pirls(theta0)
+                self.pirls(theta0, final_factor=False)
         self.reset()
 
     # ------------------------------------------------------------- pieces
@@ -259,6 +344,15 @@ class GLMMProblem:
             self.lmm, self.pw * dmu**2 / var, eta + (self.y - mu) / dmu - self.offset, theta
         )
 
+    def _fisher(self, eta: NDArray[Any]) -> tuple[NDArray[Any], NDArray[Any]]:
+        """Fisher's working weights (prior weights included) and working response
+        (offset removed) at eta."""
+        fam = self.family
+        mu = fam.clamp(self.link.inverse(eta))
+        dmu = self.link.mu_eta(eta)
+        w = self.pw * dmu**2 / (fam.variance(mu) * fam.scale)
+        return w, eta + (self.y - mu) / dmu - self.offset
+
     def _re_only(self) -> LMMProblem:
         """The random-effects terms without X (built on first use)."""
         if self._aux is None:
@@ -315,27 +409,27 @@ class GLMMProblem:
             self._re = self._factor(self._re_only(), info, np.zeros(self.n), theta)
         elif self._re is not self.lmm:
             # Newton's factor is of the random effects only: give lmm Fisher's
-            mu = fam.clamp(self.link.inverse(eta))
-            dmu = self.link.mu_eta(eta)
-            w = self.pw * dmu**2 / (fam.variance(mu) * fam.scale)
-            self._factor(self.lmm, w, eta + (self.y - mu) / dmu - self.offset, theta)
+            self._factor(self.lmm, *self._fisher(eta), theta)
         self.logdet = self._re.logdet_re()
 
     # --------------------------------------------------------------- PIRLS
 
     def pirls(
-        self, theta: NDArray[Any], beta: NDArray[Any] | None = None
+        self, theta: NDArray[Any], beta: NDArray[Any] | None = None, final_factor: bool = True
     ) -> tuple[NDArray[Any], list[NDArray[Any]], float]:
         """Conditional modes at theta (and beta from PIRLS when beta is None).
 
         Returns (beta, u list, penalized deviance). On return the factor of
-        ``self.lmm`` holds the working weights at the returned modes.
+        ``self.lmm`` holds the working weights at the returned modes, except for
+        a large problem (``self.iterative``) at theta = 0 with ``final_factor``
+        False (the GLM start): there the steps are weighted least squares in X
+        alone, no factor is formed and the log-determinant is 0.
         """
         theta = np.asarray(theta, dtype=float)
         vary_beta = beta is None
-        us = [u.copy() for u in self.u]
+        us = list(self._start_u)  # never modified in place below
         if beta is None:
-            beta = self._beta if self._beta is not None else np.zeros(self.p)
+            beta = self._start_beta if self._start_beta is not None else np.zeros(self.p)
         eta = self.eta(beta, theta, us)
         obj0 = self._pdev(eta, us)
         if obj0 == np.inf:
@@ -351,12 +445,16 @@ class GLMMProblem:
                 )
         prev: tuple[list[NDArray[Any]], NDArray[Any]] | None = None
         for _ in range(PIRLS_MAXITER):
-            solver, us, beta, eta, obj0 = self._reweight_or_retreat(
-                eta, theta, us, beta, obj0, prev, vary_beta
-            )
+            step = self._iterative_step(eta, theta, us, beta, vary_beta)
+            if step is not None:
+                new_beta, new_us = step
+            else:
+                solver, us, beta, eta, obj0 = self._reweight_or_retreat(
+                    eta, theta, us, beta, obj0, prev, vary_beta
+                )
+                new_beta = solver.beta() if vary_beta else beta
+                new_us = solver.u(new_beta if solver is self.lmm else np.zeros(0))
             prev = (us, beta)
-            new_beta = solver.beta() if vary_beta else beta
-            new_us = solver.u(new_beta if solver is self.lmm else np.zeros(0))
             eta_new = self.eta(new_beta, theta, new_us)
             obj = self._pdev(eta_new, new_us)
             nhalf = 0
@@ -387,13 +485,67 @@ class GLMMProblem:
         else:
             raise PIRLSError(f"PIRLS did not converge in {PIRLS_MAXITER} iterations")
         # Factor at the final modes' weights: the Laplace log-determinant uses it.
-        self._laplace_factor(eta, theta, None if vary_beta else beta)
-        self.u = us
-        self.last_ok = (theta.copy(), np.asarray(beta).copy())
+        if final_factor or not (self.iterative and not np.any(theta)):
+            self._laplace_factor(eta, theta, None if vary_beta else beta)
+        else:
+            self.logdet = 0.0
+        beta = np.array(beta, dtype=float)
+        self._start_u = us
         if vary_beta:
-            self._beta = beta
-        self._eta = eta
+            self._start_beta = beta
+        self.state = PIRLSState(
+            params=theta.copy(),
+            beta=beta,
+            u=us,
+            eta=eta,
+            weights=self._fisher(eta)[0],
+            pdev=float(obj0),
+            converged=True,
+            beta_varied=vary_beta,
+        )
         return beta, us, float(obj0)
+
+    def _iterative_step(
+        self,
+        eta: NDArray[Any],
+        theta: NDArray[Any],
+        us: list[NDArray[Any]],
+        beta: NDArray[Any],
+        vary_beta: bool,
+    ) -> tuple[NDArray[Any], list[NDArray[Any]]] | None:
+        """The next PIRLS iterate (beta, u) by conjugate gradients preconditioned
+        with the factor of the last factorization (see ``_pcg``), or None where that
+        is not used (small problems, observed-information weights, no factor yet)
+        or has not converged: the caller factors the system afresh then."""
+        if not self.iterative:
+            return None
+        w, z = self._fisher(eta)
+        if not np.all(np.isfinite(w)) or not np.all(np.isfinite(z)):
+            return None
+        if not np.any(theta):
+            # Lambda = 0: u = 0 and beta from weighted least squares in X alone
+            if not vary_beta:
+                return beta, [np.zeros((t.nlevels, t.k)) for t in self.terms]
+            sw = np.sqrt(w)
+            new_beta = np.linalg.lstsq(self.X * sw[:, None], z * sw, rcond=None)[0]
+            return new_beta, [np.zeros((t.nlevels, t.k)) for t in self.terms]
+        if not self.lmm.L:
+            return None
+        solver = FactorSolver(self.lmm, with_x=vary_beta)
+        lams = self.lmm.lambdas(theta)
+        if not vary_beta:
+            z = z - self.X @ beta
+        wz = w * z
+        rhs = solver.lambda_zt(wz, lams)
+        if vary_beta:
+            rhs[solver.q :] = self.X.T @ wz
+        x0 = np.concatenate([u.reshape(-1) for u in us] + ([beta] if vary_beta else []))
+        x = solver.solve(rhs, x0, w, lams, self.X)
+        if x is None:
+            return None
+        off = solver.offsets
+        new_us = [x[off[j] : off[j + 1]].reshape(t.nlevels, t.k) for j, t in enumerate(self.terms)]
+        return (x[solver.q :].copy() if vary_beta else beta), new_us
 
     def _deviance_noise(self, eta: NDArray[Any]) -> float:
         """A bound on the rounding of the summed deviance residuals at eta.
@@ -463,7 +615,7 @@ class GLMMProblem:
             value = pdev + self.logdet
         else:
             value = self._agq_deviance(theta, beta, us)
-        self.last_ok = (np.asarray(params, dtype=float).copy(), np.asarray(beta).copy())
+        self.state.params = np.array(params, dtype=float)
         if self.family.has_dispersion:
             value -= 2.0 * self.saturated_loglik()
         return float(value)
@@ -498,7 +650,7 @@ class GLMMProblem:
         x0 = np.concatenate((beta, params))
         d = x0.shape[0]
         f0 = self.deviance(params, beta)
-        u0 = [u.copy() for u in self.u]
+        u0 = [u.copy() for u in self.state.u]
         # the fixed-effects block from the factor when it holds the observed
         # information (its Hessian up to the log-determinant's third derivatives)
         xx_information = None
@@ -506,7 +658,7 @@ class GLMMProblem:
             xx_information = np.linalg.inv(self.lmm.rxx_inverse())
 
         def f(dx: NDArray[Any]) -> float:
-            self.u = [u.copy() for u in u0]  # the same warm start for every point
+            self.set_start(u=u0)  # the same warm start for every point
             x = x0 + dx
             return self.deviance(x[p:], x[:p])
 
@@ -540,7 +692,7 @@ class GLMMProblem:
         except (np.linalg.LinAlgError, RuntimeError, FloatingPointError):
             return None
         finally:
-            self.u = u0
+            self.set_start(u=u0)
             self.deviance(params, beta)
         return np.asarray((R.T @ R)[:p, :p])
 
@@ -550,7 +702,7 @@ class GLMMProblem:
         term = self.terms[0]
         refs, nl = term.refs, term.nlevels
         u0 = us[0][:, 0]
-        eta0 = self._eta
+        eta0 = self.state.eta
         lam = theta[0]
         # eta moves with u only through the single scalar term: eta(u) = eta0 + z lam (u - u0)
         zl = self.lmm.zs[0][:, 0] * lam

@@ -119,14 +119,14 @@ class _GLMMBase(MixedModelBase):
             result = glmm_result(
                 problem, beta, theta, optsum, design.formula_text, design.coef_names
             )
-            b, u = problem.lmm.user_ranef(problem.u, theta)  # internal -> user's scale
+            b, u = problem.lmm.user_ranef(problem.state.u, theta)  # internal -> user's scale
         self._set_fitted(result, design, problem.lmm, b, u, y)
         self._problem, self._fit_weights, self._fit_offset = problem, w, off
         self._offset_param = offset is not None  # held-out rows then need theirs
         self.family_ = problem.family  # at the estimated dispersion
         self.link_ = link
         if family.name in ("bernoulli", "binomial"):
-            mu = link.inverse(problem._eta)
+            mu = link.inverse(problem.state.eta)
             extreme = int(np.sum((mu < 1e-10) | (mu > 1 - 1e-10)))
             if extreme:
                 worst = self.coef_names_[int(np.nanargmax(np.abs(self.coef_ / self.stderror_)))]
