@@ -601,4 +601,3 @@ def _joint_step(problem, beta, theta):
     nth = problem.ntheta
     step_theta = np.maximum(0.1 * np.abs(theta[:nth]), THETA_STEP)
     return np.concatenate((se, step_theta, np.full(len(theta) - nth, 0.1)))
-

@@ -37,7 +37,7 @@ from numpy.typing import NDArray
 
 from sklmixed._core._crossprod import CrossProducts, RowProducts
 from sklmixed._core._families import Family, Link
-from sklmixed._core._glmm import GLMMProblem, PIRLSError, gauss_hermite_normal
+from sklmixed._core._glmm import GLMMProblem, PIRLSError, PIRLSState, gauss_hermite_normal
 from sklmixed._core._lmm import LMMProblem, order_terms
 from sklmixed._core._reterm import ReTerm
 from sklmixed._core._scaling import Scaling
@@ -258,9 +258,20 @@ class ChunkedGLMMProblem(GLMMProblem):
         self.X = None  # type: ignore[assignment]
         self.terms = self.lmm.terms
         self.ntheta = self.lmm.ntheta
-        self._beta: NDArray[Any] | None = None
-        self._eta: Any = eta0
-        self.last_ok = (np.zeros(0), np.zeros(0))
+        self._start_beta: NDArray[Any] | None = None
+        self._start_u: list[NDArray[Any]] = []
+        # the working weights of a state are per row: not kept for data in chunks
+        self.state = PIRLSState(
+            params=np.zeros(0),
+            beta=np.zeros(self.p),
+            u=[np.zeros((t.nlevels, t.k)) for t in self.terms],
+            eta=eta0,
+            weights=np.zeros(0),
+            pdev=np.nan,
+            converged=False,
+            beta_varied=True,
+        )
+        self.iterative = False  # every PIRLS step is a pass over the chunks
         self._re = self.lmm
         self._aux = None
         self.logdet = 0.0
@@ -323,6 +334,11 @@ class ChunkedGLMMProblem(GLMMProblem):
             raise PIRLSError("the penalized weighted least-squares factor is not positive definite")
         return self.lmm
 
+    def _fisher(self, eta: Any) -> tuple[NDArray[Any], NDArray[Any]]:
+        # per-row working weights and response are not kept for data in chunks
+        # (each pass sums them into the cross-products)
+        return np.zeros(0), np.zeros(0)
+
     def _deviance_noise(self, eta: Any) -> float:
         return float(8.0 * np.finfo(float).eps * self._at(eta).noise)
 
@@ -346,7 +362,7 @@ class ChunkedGLMMProblem(GLMMProblem):
             _agq_map,
             family=self.family,
             link=self.link,
-            eta=self._eta,
+            eta=self.state.eta,
             lam=lam,
             sd=sd,
             nodes=z[nonzero],
@@ -373,4 +389,4 @@ class ChunkedGLMMProblem(GLMMProblem):
 
     def extreme_means(self) -> int:
         """Rows whose fitted mean is within 1e-10 of 0 or 1 (at the last modes)."""
-        return int(self._at(self._eta).extreme)
+        return int(self._at(self.state.eta).extreme)

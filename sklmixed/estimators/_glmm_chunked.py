@@ -270,9 +270,7 @@ def fit_glmm_chunked(est: Any, source: ChunkSource, y: Any, sample_weight: Any, 
                 "the response for complete separation"
             ) from exc
         theta = params[: problem.ntheta]
-        result = glmm_result(
-            problem, beta, theta, optsum, design.formula_text, design.coef_names, bool(est.fast)
-        )
+        result = glmm_result(problem, beta, theta, optsum, design.formula_text, design.coef_names)
         extreme = problem.extreme_means() if family.name in ("bernoulli", "binomial") else 0
     finally:
         release = getattr(chunks, "release", None)
@@ -280,7 +278,7 @@ def fit_glmm_chunked(est: Any, source: ChunkSource, y: Any, sample_weight: Any, 
             release()  # the model matrices kept on the workers
         if problem is not None:
             problem.chunks = None  # the fitted model keeps no reference to the data
-    b, u = problem.lmm.user_ranef(problem.u, theta)
+    b, u = problem.lmm.user_ranef(problem.state.u, theta)
     names = source.columns
     est.n_features_in_ = len(names)
     if all(isinstance(c, str) for c in names):
@@ -292,10 +290,8 @@ def fit_glmm_chunked(est: Any, source: ChunkSource, y: Any, sample_weight: Any, 
     est._problem, est._fit_weights, est._fit_offset = problem, None, None
     est._offset_param = offset is not None
     est._out_of_core = True
-    est.deviance_ = result.deviance
     est.family_ = problem.family
     est.link_ = link
-    est.dispersion_ = result.dispersion
     if extreme:
         worst = est.coef_names_[int(np.nanargmax(np.abs(est.coef_ / est.stderror_)))]
         warnings.warn(
