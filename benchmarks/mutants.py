@@ -410,6 +410,9 @@ MUTANTS: list[Mutant] = [
         "M[icol, :] -= np.asarray(centre) / (v * sc)",
         "M[icol, :] -= np.asarray(centre) / sc",
         "centring against an intercept column whose value is not 1",
+        equivalent="any centre is a reparametrization that T maps back exactly (the "
+        "user's results are unchanged; only the conditioning of the internal columns "
+        "differs); the response's shift divides by the intercept's value elsewhere",
     ),
     M(
         "scal-u-transpose",
