@@ -449,6 +449,7 @@ MUTANTS: list[Mutant] = [
         "vals = A.data[self.ia, 0, 0] * A.data[self.ib, 0, 0]",
         "vals = A.data[self.ia, 0, 0] * A.data[self.ia, 0, 0]",
         "cached column-weighted product uses one side twice",
+        equivalent="dead code: nothing calls PatternProduct.colweighted_values",
     ),
     # ----------------------------------------------------- _core/_predictive.py
     M(

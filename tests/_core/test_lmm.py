@@ -153,10 +153,11 @@ def _structures(rng, n=240):
                 _term(rng, n, 80, 1, "h"),
                 _term(rng, n, 50, 1, "k"),
             ],
+            # (vector terms of two sizes: the dense update's blocks are 3 x 2)
             "sparse_three_crossed_vectors": [
                 _term(rng, n, 120, 1, "g"),
                 _term(rng, n, 50, 2, "h"),
-                _term(rng, n, 40, 2, "k"),
+                _term(rng, n, 40, 3, "k"),
             ],
         }
     )
