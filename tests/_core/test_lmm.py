@@ -357,3 +357,18 @@ def test_set_response_equals_a_problem_built_for_that_response(structure, dense_
     np.testing.assert_allclose(prob.beta(), fresh.beta(), rtol=1e-10)
     with pytest.raises(ValueError, match="3 values for"):
         prob.set_response(np.ones(3))
+
+
+def test_flip_theta_keeps_each_covariance_and_makes_the_diagonals_non_negative():
+    """A column of a Cholesky factor may change sign without changing lambda lambda'
+    (the covariance of the random effects): the flip is of columns, not rows."""
+    rng = np.random.default_rng(8)
+    terms = [_term(rng, 120, 10, 3, "g"), _term(rng, 120, 6, 2, "h")]
+    prob = LMMProblem(np.ones((120, 1)), rng.normal(size=120), terms)
+    theta = rng.normal(size=prob.ntheta)
+    theta[prob.diag_positions()] = [-0.7, 0.4, -1.2, -0.5, 0.9]  # some negative diagonals
+    flipped = prob.flip_theta(theta)
+    assert np.all(flipped[prob.diag_positions()] >= 0)
+    for before, after in zip(prob.lambdas(theta), prob.lambdas(flipped)):
+        np.testing.assert_allclose(after @ after.T, before @ before.T, rtol=1e-14, atol=1e-15)
+    assert prob.objective(flipped) == pytest.approx(prob.objective(theta), rel=1e-12)
