@@ -180,3 +180,37 @@ def test_many_fixed_effects_take_their_block_from_the_factor(monkeypatch):
     full = problem.hessian_vcov(params, beta)
     assert n_hybrid < (len(calls) - n_hybrid) / 2
     np.testing.assert_allclose(np.sqrt(np.diag(hybrid)), np.sqrt(np.diag(full)), rtol=5e-3)
+
+
+@pytest.mark.parametrize("family", ["inverse_gaussian", "gamma"])
+def test_factor_left_for_vcov_and_condvar_at_fixed_beta(family):
+    """After a deviance at fixed beta, the LMM's factor (read by the covariance of
+    beta and the conditional variances) holds, for the log link:
+
+    - inverse Gaussian here (some observed information negative: Newton's steps
+      came from the random effects alone): the expected information
+      mu'^2 / (phi V(mu)) = 1 / (phi mu), V = mu^3;
+    - Gamma (observed information positive): the observed information, for the
+      log link y / (phi mu).
+
+    For a scalar intercept term the conditional variance of level j is then
+    lam^2 / (lam^2 sum_j W + 1)."""
+    from sklmixed._core._lmm import conditional_variances
+
+    rng = np.random.default_rng(5)
+    X, y, term, refs = _data(family, rng)
+    phi = 0.3
+    fam = get_family(family).with_param(phi)
+    problem = GLMMProblem(X, y, [term], fam, get_link(fam, None))
+    beta, lam = np.array([0.8, 0.4]), 0.5
+    problem.deviance(np.array([lam, np.log(phi)]), beta)
+    mu = np.exp(problem._eta)
+    if family == "inverse_gaussian":
+        assert problem._re is not problem.lmm  # the case described above
+        W = 1.0 / (phi * mu)
+    else:
+        assert problem._re is problem.lmm
+        W = y / (phi * mu)
+    expected = lam**2 / (lam**2 * np.bincount(refs, W) + 1.0)
+    cv = conditional_variances(problem.lmm, np.array([lam]))[0][:, 0, 0]
+    np.testing.assert_allclose(cv, expected, rtol=1e-10)

@@ -77,7 +77,7 @@ def _structures(rng, n=240):
     nested_b = a * 3 + rng.integers(0, 3, n)  # b nested in a: 36 levels
     nested_b[:36] = np.arange(36)
     a_of_b = nested_b // 3
-    return {
+    out = {
         "scalar": [_term(rng, n, 9, 1, "g")],
         "vector": [_term(rng, n, 15, 2, "g")],
         "vector3_zerocorr": [_term(rng, n, 10, 3, "g", zerocorr=True)],
@@ -119,6 +119,49 @@ def _structures(rng, n=240):
             _term(rng, n, 12, 1, "a", refs=np.where(np.arange(n) % 40 == 7, 0, a_of_b)),
         ],
     }
+    # (drawn after the structures above, which keep their data)
+    c = rng.integers(0, 72, n)  # c in b in a: 72, 36 and 12 levels
+    c[:72] = np.arange(72)
+    b_of_c, a_of_c = c // 2, c // 6
+    out.update(
+        {
+            # c in b in a, (1|a) + (1|a:b) + (1|a:b:c): the block of L between a and b
+            # stays sparse while the product of the blocks below c is subtracted from
+            # it in place (its pattern holds the product's)
+            "three_nested": [
+                _term(rng, n, 72, 1, "c", refs=c),
+                _term(rng, n, 36, 1, "b", refs=b_of_c),
+                _term(rng, n, 12, 1, "a", refs=a_of_c),
+            ],
+            "three_nested_vectors": [
+                _term(rng, n, 72, 1, "c", refs=c),
+                _term(rng, n, 36, 2, "b", refs=b_of_c),
+                _term(rng, n, 12, 2, "a", refs=a_of_c),
+            ],
+            # a term nested in the last one and crossed with a vector term between
+            # them: a sparse block of L times a dense one into a dense block
+            "nested_under_crossed": [
+                _term(rng, n, 72, 1, "c", refs=c),
+                _term(rng, n, 8, 2, "h"),
+                _term(rng, n, 12, 1, "a", refs=a_of_c),
+            ],
+            # three crossed factors with many levels: the blocks between them stay
+            # sparse, and the product of two of them is subtracted from a dense block
+            # entry by entry (scalar terms) or block by block (vector terms)
+            "sparse_three_crossed": [
+                _term(rng, n, 120, 1, "g"),
+                _term(rng, n, 80, 1, "h"),
+                _term(rng, n, 50, 1, "k"),
+            ],
+            # (vector terms of two sizes: the dense update's blocks are 3 x 2)
+            "sparse_three_crossed_vectors": [
+                _term(rng, n, 120, 1, "g"),
+                _term(rng, n, 50, 2, "h"),
+                _term(rng, n, 40, 3, "k"),
+            ],
+        }
+    )
+    return out
 
 
 @pytest.mark.parametrize("dense_max", [0, 10_000], ids=["blocked", "dense"])
@@ -247,9 +290,13 @@ def test_estimable_columns_drops_later_dependent_columns():
         "nested_vectors",
         "nested_and_crossed",
         "three_crossed_vectors",
+        "three_nested_vectors",
+        "nested_under_crossed",
+        "sparse_three_crossed_vectors",
     ],
 )
-def test_condvar_and_leverage_match_dense_formulas(structure):
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+def test_condvar_and_leverage_match_dense_formulas(structure, weighted):
     from sklmixed._core._lmm import conditional_variances, leverage
 
     rng = np.random.default_rng(7)
@@ -257,10 +304,14 @@ def test_condvar_and_leverage_match_dense_formulas(structure):
     n = terms[0].refs.shape[0]
     X = np.column_stack((np.ones(n), rng.normal(size=n)))
     y = X @ [1.0, 2.0] + rng.normal(size=n)
-    prob = LMMProblem(X, y, terms)
+    w = rng.uniform(0.2, 3.0, n) if weighted else np.ones(n)
+    prob = LMMProblem(X, y, terms, weights=w if weighted else None)
     theta = rng.uniform(0.3, 1.5, prob.ntheta)
     assert prob.update(theta)
-    Z = prob.dense_z()
+    # the weighted system: rows of Z and X scaled by sqrt(w)
+    sw = np.sqrt(w)[:, None]
+    Z = prob.dense_z() * sw
+    X = X * sw
     Lam = prob.dense_lambda(theta)
     ZL = Z @ Lam
     q = ZL.shape[1]
@@ -306,3 +357,18 @@ def test_set_response_equals_a_problem_built_for_that_response(structure, dense_
     np.testing.assert_allclose(prob.beta(), fresh.beta(), rtol=1e-10)
     with pytest.raises(ValueError, match="3 values for"):
         prob.set_response(np.ones(3))
+
+
+def test_flip_theta_keeps_each_covariance_and_makes_the_diagonals_non_negative():
+    """A column of a Cholesky factor may change sign without changing lambda lambda'
+    (the covariance of the random effects): the flip is of columns, not rows."""
+    rng = np.random.default_rng(8)
+    terms = [_term(rng, 120, 10, 3, "g"), _term(rng, 120, 6, 2, "h")]
+    prob = LMMProblem(np.ones((120, 1)), rng.normal(size=120), terms)
+    theta = rng.normal(size=prob.ntheta)
+    theta[prob.diag_positions()] = [-0.7, 0.4, -1.2, -0.5, 0.9]  # some negative diagonals
+    flipped = prob.flip_theta(theta)
+    assert np.all(flipped[prob.diag_positions()] >= 0)
+    for before, after in zip(prob.lambdas(theta), prob.lambdas(flipped)):
+        np.testing.assert_allclose(after @ after.T, before @ before.T, rtol=1e-14, atol=1e-15)
+    assert prob.objective(flipped) == pytest.approx(prob.objective(theta), rel=1e-12)

@@ -46,6 +46,25 @@ def test_lmm_zero_weights_equal_dropped_rows(reml):
     np.testing.assert_allclose(full.stderror_, dropped.stderror_, rtol=1e-5)
 
 
+def test_a_level_seen_only_in_zero_weight_rows_is_not_counted():
+    """lme4 drops zero-weight rows before counting the levels of a grouping factor."""
+    df = load_dataset("sleepstudy")
+    gone = df["subj"] == df["subj"].iloc[0]
+    w = np.where(gone, 0.0, 1.0)
+    full = MixedLMRegressor(formula=SLEEP).fit(df, sample_weight=w)
+    dropped = MixedLMRegressor(formula=SLEEP).fit(df[~gone].reset_index(drop=True))
+
+    def counts(m):
+        return [ln for ln in str(m.summary()).splitlines() if "levels of grouping" in ln]
+
+    assert (
+        counts(full)
+        == counts(dropped)
+        == [f" Number of obs: {(~gone).sum()}; levels of grouping factors: 17"]
+    )
+    assert full.objective_ == pytest.approx(dropped.objective_, rel=1e-9)
+
+
 def test_glmm_zero_and_repeated_weights_equal_dropped_and_repeated_rows():
     df = load_dataset("contra")
     formula = "use ~ 1 + age + urban + (1|dist)"
