@@ -270,3 +270,18 @@ def test_zero_weights_remove_rows_and_levels_as_in_memory():
     _assert_same_fit(ooc, mem)
     assert ooc.nobs_ == 165
     assert [vc.nlevels for vc in ooc.result_.varcomps] == [17]
+
+
+def test_unseen_levels_warn_only_when_no_batch_has_a_seen_level():
+    import warnings
+
+    from sklmixed.exceptions import UnseenLevelsWarning
+
+    df = load_dataset("sleepstudy")
+    ooc = MixedLMRegressor(formula="reaction ~ 1 + days + (1|subj)").fit(_dataset(df))
+    new = pd.concat([df.head(3), df.head(3).assign(subj="S999")], ignore_index=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnseenLevelsWarning)
+        ooc.predict(DatasetSource(_dataset(new), 3))  # the second batch only: no warning
+    with pytest.warns(UnseenLevelsWarning):
+        ooc.predict(DatasetSource(_dataset(new.tail(3)), 1))
