@@ -41,7 +41,7 @@ VERBAGG = "r2 ~ 1 + anger + gender + btype + situ + mode + (1|subj) + (1|item)"
 def client():
     with (
         distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0"
         ) as cluster,
         distributed.Client(cluster) as c,
     ):
@@ -387,8 +387,13 @@ def test_predict_rejects_what_it_cannot_map(client, sleepstudy, sleep_model):
         sleep_model.predict(ddf[["days"]].to_dask_array(lengths=True))
     with pytest.raises(ParameterError, match=r"compute the frame first \(\.compute\(\)\)"):
         sleep_model.predict_interval(ddf)
+    # the linear model's score streams the partitions (as a Dataset's batches)
+    assert sleep_model.score(ddf) == pytest.approx(sleep_model.score(sleepstudy), rel=1e-12)
+
+
+def test_glmm_methods_that_need_memory_say_so(client, verbagg, verbagg_model):
     with pytest.raises(DataTypeError, match=r"bring the data into memory first \(\.compute"):
-        sleep_model.score(ddf)
+        verbagg_model.score(partitioned(verbagg, 3))
 
 
 # ------------------------------------------------------------ shipping the model
@@ -410,7 +415,7 @@ def test_fits_and_predictions_on_worker_processes(sleepstudy, sleep_model):
     # predict, pickled across processes
     with (
         distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
         ) as cluster,
         distributed.Client(cluster) as procs,
         procs.as_current(),
