@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from sklmixed.estimators._sources import ChunkSource
-from sklmixed.exceptions import DataError, DataTypeError, ParameterError
+from sklmixed.exceptions import DataError, DataTypeError, FitError, ParameterError
 
 __all__ = ["DaskSource", "dask_predict", "is_dask_collection", "reject_dask"]
 
@@ -100,7 +100,8 @@ def _compute(obj):
 
 
 class _Empty:
-    """What an empty partition maps to: nothing, skipped when combining."""
+    """What an empty partition maps to: nothing, skipped when combining (told
+    apart by type, not identity: it crosses process boundaries pickled)."""
 
 
 _EMPTY = _Empty()
@@ -112,9 +113,9 @@ def _apply(fn: Callable[[Any], Any], chunk: Any) -> Any:
 
 
 def _apply2(fn: Callable[[Any, Any], Any], a: Any, b: Any) -> Any:
-    if a is _EMPTY:
+    if isinstance(a, _Empty):
         return b
-    if b is _EMPTY:
+    if isinstance(b, _Empty):
         return a
     return fn(a, b)
 
@@ -183,7 +184,7 @@ class DaskSource(ChunkSource):
         the workers (the first result costs one partition)."""
         for part in self._mapped(fn):
             out = _compute(part)
-            if out is not _EMPTY:
+            if not isinstance(out, _Empty):
                 yield out
 
     def map_reduce(
@@ -218,11 +219,11 @@ def _tree_reduce(dask, parts: list, combine_fn: Callable[[Any, Any], Any]) -> An
             pairs.append(parts[-1])
         parts = pairs
     out = _compute(parts[0])
-    return None if out is _EMPTY else out
+    return None if isinstance(out, _Empty) else out
 
 
 def _apply_kept(fn: Callable[[Any], Any], kept: Any) -> Any:
-    return kept if kept is _EMPTY else fn(kept)
+    return kept if isinstance(kept, _Empty) else fn(kept)
 
 
 class _Persisted:
@@ -234,7 +235,7 @@ class _Persisted:
 
     def map_reduce(self, map_fn: Callable[[Any], Any], combine_fn: Callable[[Any, Any], Any]):
         if not self.parts:
-            raise RuntimeError("the kept partitions were released")
+            raise FitError("the partitions kept on the workers for this fit were released")
         delayed = self._dask.delayed
         fn = delayed(map_fn, pure=False, traverse=False)
         mapped = [delayed(_apply_kept, pure=False)(fn, p) for p in self.parts]
@@ -261,7 +262,7 @@ def _predict_partition(part, estimator, method, kwargs, with_offset, columns, pa
         kwargs = {**kwargs, "offset": offset}
     try:
         out = getattr(estimator, method)(part, **kwargs)
-    except (DataError, ParameterError) as exc:
+    except DataError as exc:
         # counts in a message are this partition's: say which partition it is
         where = None if partition_info is None else partition_info.get("number")
         if where is None or type(exc) not in (DataError, DataTypeError):
