@@ -425,6 +425,11 @@ def test_fits_and_predictions_on_worker_processes(sleepstudy, sleep_model):
         got = MixedLMRegressor(formula=SLEEP).fit(ddf)
         assert_same_fit(got, sleep_model)
         assert_same_values(got.predict(ddf).compute().to_numpy(), got.predict(sleepstudy))
+        # empty partitions, whose marker crosses processes too
+        seven = partitioned(sleepstudy, 7)
+        kept = MixedLMRegressor(formula=SLEEP).fit(seven[seven["subj"] != "S308"])
+        want = MixedLMRegressor(formula=SLEEP).fit(sleepstudy[sleepstudy["subj"] != "S308"])
+        assert kept.objective_ == pytest.approx(want.objective_, rel=1e-9)
         df = _bernoulli_frame()
         want = MixedGLMClassifier(formula="y ~ 1 + x + (1|g)", fast=True).fit(df)
         glmm = MixedGLMClassifier(formula="y ~ 1 + x + (1|g)", fast=True).fit(partitioned(df, 3))
