@@ -34,6 +34,8 @@ from typing import Any
 
 import pandas as pd
 
+from sklmixed.exceptions import ParameterError
+
 # Rows per record batch by default: 2^16 keeps a chunk's model matrices at a few
 # MB for formulas of a few columns, so that peak memory is the cross-products'.
 DEFAULT_BATCH_SIZE = 65536
@@ -102,7 +104,7 @@ class DatasetSource(ChunkSource):
         self, dataset: Any, batch_size: int = DEFAULT_BATCH_SIZE, columns: list[Any] | None = None
     ) -> None:
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}")
+            raise ParameterError(f"batch_size must be a positive integer; got {batch_size!r}")
         self.dataset = dataset
         self.batch_size = batch_size
         self._selected = columns
