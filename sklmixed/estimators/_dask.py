@@ -173,11 +173,9 @@ class DaskSource(ChunkSource):
         model matrices, which every PIRLS pass reads)."""
         parts = self._mapped(fn)
         client = _client()
-        if client is not None:
-            parts = client.persist(parts)
-        else:
-            parts = list(self._dask.persist(*parts))
-        return _Persisted(self._dask, parts)
+        if client is not None:  # futures: each pass is then tasks on them, no graph
+            return _Persisted(self._dask, client.compute(parts), client)
+        return _Persisted(self._dask, list(self._dask.persist(*parts)))
 
     def map_chunks(self, fn: Callable[[pd.DataFrame], Any]) -> Iterator[Any]:
         """``fn`` of each non-empty partition in order, computed one at a time on
@@ -230,12 +228,27 @@ class _Persisted:
     """Results of a map over the partitions, kept on the workers, reduced again
     and again (a GLMM's PIRLS passes) without recomputing the partitions."""
 
-    def __init__(self, dask, parts: list) -> None:
-        self._dask, self.parts = dask, parts
+    def __init__(self, dask, parts: list, client=None) -> None:
+        self._dask, self.parts, self._client = dask, parts, client
 
     def map_reduce(self, map_fn: Callable[[Any], Any], combine_fn: Callable[[Any, Any], Any]):
         if not self.parts:
             raise FitError("the partitions kept on the workers for this fit were released")
+        client = self._client
+        if client is not None:
+            # tasks submitted on the kept futures: a third less latency per pass
+            # than a graph of delayed calls (measured on a LocalCluster)
+            parts = client.map(_apply_kept, [map_fn] * len(self.parts), self.parts, pure=False)
+            while len(parts) > 1:
+                pairs = [
+                    client.submit(_apply2, combine_fn, parts[i], parts[i + 1], pure=False)
+                    for i in range(0, len(parts) - 1, 2)
+                ]
+                if len(parts) % 2:
+                    pairs.append(parts[-1])
+                parts = pairs
+            out = parts[0].result()
+            return None if isinstance(out, _Empty) else out
         delayed = self._dask.delayed
         fn = delayed(map_fn, pure=False, traverse=False)
         mapped = [delayed(_apply_kept, pure=False)(fn, p) for p in self.parts]
@@ -244,6 +257,7 @@ class _Persisted:
     def release(self) -> None:
         """Let the workers forget the kept results."""
         self.parts = []
+        self._client = None
 
 
 # ------------------------------------------------------------------ prediction
