@@ -108,19 +108,6 @@ def test_source_combines_neighbours_in_order(client, sleepstudy):
     assert got == sorted(got) and len(got) == 7
 
 
-def test_source_runs_without_a_client(sleepstudy):
-    # dask's default scheduler where no distributed client is running
-    code = (
-        "import dask.dataframe as dd\n"
-        "from sklmixed import load_dataset\n"
-        "from sklmixed.estimators._dask import DaskSource, _client\n"
-        "assert _client() is None\n"
-        "ddf = dd.from_pandas(load_dataset('sleepstudy'), npartitions=3)\n"
-        "assert DaskSource(ddf).map_reduce(len, lambda a, b: a + b) == 180\n"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True)
-
-
 def test_source_needs_a_dask_dataframe(sleepstudy):
     with pytest.raises(DataTypeError, match="needs a Dask DataFrame"):
         DaskSource(sleepstudy)
@@ -441,7 +428,9 @@ def test_fits_and_predictions_on_worker_processes(sleepstudy, sleep_model):
 # ------------------------------------------------------------ dask stays optional
 
 
-def test_sklmixed_imports_and_fits_without_dask():
+def test_sklmixed_works_without_dask_and_dask_without_a_client():
+    # one interpreter (each costs seconds): first without dask at all, then with
+    # dask but no distributed client (dask's default scheduler)
     code = (
         "import sys\n"
         "for name in ('dask', 'distributed'):\n"
@@ -449,7 +438,16 @@ def test_sklmixed_imports_and_fits_without_dask():
         "from sklmixed import MixedLMRegressor, load_dataset\n"
         "df = load_dataset('sleepstudy')\n"
         f"m = MixedLMRegressor(formula={SLEEP!r}).fit(df)\n"
-        "m.predict(df)\n"
+        "pred = m.predict(df)\n"
         "assert 'dask' not in [k.split('.')[0] for k, v in sys.modules.items() if v]\n"
+        "del sys.modules['dask'], sys.modules['distributed']\n"
+        "import dask.dataframe as dd\n"
+        "from sklmixed.estimators._dask import DaskSource, _client\n"
+        "assert _client() is None\n"
+        "ddf = dd.from_pandas(df, npartitions=3)\n"
+        "assert DaskSource(ddf).map_reduce(len, lambda a, b: a + b) == 180\n"
+        f"d = MixedLMRegressor(formula={SLEEP!r}).fit(ddf)\n"
+        "assert abs(d.objective_ - m.objective_) <= 1e-9 * m.objective_\n"
+        "assert abs(d.predict(ddf).compute().to_numpy() - pred).max() < 1e-6\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
