@@ -4,6 +4,8 @@ kept on a cluster's workers)."""
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -42,6 +44,10 @@ def test_classifier_from_record_batches_is_the_in_memory_fit():
     np.testing.assert_allclose(got.predict_proba(df), want.predict_proba(df), atol=1e-6)
     with pytest.raises(RowsNotAvailableError):
         got.residuals()
+    # what the model keeps (the factor at the fit, not the data) survives pickling
+    back = pickle.loads(pickle.dumps(got))
+    np.testing.assert_allclose(back.condvar()["g"], want.condvar()["g"], rtol=1e-5)
+    np.testing.assert_allclose(back.predict_proba(df), want.predict_proba(df), atol=1e-6)
 
 
 def test_poisson_regressor_from_record_batches():
