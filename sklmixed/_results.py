@@ -156,16 +156,20 @@ class FitResult:
         )
 
 
-def _varcomps(terms, theta_slices, theta, scale: float, weights=None) -> tuple:
+def _varcomps(terms, theta_slices, theta, scale: float, weights=None, present=None) -> tuple:
     """Variance components of each term: SDs and correlations of scale * lambda.
 
     The levels counted are those met in rows of positive weight: zero prior weights
     remove an observation (lme4), and a level seen only there is not in the data.
+    ``present``: those counts per term where the rows are not at hand (a fit out
+    of core counted them while reading the data).
     """
     out = []
     positive = None if weights is None else np.asarray(weights) > 0
-    for t, s in zip(terms, theta_slices):
+    for j, (t, s) in enumerate(zip(terms, theta_slices)):
         nlevels = t.nlevels if positive is None else int(np.unique(t.refs[positive]).shape[0])
+        if present is not None:
+            nlevels = present[j]
         lam = t.lambda_from_theta(theta[s]) * scale
         cov = lam @ lam.T
         sd = np.sqrt(np.diag(cov))
@@ -281,7 +285,14 @@ def lmm_result(problem, theta, optsum, formula: str, coef_names) -> FitResult:
         vcov=vcov,
         theta=np.asarray(theta, dtype=float),
         sigma=sigma,
-        varcomps=_varcomps(problem.terms, problem.theta_slices, theta, sigma, problem.weights),
+        varcomps=_varcomps(
+            problem.terms,
+            problem.theta_slices,
+            theta,
+            sigma,
+            problem.weights,
+            getattr(problem, "nlevels_present", None),
+        ),
         objective=objective,
         loglik=-objective / 2,
         aic=ic["aic"],

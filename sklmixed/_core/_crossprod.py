@@ -63,6 +63,9 @@ class CrossProducts:
         [X y]' W Z_j per term, (p + 1, l_j k_j).
     xy : ndarray
         [X y]' W [X y], (p + 1, p + 1).
+    present : list of ndarray of bool, optional
+        Per term, the levels met in rows of positive weight (what the summary
+        counts); None where not counted (the working weights of PIRLS).
     """
 
     n: int
@@ -73,6 +76,7 @@ class CrossProducts:
     pairs: dict[tuple[int, int], Any]
     zxy: list[NDArray[Any]]
     xy: NDArray[Any]
+    present: list[NDArray[Any]] | None = None
 
     @classmethod
     def from_rows(
@@ -115,6 +119,9 @@ class CrossProducts:
             pairs,
             [a + b for a, b in zip(self.zxy, other.zxy)],
             self.xy + other.xy,
+            None
+            if self.present is None or other.present is None
+            else [a | b for a, b in zip(self.present, other.present)],
         )
 
 
@@ -256,12 +263,15 @@ class RowProducts:
             pairs[(i, j)] = pattern.with_data(data)
         xy = Xy.T @ WXy
         nobs, logw_sum = self.n, 0.0
-        if counts and w is not None:
-            positive = w > 0
-            logw_sum = float(np.sum(np.log(w[positive])))
-            nobs = int(positive.sum())
+        present = None
+        if counts:
+            positive = np.ones(self.n, dtype=bool) if w is None else w > 0
+            if w is not None:
+                logw_sum = float(np.sum(np.log(w[positive])))
+                nobs = int(positive.sum())
+            present = [np.bincount(t.refs[positive], minlength=t.nlevels) > 0 for t in self.terms]
         shapes = [(t.nlevels, t.k) for t in terms]
-        return CrossProducts(self.n, nobs, logw_sum, shapes, diag, pairs, zxy, xy)
+        return CrossProducts(self.n, nobs, logw_sum, shapes, diag, pairs, zxy, xy, present)
 
     def response_row(self, wy: NDArray[Any]) -> tuple[list[NDArray[Any]], NDArray[Any]]:
         """(Z_j' W y per term, [X y]' W y) for ``wy`` = W y (y installed in

@@ -179,6 +179,8 @@ class LMMProblem:
             self.nobs = int(positive.sum())
         self._rows: RowProducts | None = RowProducts(self.X, self.terms, self.zs)
         self._recentre: Any = None
+        # levels met in rows of positive weight, per term (None: read off the rows)
+        self.nlevels_present: list[int] | None = None
         self._init_structure(self._rows.patterns)
         self.set_weights(self.weights)
 
@@ -246,6 +248,9 @@ class LMMProblem:
         self.sqrtw = None
         self._rows = None
         self._recentre = recentre
+        self.nlevels_present = (
+            None if cp.present is None else [int(mask.sum()) for mask in cp.present]
+        )
         patterns = {key: b for key, b in cp.pairs.items() if isinstance(b, BlockSparse)}
         self._init_structure(patterns, dense=[key for key in cp.pairs if key not in patterns])
         self._install(cp)

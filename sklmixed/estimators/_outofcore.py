@@ -24,6 +24,8 @@ leverage, simulation, bootstrap) raises ``RowsNotAvailableError``.
 
 from __future__ import annotations
 
+import re
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -42,7 +44,7 @@ from sklmixed._core._scaling import (
     scaling_from_columns,
 )
 from sklmixed.estimators._sources import ChunkSource
-from sklmixed.exceptions import DataError, ParameterError
+from sklmixed.exceptions import DataError, ParameterError, UnseenLevelsWarning, user_stacklevel
 from sklmixed.formula import Design
 from sklmixed.formula._chunks import (
     ChunkCheck,
@@ -315,7 +317,15 @@ def predict_chunks(est: Any, source: ChunkSource, return_std: bool, offset: Any)
     if offset is not None and offset not in needed:
         needed.append(offset)
     check_columns_available(source.columns, needed)
-    parts = list(source.select(needed).map_chunks(_Predict(est, return_std, offset)))
+    parts, unseen = [], None
+    for out, chunk_unseen in source.select(needed).map_chunks(_Predict(est, return_std, offset)):
+        parts.append(out)
+        # a factor none of whose levels was seen in fit: in every chunk, not in one
+        unseen = (
+            chunk_unseen if unseen is None else {k: unseen[k] for k in unseen if k in chunk_unseen}
+        )
+    for warning in (unseen or {}).values():
+        warnings.warn(warning.message, warning.category, stacklevel=user_stacklevel())
     if not parts:
         empty = np.zeros(0)
         return (empty, empty.copy()) if return_std else empty
@@ -328,9 +338,24 @@ class _Predict:
     def __init__(self, est: Any, return_std: bool, offset: Any) -> None:
         self.est, self.return_std, self.offset = est, return_std, offset
 
-    def __call__(self, chunk: pd.DataFrame) -> Any:
+    def __call__(self, chunk: pd.DataFrame) -> tuple[Any, dict[str, Any]]:
+        """The chunk's predictions, and its UnseenLevelsWarnings by factor (the
+        caller warns for the factors unseen in every chunk); other warnings pass."""
         extra = None if self.offset is None else chunk[self.offset].to_numpy(dtype=float)
-        return self.est.predict(chunk, return_std=self.return_std, offset=extra)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            out = self.est.predict(chunk, return_std=self.return_std, offset=extra)
+        unseen: dict[str, Any] = {}
+        for w in caught:
+            factor = _UNSEEN.search(str(w.message)) if w.category is UnseenLevelsWarning else None
+            if factor is not None:
+                unseen.setdefault(factor.group(1), w)
+            else:
+                warnings.warn(w.message, w.category, stacklevel=user_stacklevel())
+        return out, unseen
+
+
+_UNSEEN = re.compile(r"grouping factor '(.*?)' in the new data")
 
 
 def score_target_chunks(est: Any, source: ChunkSource) -> np.ndarray:

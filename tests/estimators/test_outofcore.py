@@ -256,3 +256,32 @@ def test_score_and_pickle_out_of_core():
     back = pickle.loads(pickle.dumps(ooc))
     np.testing.assert_allclose(back.condvar()["subj"], ooc.condvar()["subj"])
     np.testing.assert_allclose(back.predict(df.head()), mem.predict(df.head()), rtol=1e-8)
+
+
+def test_zero_weights_remove_rows_and_levels_as_in_memory():
+    df = load_dataset("sleepstudy")
+    w = np.ones(len(df))
+    w[:10] = 0.0  # every row of the first subject
+    w[50:55] = 0.0
+    df = df.assign(w=w)
+    formula = "reaction ~ 1 + days + (1 + days|subj)"
+    mem = MixedLMRegressor(formula=formula).fit(df, sample_weight=df.w)
+    ooc = MixedLMRegressor(formula=formula).fit(DatasetSource(_dataset(df), 9), sample_weight="w")
+    _assert_same_fit(ooc, mem)
+    assert ooc.nobs_ == 165
+    assert [vc.nlevels for vc in ooc.result_.varcomps] == [17]
+
+
+def test_unseen_levels_warn_only_when_no_batch_has_a_seen_level():
+    import warnings
+
+    from sklmixed.exceptions import UnseenLevelsWarning
+
+    df = load_dataset("sleepstudy")
+    ooc = MixedLMRegressor(formula="reaction ~ 1 + days + (1|subj)").fit(_dataset(df))
+    new = pd.concat([df.head(3), df.head(3).assign(subj="S999")], ignore_index=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnseenLevelsWarning)
+        ooc.predict(DatasetSource(_dataset(new), 3))  # the second batch only: no warning
+    with pytest.warns(UnseenLevelsWarning):
+        ooc.predict(DatasetSource(_dataset(new.tail(3)), 1))
