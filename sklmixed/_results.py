@@ -362,7 +362,14 @@ def glmm_result(problem, beta, theta, optsum, formula: str, coef_names, fast: bo
         vcov=vcov,
         theta=np.asarray(theta, dtype=float),
         sigma=None,
-        varcomps=_varcomps(lmm.terms, lmm.theta_slices, theta, 1.0, problem.pw),
+        varcomps=_varcomps(
+            lmm.terms,
+            lmm.theta_slices,
+            theta,
+            1.0,
+            problem.pw,
+            getattr(lmm, "nlevels_present", None),  # counted in the chunks' passes
+        ),
         objective=deviance,
         loglik=loglik,
         aic=ic["aic"],
