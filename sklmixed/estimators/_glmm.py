@@ -332,7 +332,12 @@ class MixedGLMClassifier(ClassifierMixin, _GLMMBase):
         X : DataFrame or array-like of shape (n_samples, n_features)
             The data: a pandas DataFrame (polars and pyarrow tables are converted)
             holding every column the formula names; a numeric array only
-            without a formula. Never modified.
+            without a formula. Never modified. A ``dask.dataframe.DataFrame``
+            (partitions reduced on the workers of the user's cluster) or a
+            ``pyarrow.dataset.Dataset`` (record batches) is fitted by passes over
+            its chunks, one per PIRLS iteration, for the bernoulli, binomial and
+            poisson families; the response is then the formula's, and
+            ``sample_weight`` and ``offset`` name columns.
         y : array-like of shape (n_samples,), optional
             The response. When omitted, the formula's left-hand side is taken
             from X; when given, it replaces it.
@@ -653,7 +658,12 @@ class MixedGLMRegressor(RegressorMixin, _GLMMBase):
         X : DataFrame or array-like of shape (n_samples, n_features)
             The data: a pandas DataFrame (polars and pyarrow tables are converted)
             holding every column the formula names; a numeric array only
-            without a formula. Never modified.
+            without a formula. Never modified. A ``dask.dataframe.DataFrame``
+            (partitions reduced on the workers of the user's cluster) or a
+            ``pyarrow.dataset.Dataset`` (record batches) is fitted by passes over
+            its chunks, one per PIRLS iteration, for the bernoulli, binomial and
+            poisson families; the response is then the formula's, and
+            ``sample_weight`` and ``offset`` name columns.
         y : array-like of shape (n_samples,), optional
             The response. When omitted, the formula's left-hand side is taken
             from X; when given, it replaces it.

@@ -278,6 +278,7 @@ def fit_glmm_chunked(est: Any, source: ChunkSource, y: Any, sample_weight: Any, 
             release()  # the model matrices kept on the workers
         if problem is not None:
             problem.chunks = None  # the fitted model keeps no reference to the data
+            problem.forget_passes()
     b, u = problem.lmm.user_ranef(problem.state.u, theta)
     names = source.columns
     est.n_features_in_ = len(names)

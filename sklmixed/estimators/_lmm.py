@@ -197,7 +197,9 @@ class MixedLMRegressor(RegressorMixin, MixedModelBase):
             out of core: read in record batches, only the formula's columns,
             and fitted from the data's cross-products with the same estimates
             as in memory; the response is then the formula's, and fitted
-            values, residuals and leverage need the data in memory.
+            values, residuals and leverage need the data in memory. A
+            ``dask.dataframe.DataFrame`` is fitted the same way, its partitions
+            reduced on the workers of the user's cluster.
         y : array-like of shape (n_samples,), optional
             The response. When omitted, the formula's left-hand side is taken
             from X; when given, it replaces it.

@@ -41,7 +41,7 @@ VERBAGG = "r2 ~ 1 + anger + gender + btype + situ + mode + (1|subj) + (1|item)"
 def client():
     with (
         distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0"
         ) as cluster,
         distributed.Client(cluster) as c,
     ):
@@ -106,19 +106,6 @@ def test_source_combines_neighbours_in_order(client, sleepstudy):
         lambda part: [int(part.index[0])], lambda a, b: a + b
     )
     assert got == sorted(got) and len(got) == 7
-
-
-def test_source_runs_without_a_client(sleepstudy):
-    # dask's default scheduler where no distributed client is running
-    code = (
-        "import dask.dataframe as dd\n"
-        "from sklmixed import load_dataset\n"
-        "from sklmixed.estimators._dask import DaskSource, _client\n"
-        "assert _client() is None\n"
-        "ddf = dd.from_pandas(load_dataset('sleepstudy'), npartitions=3)\n"
-        "assert DaskSource(ddf).map_reduce(len, lambda a, b: a + b) == 180\n"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_source_needs_a_dask_dataframe(sleepstudy):
@@ -387,8 +374,13 @@ def test_predict_rejects_what_it_cannot_map(client, sleepstudy, sleep_model):
         sleep_model.predict(ddf[["days"]].to_dask_array(lengths=True))
     with pytest.raises(ParameterError, match=r"compute the frame first \(\.compute\(\)\)"):
         sleep_model.predict_interval(ddf)
+    # the linear model's score streams the partitions (as a Dataset's batches)
+    assert sleep_model.score(ddf) == pytest.approx(sleep_model.score(sleepstudy), rel=1e-12)
+
+
+def test_glmm_methods_that_need_memory_say_so(client, verbagg, verbagg_model):
     with pytest.raises(DataTypeError, match=r"bring the data into memory first \(\.compute"):
-        sleep_model.score(ddf)
+        verbagg_model.score(partitioned(verbagg, 3))
 
 
 # ------------------------------------------------------------ shipping the model
@@ -410,7 +402,7 @@ def test_fits_and_predictions_on_worker_processes(sleepstudy, sleep_model):
     # predict, pickled across processes
     with (
         distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
         ) as cluster,
         distributed.Client(cluster) as procs,
         procs.as_current(),
@@ -420,6 +412,11 @@ def test_fits_and_predictions_on_worker_processes(sleepstudy, sleep_model):
         got = MixedLMRegressor(formula=SLEEP).fit(ddf)
         assert_same_fit(got, sleep_model)
         assert_same_values(got.predict(ddf).compute().to_numpy(), got.predict(sleepstudy))
+        # empty partitions, whose marker crosses processes too
+        seven = partitioned(sleepstudy, 7)
+        kept = MixedLMRegressor(formula=SLEEP).fit(seven[seven["subj"] != "S308"])
+        want = MixedLMRegressor(formula=SLEEP).fit(sleepstudy[sleepstudy["subj"] != "S308"])
+        assert kept.objective_ == pytest.approx(want.objective_, rel=1e-9)
         df = _bernoulli_frame()
         want = MixedGLMClassifier(formula="y ~ 1 + x + (1|g)", fast=True).fit(df)
         glmm = MixedGLMClassifier(formula="y ~ 1 + x + (1|g)", fast=True).fit(partitioned(df, 3))
@@ -431,7 +428,9 @@ def test_fits_and_predictions_on_worker_processes(sleepstudy, sleep_model):
 # ------------------------------------------------------------ dask stays optional
 
 
-def test_sklmixed_imports_and_fits_without_dask():
+def test_sklmixed_works_without_dask_and_dask_without_a_client():
+    # one interpreter (each costs seconds): first without dask at all, then with
+    # dask but no distributed client (dask's default scheduler)
     code = (
         "import sys\n"
         "for name in ('dask', 'distributed'):\n"
@@ -439,7 +438,16 @@ def test_sklmixed_imports_and_fits_without_dask():
         "from sklmixed import MixedLMRegressor, load_dataset\n"
         "df = load_dataset('sleepstudy')\n"
         f"m = MixedLMRegressor(formula={SLEEP!r}).fit(df)\n"
-        "m.predict(df)\n"
+        "pred = m.predict(df)\n"
         "assert 'dask' not in [k.split('.')[0] for k, v in sys.modules.items() if v]\n"
+        "del sys.modules['dask'], sys.modules['distributed']\n"
+        "import dask.dataframe as dd\n"
+        "from sklmixed.estimators._dask import DaskSource, _client\n"
+        "assert _client() is None\n"
+        "ddf = dd.from_pandas(df, npartitions=3)\n"
+        "assert DaskSource(ddf).map_reduce(len, lambda a, b: a + b) == 180\n"
+        f"d = MixedLMRegressor(formula={SLEEP!r}).fit(ddf)\n"
+        "assert abs(d.objective_ - m.objective_) <= 1e-9 * m.objective_\n"
+        "assert abs(d.predict(ddf).compute().to_numpy() - pred).max() < 1e-6\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

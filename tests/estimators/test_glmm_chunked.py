@@ -4,6 +4,8 @@ kept on a cluster's workers)."""
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -42,6 +44,10 @@ def test_classifier_from_record_batches_is_the_in_memory_fit():
     np.testing.assert_allclose(got.predict_proba(df), want.predict_proba(df), atol=1e-6)
     with pytest.raises(RowsNotAvailableError):
         got.residuals()
+    # what the model keeps (the factor at the fit, not the data) survives pickling
+    back = pickle.loads(pickle.dumps(got))
+    np.testing.assert_allclose(back.condvar()["g"], want.condvar()["g"], rtol=1e-5)
+    np.testing.assert_allclose(back.predict_proba(df), want.predict_proba(df), atol=1e-6)
 
 
 def test_poisson_regressor_from_record_batches():
@@ -77,3 +83,16 @@ def test_families_and_options_that_need_the_rows_are_refused():
         MixedGLMRegressor(formula="amount ~ 1 + x + (1|g)", family="gamma").fit(_batches(df))
     with pytest.raises(ParameterError, match="nagq=3 .* needs a single scalar"):
         MixedGLMClassifier(formula="y ~ 1 + x + (1 + x|g)", nagq=3).fit(_batches(df))
+
+
+def test_zero_weights_remove_rows_as_in_memory():
+    df = _frame()
+    df["w"] = np.where(df["g"] == "g03", 0.0, 1.0 + (df["x"] > 0))
+    f = "y ~ 1 + x + (1|g)"
+    want = MixedGLMClassifier(formula=f, fast=True).fit(df, sample_weight=df["w"].to_numpy())
+    got = MixedGLMClassifier(formula=f, fast=True).fit(_batches(df), sample_weight="w")
+    assert got.objective_ == pytest.approx(want.objective_, rel=1e-9)
+    assert got.nobs_ == want.nobs_ < len(df)
+    # the summary counts the levels met in rows of positive weight
+    assert "levels of grouping factors: 14" in str(got.summary())
+    assert str(got.summary()).splitlines()[-12:] == str(want.summary()).splitlines()[-12:]
