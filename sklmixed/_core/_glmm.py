@@ -82,7 +82,8 @@ class PIRLSState:
     u : list of ndarray
         The spherical conditional modes, one (levels, k) array per term.
     eta : ndarray
-        The linear predictor at the modes, offset included.
+        The linear predictor at the modes, offset included (for data read in
+        chunks, the fixed and random effects that give it chunk by chunk).
     weights : ndarray
         The working (Fisher) weights at eta, prior weights included.
     pdev : float
@@ -96,7 +97,7 @@ class PIRLSState:
     params: NDArray[Any]
     beta: NDArray[Any]
     u: list[NDArray[Any]]
-    eta: NDArray[Any]
+    eta: Any
     weights: NDArray[Any]
     pdev: float
     converged: bool

@@ -26,6 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.linalg.lapack import dtrtrs as _trtrs
 
+from sklmixed._core._block_types import SparseBlock
 from sklmixed._core._lmm import LMMProblem
 
 # Conjugate gradients stop when the residual's norm is below this fraction of the
@@ -56,8 +57,7 @@ class FactorSolver:
     def __init__(self, problem: LMMProblem, with_x: bool) -> None:
         self.problem = problem
         self.with_x = with_x
-        self.L = problem.L
-        self.kinds = problem.Lkind
+        self.L = problem.factor()  # the blocks at the theta installed last
         self.m = problem.m
         self.p = problem.p if with_x else 0
         self.sizes = [t.nranef for t in problem.terms]
@@ -65,9 +65,9 @@ class FactorSolver:
         self.q = int(self.offsets[-1])
         # sparse blocks of L as scipy matrices (and their transposes), made once
         self._sparse: dict[tuple[int, int], Any] = {}
-        for key, kind in self.kinds.items():
-            if kind == "sparse" and key[0] != key[1]:
-                self._sparse[key] = self.L[key].to_scipy().tocsr()
+        for key, blk in self.L.items():
+            if isinstance(blk, SparseBlock):
+                self._sparse[key] = blk.S.to_scipy().tocsr()
 
     # ------------------------------------------------------------ the system
 
@@ -117,18 +117,19 @@ class FactorSolver:
 
     def precondition(self, r: NDArray[Any]) -> NDArray[Any]:
         """(L L')^{-1} r with the kept factor (its leading q + p rows)."""
-        L, kinds, m, off, p = self.L, self.kinds, self.m, self.offsets, self.p
+        L, m, off, p = self.L, self.m, self.offsets, self.p
         ys: list[NDArray[Any]] = []
         for j in range(m):
             y = r[off[j] : off[j + 1]].copy()
             for i in range(j):
                 y -= self._mul((j, i), ys[i])
-            ys.append(_lsolve(L[(j, j)], kinds[(j, j)], y))
+            ys.append(L[(j, j)].solve(y))
         if p:
-            Lm = L[(m, m)]
+            Lm = L[(m, m)].to_dense()
+            Lmx = [L[(m, j)].to_dense()[:p] for j in range(m)]
             yx = r[self.q :].copy()
             for j in range(m):
-                yx -= L[(m, j)][:p] @ ys[j]
+                yx -= Lmx[j] @ ys[j]
             xx = _tri(Lm[:p, :p], _tri(Lm[:p, :p], yx), trans=True)
         xs: list[NDArray[Any]] = [np.zeros(0)] * m
         for j in reversed(range(m)):
@@ -136,18 +137,18 @@ class FactorSolver:
             for i in range(j + 1, m):
                 y = y - self._tmul((i, j), xs[i])
             if p:
-                y = y - L[(m, j)][:p].T @ xx
-            xs[j] = _ltsolve(L[(j, j)], kinds[(j, j)], y)
+                y = y - Lmx[j].T @ xx
+            xs[j] = L[(j, j)].solve_t(y)
         parts = xs + ([xx] if p else [])
         return np.concatenate(parts) if parts else np.zeros(0)
 
     def _mul(self, key: tuple[int, int], v: NDArray[Any]) -> NDArray[Any]:
         blk = self._sparse.get(key)
-        return np.asarray((blk if blk is not None else self.L[key]) @ v)
+        return np.asarray(blk @ v) if blk is not None else self.L[key].mul(v)
 
     def _tmul(self, key: tuple[int, int], v: NDArray[Any]) -> NDArray[Any]:
         blk = self._sparse.get(key)
-        return np.asarray((blk if blk is not None else self.L[key]).T @ v)
+        return np.asarray(blk.T @ v) if blk is not None else self.L[key].tmul(v)
 
     # ------------------------------------------------------------------ CG
 
@@ -201,23 +202,3 @@ def _tri(L: NDArray[Any], b: NDArray[Any], trans: bool = False) -> NDArray[Any]:
     if info != 0:
         raise np.linalg.LinAlgError("singular triangular factor")
     return np.asarray(x)
-
-
-def _lsolve(Ljj: NDArray[Any], kind: str, rhs: NDArray[Any]) -> NDArray[Any]:
-    """Ljj^{-1} rhs."""
-    if kind == "diag":
-        return np.asarray(rhs / Ljj)
-    if kind == "bdiag":
-        nl, k, _ = Ljj.shape
-        return np.linalg.solve(Ljj, rhs.reshape(nl, k, 1)).reshape(-1)
-    return _tri(Ljj, rhs)
-
-
-def _ltsolve(Ljj: NDArray[Any], kind: str, rhs: NDArray[Any]) -> NDArray[Any]:
-    """Ljj'^{-1} rhs."""
-    if kind == "diag":
-        return np.asarray(rhs / Ljj)
-    if kind == "bdiag":
-        nl, k, _ = Ljj.shape
-        return np.linalg.solve(Ljj.transpose(0, 2, 1), rhs.reshape(nl, k, 1)).reshape(-1)
-    return _tri(Ljj, rhs, trans=True)
