@@ -217,7 +217,7 @@ class GLMMProblem:
     @property
     def _eta(self) -> NDArray[Any]:
         # the linear predictor of the last evaluation, kept under its former name
-        return self.state.eta
+        return np.asarray(self.state.eta)
 
     # -------------------------------------------------------- parameters
 
@@ -530,9 +530,10 @@ class GLMMProblem:
             sw = np.sqrt(w)
             new_beta = np.linalg.lstsq(self.X * sw[:, None], z * sw, rcond=None)[0]
             return new_beta, [np.zeros((t.nlevels, t.k)) for t in self.terms]
-        if not self.lmm.L:
+        kept = self.lmm.last_factor()
+        if kept is None:
             return None
-        solver = FactorSolver(self.lmm, with_x=vary_beta)
+        solver = FactorSolver(self.lmm, kept, with_x=vary_beta)
         lams = self.lmm.lambdas(theta)
         if not vary_beta:
             z = z - self.X @ beta

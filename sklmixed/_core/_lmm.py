@@ -530,6 +530,12 @@ class LMMProblem:
         """The blocks of L at the installed theta (:meth:`factor`)."""
         return self.factor()
 
+    def last_factor(self) -> dict[tuple[int, int], LBlock] | None:
+        """The blocks of the last factor formed, whatever theta and A are installed
+        now, or None: a preconditioner for nearby systems (PIRLS's conjugate
+        gradients, ``_pcg``), never a factor of the current one."""
+        return self._L or None
+
     def _updated_L(self, theta: NDArray[Any]) -> dict[tuple[int, int], LBlock]:
         """The blocked Cholesky factorization of the system at ``theta``."""
         m, A, types = self.m, self.A, self.Ltype

@@ -26,7 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.linalg.lapack import dtrtrs as _trtrs
 
-from sklmixed._core._block_types import SparseBlock
+from sklmixed._core._block_types import LBlock, SparseBlock
 from sklmixed._core._lmm import LMMProblem
 
 # Conjugate gradients stop when the residual's norm is below this fraction of the
@@ -47,17 +47,21 @@ class FactorSolver:
     Parameters
     ----------
     problem : LMMProblem
-        The problem whose factor ``L`` (at earlier weights and theta) preconditions.
-        The factor is read when a solve is made, so it must not change between the
-        construction of this object and its last use.
+        The problem whose system is solved (its rows, terms and sizes).
+    blocks : dict
+        A factor of the problem's system at earlier weights and theta
+        (``problem.last_factor()``), the preconditioner; it must not change
+        between the construction of this object and its last use.
     with_x : bool
         Whether the system includes the fixed effects (PIRLS varies beta).
     """
 
-    def __init__(self, problem: LMMProblem, with_x: bool) -> None:
+    def __init__(
+        self, problem: LMMProblem, blocks: dict[tuple[int, int], LBlock], with_x: bool
+    ) -> None:
         self.problem = problem
         self.with_x = with_x
-        self.L = problem.factor()  # the blocks at the theta installed last
+        self.L = blocks
         self.m = problem.m
         self.p = problem.p if with_x else 0
         self.sizes = [t.nranef for t in problem.terms]

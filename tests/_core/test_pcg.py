@@ -63,7 +63,7 @@ def test_the_kept_factor_inverts_the_system_it_was_formed_at():
     w = problem.state.weights
     lams = problem.lmm.lambdas(theta)
     for with_x in (True, False):
-        solver = FactorSolver(problem.lmm, with_x=with_x)
+        solver = FactorSolver(problem.lmm, problem.lmm.factor(), with_x=with_x)
         v = np.random.default_rng(0).normal(size=solver.q + solver.p)
         back = solver.precondition(solver.matvec(v, w, lams, problem.X))
         np.testing.assert_allclose(back, v, rtol=1e-9, atol=1e-9)
