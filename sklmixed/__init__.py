@@ -6,6 +6,7 @@ with the ergonomics of scikit-learn.
 
 from sklmixed.datasets import list_datasets, load_dataset
 from sklmixed.estimators import MixedGLMClassifier, MixedGLMRegressor, MixedLMRegressor
+from sklmixed.estimators._sources import DatasetSource
 from sklmixed.inference import BootstrapResult, lrtest
 from sklmixed.scorers import (
     conditional_deviance,
@@ -17,6 +18,7 @@ from sklmixed.scorers import (
 __version__ = "0.1.0"
 __all__ = [
     "BootstrapResult",
+    "DatasetSource",
     "MixedGLMClassifier",
     "MixedGLMRegressor",
     "MixedLMRegressor",

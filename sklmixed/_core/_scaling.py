@@ -585,6 +585,18 @@ class ColumnMoments:
         self.lo = A.min(axis=0) if n else np.full(A.shape[1], np.inf)
         self.hi = A.max(axis=0) if n else np.full(A.shape[1], -np.inf)
 
+    def summary(self, j: int) -> tuple[float, ...]:
+        """(sum of weights, weighted mean, weighted sum of squared deviations,
+        min, max) of column ``j``: what two fits of the same data share (a
+        likelihood-ratio test compares a response kept in no other form)."""
+        return (
+            float(self.sw),
+            float(self.mean[j]),
+            float(self.m2[j]),
+            float(self.lo[j]),
+            float(self.hi[j]),
+        )
+
     def combine(self, other: ColumnMoments) -> ColumnMoments:
         """The moments of both chunks' rows (``self``'s first)."""
         out = object.__new__(ColumnMoments)

@@ -248,6 +248,9 @@ def fit_problem(source: ChunkSource, data: ChunkedData, reml: bool) -> tuple[LMM
     problem = LMMProblem.from_crossproducts(
         cp, data.terms, scaling, keep, p, reml, recentre=recentre
     )
+    # what a likelihood-ratio test compares in place of the rows: the weighted
+    # moments of y - offset (see inference._lrtest)
+    problem.response_moments = m.moments.summary(p)  # type: ignore[attr-defined]
     return problem, int(m.moments.n)
 
 

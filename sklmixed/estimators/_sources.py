@@ -87,17 +87,32 @@ class FrameSource(ChunkSource):
 
 
 class DatasetSource(ChunkSource):
-    """A ``pyarrow.dataset.Dataset`` scanned in record batches.
+    """A ``pyarrow.dataset.Dataset`` scanned in record batches of a chosen size.
 
-    Only the selected columns are read. Dictionary-encoded (categorical)
-    columns are read as their values, so that levels are sorted by value
-    whatever dictionary each file or batch has.
+    ``fit``, ``predict`` and ``score`` accept a Dataset directly (read in batches
+    of :data:`DEFAULT_BATCH_SIZE` rows); wrap it in a DatasetSource to choose the
+    batch size, which changes the peak memory and nothing else. Only the columns a
+    formula reads are read. Dictionary-encoded (categorical) columns are read as
+    their values, so that levels are sorted by value whatever dictionary each file
+    or batch has.
 
     Parameters
     ----------
     dataset : pyarrow.dataset.Dataset
-    batch_size : int
-        Largest number of rows per chunk (files may give smaller batches).
+        The data, e.g. ``pyarrow.dataset.dataset(folder, format="parquet")``.
+    batch_size : int, default=65536
+        Largest number of rows per batch (files may give smaller batches).
+    columns : list of str, optional
+        Read only these columns (the estimators select the formula's).
+
+    Examples
+    --------
+    >>> import pyarrow as pa, pyarrow.dataset as ds
+    >>> from sklmixed import DatasetSource, MixedLMRegressor, load_dataset
+    >>> data = ds.dataset(pa.Table.from_pandas(load_dataset("dyestuff")))
+    >>> m = MixedLMRegressor(formula="yield ~ 1 + (1|batch)")
+    >>> round(m.fit(DatasetSource(data, batch_size=7)).objective_, 4)
+    327.3271
     """
 
     def __init__(

@@ -27,8 +27,14 @@ def _rank(M: np.ndarray) -> int:
     return int(np.sum(s > _RANK_TOL * max(1.0, s[0] if s.size else 1.0)))
 
 
-def _spans(big: np.ndarray, small: np.ndarray) -> bool:
-    """Whether the columns of ``small`` lie in the column space of ``big``."""
+def _spans(big: np.ndarray, small: np.ndarray, big_names, small_names) -> bool:
+    """Whether the columns of ``small`` lie in the column space of ``big``.
+
+    A model fitted out of core keeps no rows: then by name (each of small's columns
+    is one of big's), which catches fewer non-nested pairs (a column that is a
+    combination of others under another name)."""
+    if big.shape[0] != small.shape[0] or big.shape[0] == 0:
+        return set(small_names) <= set(big_names)
     return _rank(np.hstack((big, small))) == _rank(big)
 
 
@@ -50,9 +56,42 @@ def _response_and_weights(model):
     return problem.y_data, problem.weights, problem.offset
 
 
+def _response_moments(model) -> tuple[float, ...]:
+    """The weighted moments of y - offset that a fit out of core keeps (see
+    ``ColumnMoments.summary``), computed from the rows where they are kept."""
+    from sklmixed._core._scaling import ColumnMoments
+
+    kept = getattr(model.problem_, "response_moments", None)
+    if kept is not None:
+        return tuple(kept)
+    y, w, o = _response_and_weights(model)
+    if y is None:
+        raise InferenceError(
+            f"{type(model).__name__} keeps neither its rows nor a summary of its "
+            "response: a likelihood-ratio test cannot check that the models share data"
+        )
+    y = np.asarray(y, dtype=float) - (0.0 if o is None else np.asarray(o, dtype=float))
+    return ColumnMoments(y[:, None], w).summary(0)
+
+
 def _check_same_data(models) -> None:
     ref = models[0]
     y0, w0, o0 = _response_and_weights(ref)
+    if y0 is None or any(_response_and_weights(m)[0] is None for m in models[1:]):
+        # a model fitted out of core keeps no rows: compare the responses' moments
+        # (and the counts, below); sums over chunks round differently from sums
+        # over rows, hence the relative tolerance
+        m0 = _response_moments(ref)
+        for i, m in enumerate(models[1:], start=1):
+            if m.nobs_ != ref.nobs_ or not np.allclose(
+                _response_moments(m), m0, rtol=1e-9, atol=0.0
+            ):
+                raise InferenceError(
+                    f"{_label(i, m)} and {_label(0, ref)} were fitted to different "
+                    "responses or weights: a likelihood-ratio test compares models of "
+                    "the same data"
+                )
+        return
     w0 = np.ones_like(y0) if w0 is None else w0
     for i, m in enumerate(models[1:], start=1):
         if m.nobs_ != ref.nobs_:
@@ -126,7 +165,7 @@ def _check_nested(small, big, i: int, j: int) -> None:
     """Necessary conditions for ``small`` to be nested in ``big``: its fixed-effects
     columns span a subspace of big's, and each of its random-effects terms has a
     term of big on the same grouping factor whose columns span at least as much."""
-    if not _spans(big.design_.X, small.design_.X):
+    if not _spans(big.design_.X, small.design_.X, big.coef_names_, small.coef_names_):
         raise InferenceError(
             f"the fixed effects of {_label(i, small)} are not nested in those of "
             f"{_label(j, big)} (some of its columns are not combinations of the larger "
@@ -140,7 +179,7 @@ def _check_nested(small, big, i: int, j: int) -> None:
                 f"the grouping factor {t.name!r} of {_label(i, small)} has no random effects "
                 f"in {_label(j, big)}: the models are not nested"
             )
-        if not _spans(other.z, t.z):
+        if not _spans(other.z, t.z, other.cnames, t.cnames):
             raise InferenceError(
                 f"grouping factor {t.name!r}: the random effects [{', '.join(map(str, t.cnames))}] "
                 f"of {_label(i, small)} are not within those "

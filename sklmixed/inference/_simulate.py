@@ -21,7 +21,7 @@ import numbers
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from sklmixed.exceptions import DataError, InferenceError
+from sklmixed.exceptions import DataError, InferenceError, RowsNotAvailableError
 
 _FAMILIES = (
     "bernoulli",
@@ -169,6 +169,13 @@ class Simulator:
 def simulate(model, n_sims: int = 1, random_state=None) -> np.ndarray:
     """New responses from the fitted model; see the estimators' ``simulate``."""
     n_sims = check_count(n_sims, "n_sims")
+    if model.design_.X.shape[0] == 0 and model.nobs_ > 0:
+        # a model fitted out of core keeps no rows to simulate responses for
+        raise RowsNotAvailableError(
+            "simulate draws a response for every training row, and this model was "
+            "fitted from the data's cross-products only (out of core); fit it on "
+            "data in memory"
+        )
     rng = as_generator(random_state)
     y = Simulator(model).draw(rng, n_sims)
     classes = getattr(model, "classes_", None)

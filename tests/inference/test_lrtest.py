@@ -249,3 +249,30 @@ def test_an_offset_against_its_free_coefficient(sleep):
     assert lrtest(g0, g1)["chisq"].iloc[1] == pytest.approx(g0.objective_ - g1.objective_)
     with pytest.raises(InferenceError, match="different responses"):
         lrtest(fixed, free.fit(sleep.assign(reaction=sleep["reaction"] + 1)))
+
+
+def test_models_fitted_out_of_core_are_compared_by_their_response_moments():
+    # a fit from a pyarrow Dataset keeps no rows: the same-data check compares
+    # the weighted moments of the response, nesting the coefficient names
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    from sklmixed import DatasetSource
+
+    df = load_dataset("sleepstudy")
+    data = ds.dataset(pa.Table.from_pandas(df, preserve_index=False))
+    big = MixedLMRegressor(formula="reaction ~ 1 + days + (1 + days|subj)").fit(
+        DatasetSource(data, batch_size=50)
+    )
+    small = MixedLMRegressor(formula="reaction ~ 1 + days + (1|subj)")
+    expected = lrtest(small.fit(df), MixedLMRegressor(formula=big.formula).fit(df))
+    for first in (small.fit(data), small.fit(df)):  # out of core, or in memory
+        got = lrtest(first, big)
+        np.testing.assert_allclose(got["chisq"].iloc[1], expected["chisq"].iloc[1], rtol=1e-7)
+        np.testing.assert_allclose(got["p"].iloc[1], expected["p"].iloc[1], rtol=1e-6)
+    shifted = df.assign(reaction=df["reaction"] + np.r_[1.0, np.zeros(len(df) - 1)])
+    with pytest.raises(InferenceError, match="different responses"):
+        lrtest(small.fit(shifted), big)
+    other = MixedLMRegressor(formula="reaction ~ 1 + I(days^2) + (1|subj)").fit(data)
+    with pytest.raises(InferenceError, match="not nested"):
+        lrtest(other, big)

@@ -276,3 +276,16 @@ def test_offset_parameter_and_lmm_offsets_are_in_the_mean():
     mean = np.exp(eta + np.log(t) + s**2 / 2)
     var = mean + np.exp(2 * (eta + np.log(t))) * (np.exp(2 * s**2) - np.exp(s**2))
     assert np.all(np.abs(y.mean(0) - mean) <= Z * np.sqrt(var / S))
+
+
+def test_a_model_fitted_out_of_core_cannot_simulate_its_rows():
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    from sklmixed.exceptions import RowsNotAvailableError
+
+    df = load_dataset("sleepstudy")
+    data = ds.dataset(pa.Table.from_pandas(df, preserve_index=False))
+    m = MixedLMRegressor(formula="reaction ~ 1 + days + (1|subj)").fit(data)
+    with pytest.raises(RowsNotAvailableError, match="out of core"):
+        m.simulate(random_state=0)
