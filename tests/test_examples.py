@@ -23,6 +23,7 @@ EXPECTED = {
     "06_predict_new_groups.py": "new subjects get the population line: True",
     "07_choose_random_effects.py": "random slopes help new subjects: True",
     "08_inference.py": "zeta crosses +-1.96 at the profile limits: True",
+    "09_out_of_core.py": "same fixed effects out of core and in memory: True",
 }
 
 
