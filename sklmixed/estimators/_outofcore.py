@@ -57,6 +57,9 @@ from sklmixed.formula._chunks import (
 )
 from sklmixed.formula._design import check_columns_available, missing_values_error
 
+# Rows of the first chunk that the design is built from (with one row per level)
+_SAMPLE_ROWS = 1024
+
 
 @dataclass
 class ChunkedData:
@@ -159,7 +162,9 @@ class _LevelsPass:
 
 
 def _first(chunk: pd.DataFrame) -> pd.DataFrame:
-    return chunk
+    # the design needs the columns' types, not the rows (the levels come from the
+    # first pass): a head, so that a large partition does not travel to the client
+    return chunk.head(_SAMPLE_ROWS)
 
 
 def _check_levels(check: ChunkCheck, columns: FormulaColumns) -> None:
