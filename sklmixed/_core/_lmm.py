@@ -495,7 +495,7 @@ class LMMProblem:
             return False
         return True
 
-    # the name of set_theta in earlier versions
+    # the name of set_theta in earlier versions (the core's tests use both)
     update = set_theta
 
     def factor(self) -> dict[tuple[int, int], LBlock]:

@@ -584,8 +584,7 @@ class MixedModelBase(BaseEstimator):
         check_is_fitted(self, "result_")
         problem = self._lmm_problem()
         theta = self.result_.core_theta  # the core's (centred, scaled) theta
-        problem.update(theta)
-        blocks = conditional_variances(problem, theta)  # on the user's scale
+        blocks = conditional_variances(problem, theta)  # installs theta; the user's scale
         scale = 1.0 if self.sigma_ is None else self.sigma_**2
         return {t.name: scale * b for t, b in zip(problem.terms, blocks)}
 

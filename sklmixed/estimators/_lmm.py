@@ -279,7 +279,7 @@ class MixedLMRegressor(RegressorMixin, MixedModelBase):
             reml=self._fit_reml,
             offset=self._fit_offset,
         )
-        problem.update(self.result_.core_theta)  # the core's (centred, scaled) theta
+        problem.set_theta(self.result_.core_theta)  # the core's (centred, scaled) theta
         return problem
 
     @dask_predict
@@ -403,8 +403,7 @@ class MixedLMRegressor(RegressorMixin, MixedModelBase):
         if not self.design_.reterms:
             return _ols_leverage(self.design_.X[:, ~np.isnan(self.stderror_)], self._fit_weights)
         theta = self.result_.core_theta  # the core's (centred, scaled) theta
-        self.problem_.update(theta)
-        return leverage(self.problem_, theta)
+        return leverage(self.problem_, theta)  # installs theta
 
     def _lmm_problem(self):
         return self.problem_
