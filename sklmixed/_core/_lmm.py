@@ -283,6 +283,12 @@ class LMMProblem:
         self.last_r2 = np.nan  # r^2 of the last objective evaluation
         self.exact_fit = False  # set by the driver: y in the span of X, no random effects
 
+    def release_source(self) -> None:
+        """Drop the means of reading the data again (the recentring pass of a
+        problem built from cross-products): a fitted model keeps no reference to
+        the data, and pickles."""
+        self._recentre = None
+
     def _require_rows(self, what: str) -> RowProducts:
         if self._rows is None:
             raise RowsNotAvailableError(

@@ -306,7 +306,7 @@ def fit_lmm_out_of_core(
     est._fit_offset = None
     est._offset_param = offset is not None
     est._out_of_core = True
-    problem._recentre = None  # a closure over the source: not kept (nor pickled)
+    problem.release_source()  # a closure over the source: not kept (nor pickled)
     return est
 
 
