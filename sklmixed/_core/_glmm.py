@@ -85,7 +85,9 @@ class PIRLSState:
         The linear predictor at the modes, offset included (for data read in
         chunks, the fixed and random effects that give it chunk by chunk).
     weights : ndarray
-        The working (Fisher) weights at eta, prior weights included.
+        The working weights at eta, prior weights included, that the PIRLS
+        factor holds: Fisher's, or the observed information for a family that
+        uses it where it is positive.
     pdev : float
         The penalized deviance at the modes.
     converged : bool
@@ -183,6 +185,7 @@ class GLMMProblem:
         self._aux: LMMProblem | None = None
         self.logdet = 0.0
         self._newton = False  # whether the last weights were the observed information
+        self._lmm_weights = np.zeros(n)  # the working weights of self.lmm's factor
         # Whether PIRLS may take its steps by conjugate gradients (see _pcg): a large
         # dense block in the factor, and Fisher weights (the factor is self.lmm's).
         self.iterative = not family.observed_information and any(
@@ -371,6 +374,8 @@ class GLMMProblem:
     ) -> LMMProblem:
         with np.errstate(invalid="ignore"):  # sqrt of negative weights (random-effects only)
             problem.set_weights(w, z)
+        if problem is self.lmm:
+            self._lmm_weights = w
         if problem is self._aux:
             # Its last diagonal, r^2 = z'Wz - ..., may be negative with negative
             # weights; nothing reads it (the modes come from the rows above it, the
@@ -488,8 +493,10 @@ class GLMMProblem:
         # Factor at the final modes' weights: the Laplace log-determinant uses it.
         if final_factor or not (self.iterative and not np.any(theta)):
             self._laplace_factor(eta, theta, None if vary_beta else beta)
+            weights = self._lmm_weights
         else:
             self.logdet = 0.0
+            weights = self._fisher(eta)[0]
         beta = np.array(beta, dtype=float)
         self._start_u = us
         if vary_beta:
@@ -499,7 +506,7 @@ class GLMMProblem:
             beta=beta,
             u=us,
             eta=eta,
-            weights=self._fisher(eta)[0],
+            weights=weights,
             pdev=float(obj0),
             converged=True,
             beta_varied=vary_beta,
