@@ -133,7 +133,7 @@ def test_laplace_and_agq_against_direct_integration(family, link):
 
         u_star = optimize.minimize_scalar(lambda u, g=g: -g(u), bracket=(-1.0, 1.0)).x
         top = g(u_star)
-        integral = integrate.quad(lambda u, g=g: np.exp(g(u) - top), -12.0, 12.0, epsabs=0)[0]
+        integral = integrate.quad(lambda u, g=g, c=top: np.exp(g(u) - c), -12.0, 12.0, epsabs=0)[0]
         exact += top + np.log(integral / np.sqrt(2 * np.pi))
         step = 1e-4
         h = -(g(u_star + step) - 2 * top + g(u_star - step)) / step**2
