@@ -26,6 +26,7 @@ import nlopt
 import numpy as np
 
 from sklmixed._core._blocks import blas_threads
+from sklmixed._core._lmm import DENSE_MAX
 from sklmixed._core._start import em_start
 from sklmixed.exceptions import (
     ConvergenceWarning,
@@ -347,23 +348,19 @@ def _start(problem, x0) -> tuple[float, float]:
     return f0, (problem.pwrss() if problem.set_theta(x0) else np.nan)
 
 
-def blas_for() -> contextlib.AbstractContextManager:
-    """One BLAS thread for the fit of ``lmm`` (and the assembly of its result).
+def blas_for(lmm) -> contextlib.AbstractContextManager:
+    """One BLAS thread for a small system (at most DENSE_MAX rows: q + p + 1), else
+    the defaults.
 
-    Threads do not shorten the small and mid-sized BLAS and LAPACK calls of a fit
-    (a few microseconds to a few milliseconds each) by much, and waking them costs
-    far more when another process holds a core, as it does on a user's laptop:
-    with the default two threads and the other core busy, the covariance of
-    sleepstudy's fixed effects (a 2 x 2 triangular solve) took 23 ms of a 46 ms
-    fit, against 17 us on one thread; InstEval's fit (1128 x 1128 dense block)
-    took 11.3 s against 2.0 s on one thread at a load average of 6 on 2 cores
-    (quiet, two threads gain about 14% there: 1.27 s against 1.45 s). The large
-    dense blocks already run on one thread (``ONE_THREAD_MIN``). Entering the
-    limit costs about 13 us. :func:`fit_lmm` and :func:`fit_glmm` run under it
-    too (bootstrap refits, fits out of core); the estimators hold it around the
-    assembly of the result as well.
+    At that size every BLAS and LAPACK call is a few microseconds of work, which
+    threads cannot shorten, while waking them costs more than the work, and far
+    more when another process holds a core: with the default two threads and the
+    other core busy, the covariance of sleepstudy's fixed effects (a 2 x 2
+    triangular solve) took 23 ms of a 46 ms fit, against 17 us on one thread.
+    Entering the limit costs about 13 us.
     """
-    return blas_threads(1)
+    size = sum(t.nranef for t in lmm.terms) + lmm.p + 1
+    return blas_threads(1) if size <= DENSE_MAX else contextlib.nullcontext()
 
 
 def warm_step(x0: np.ndarray) -> np.ndarray:
@@ -371,13 +368,7 @@ def warm_step(x0: np.ndarray) -> np.ndarray:
     return np.maximum(WARM_STEP * np.abs(x0), WARM_STEP_MIN)
 
 
-def fit_lmm(*args, **kwargs):
-    """See :func:`_fit_lmm`; on one BLAS thread (:func:`blas_for`)."""
-    with blas_for():
-        return _fit_lmm(*args, **kwargs)
-
-
-def _fit_lmm(
+def fit_lmm(
     problem,
     *,
     optimizer: str | None = None,
@@ -470,13 +461,7 @@ def _fit_lmm(
     return theta, opt
 
 
-def fit_glmm(*args, **kwargs):
-    """See :func:`_fit_glmm`; on one BLAS thread (:func:`blas_for`)."""
-    with blas_for():
-        return _fit_glmm(*args, **kwargs)
-
-
-def _fit_glmm(
+def fit_glmm(
     problem,
     *,
     fast: bool = False,

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+from types import SimpleNamespace
+
 import numpy as np
 from threadpoolctl import threadpool_info
 
-from sklmixed import MixedLMRegressor, _optim, load_dataset
+from sklmixed import MixedLMRegressor, load_dataset
+from sklmixed._core._lmm import DENSE_MAX
 from sklmixed._optim import OptSummary, blas_for, or_inf
 
 
@@ -35,20 +39,11 @@ def test_optsum_as_dict_lists_every_field():
     ]
 
 
-def test_fits_run_on_one_blas_thread(monkeypatch):
-    # threads gain little on a fit's calls and cost much when a core is busy
-    with blas_for():
+def test_small_systems_run_on_one_blas_thread():
+    m = MixedLMRegressor(formula="yield ~ 1 + (1|batch)").fit(load_dataset("dyestuff"))
+    with blas_for(m.problem_):
         blas = [i for i in threadpool_info() if i["user_api"] == "blas"]
         assert all(i["num_threads"] == 1 for i in blas)
-    seen = []
-    inner = _optim._fit_lmm
-
-    def spy(*args, **kwargs):
-        seen.extend(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
-        return inner(*args, **kwargs)
-
-    monkeypatch.setattr(_optim, "_fit_lmm", spy)
-    MixedLMRegressor(formula="y ~ 1 + service + (1|s) + (1|d)").fit(
-        load_dataset("insteval").iloc[:3000]
-    )
-    assert seen and all(n == 1 for n in seen)
+    # a system of DENSE_MAX + 1 rows keeps the default threads
+    big = SimpleNamespace(terms=[SimpleNamespace(nranef=DENSE_MAX - 1)], p=1)
+    assert isinstance(blas_for(big), contextlib.nullcontext)

@@ -99,7 +99,7 @@ class _GLMMBase(MixedModelBase):
         if theta0 is not None and family.has_dispersion and previous is not None:
             if self.family_.name == family.name:  # the previous fit's shape or dispersion
                 theta0 = np.append(theta0, np.log(previous))
-        with blas_for():
+        with blas_for(problem.lmm):
             try:
                 beta, params, optsum = fit_glmm(
                     problem,

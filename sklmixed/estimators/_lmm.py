@@ -253,7 +253,7 @@ class MixedLMRegressor(RegressorMixin, MixedModelBase):
         warn_rank_deficient(problem, design)
         theta0, _ = self._warm_start(problem, design.coef_names)
         try:
-            with blas_for():
+            with blas_for(problem):
                 theta, optsum = fit_lmm(
                     problem, optimizer=self.optimizer, maxfeval=self.maxfeval, theta0=theta0
                 )
