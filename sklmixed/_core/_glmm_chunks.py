@@ -272,6 +272,7 @@ class ChunkedGLMMProblem(GLMMProblem):
             beta_varied=True,
         )
         self.iterative = False  # every PIRLS step is a pass over the chunks
+        self._lmm_weights = np.zeros(0)  # per row: not kept (see the state above)
         self._re = self.lmm
         self._aux = None
         self.logdet = 0.0
