@@ -51,6 +51,7 @@ DEFAULT_TESTS = [
     "tests/estimators/test_nested_vector_term.py",
     "tests/report/test_text.py",
     "tests/inference/test_predict.py",
+    "tests/test_optim.py",
 ]
 
 # Tests run first for a mutant of each file (the rest of the subset follows), so
@@ -62,7 +63,7 @@ FIRST = {
     "_core/_blocks.py": ["tests/_core/test_blocks.py", "tests/_core/test_lmm.py"],
     "_core/_predictive.py": ["tests/_core/test_predictive.py"],
     "_core/_scaling.py": ["tests/estimators/test_seed_cases.py"],
-    "_optim.py": ["tests/estimators/test_seed_cases.py"],
+    "_optim.py": ["tests/test_optim.py", "tests/estimators/test_seed_cases.py"],
     "_results.py": ["tests/estimators/test_seed_cases.py", "tests/report/test_text.py"],
 }
 
