@@ -62,7 +62,7 @@ FIRST = {
     "_core/_families.py": ["tests/_core/test_families.py"],
     "_core/_blocks.py": ["tests/_core/test_blocks.py", "tests/_core/test_lmm.py"],
     "_core/_predictive.py": ["tests/_core/test_predictive.py"],
-    "_core/_scaling.py": ["tests/estimators/test_seed_cases.py"],
+    "_core/_scaling.py": ["tests/_core/test_scaling.py", "tests/estimators/test_seed_cases.py"],
     "_optim.py": ["tests/test_optim.py", "tests/estimators/test_seed_cases.py"],
     "_results.py": ["tests/estimators/test_seed_cases.py", "tests/report/test_text.py"],
 }
