@@ -18,6 +18,9 @@ and rows of the sparse block, pairs only for the light rest.
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -236,18 +239,45 @@ def _unique_inverse(key: NDArray[Any], bound: int) -> tuple[NDArray[Any], NDArra
 # ----------------------------------------------------------- split Gram update
 
 _BLAS: ThreadpoolController | None = None
+# The BLAS libraries' thread count is one setting of the whole process, shared by
+# its threads. A threadpoolctl limit per caller restores, on exit, the count it
+# found on entry: two threads whose limits overlap (joblib's threading backend,
+# GridSearchCV, Dask workers in the process) restore in the wrong order and leave
+# the process on one thread for good, which changes the rounding, and so the last
+# digits, of every later mid-sized fit (InstEval's standard errors moved in the
+# 8th digit). So the limit is counted: the first caller to enter sets it, the last
+# to leave restores it.
+_LIMIT_LOCK = threading.Lock()
+_limit_depth = 0
+_limit: Any = None  # the outermost caller's threadpoolctl limit
 
 
-def blas_threads(n: int) -> Any:
-    """A context that limits the BLAS libraries to ``n`` threads.
+@contextlib.contextmanager
+def blas_threads(n: int = 1) -> Iterator[None]:
+    """A context that runs the BLAS libraries on one thread, process-wide.
 
     GramUpdate's SYRK and the Cholesky factorization of large dense blocks run with
-    one thread: see ``ONE_THREAD_MIN`` in ``_block_types`` for the measurements.
+    one thread: see ``ONE_THREAD_MIN`` in ``_lmm`` for the measurements. Nested and
+    concurrent uses (threads of one process) are counted, so that the original
+    setting comes back when the last of them ends. ``n`` must be 1.
     """
-    global _BLAS
-    if _BLAS is None:  # created on first use, once scipy's LAPACK is loaded
-        _BLAS = ThreadpoolController()
-    return _BLAS.limit(limits=n, user_api="blas")
+    global _BLAS, _limit_depth, _limit
+    if n != 1:
+        raise ValueError("only a limit of one thread is supported")
+    with _LIMIT_LOCK:
+        if _BLAS is None:  # created on first use, once scipy's LAPACK is loaded
+            _BLAS = ThreadpoolController()
+        if _limit_depth == 0:
+            _limit = _BLAS.limit(limits=1, user_api="blas")
+        _limit_depth += 1
+    try:
+        yield
+    finally:
+        with _LIMIT_LOCK:
+            _limit_depth -= 1
+            if _limit_depth == 0:
+                _limit.restore_original_limits()
+                _limit = None
 
 
 # Cost model of GramUpdate's split, in seconds per unit of work. Measured on a 2-core

@@ -106,3 +106,27 @@ def test_choose_split_without_an_admissible_split_takes_least_memory(monkeypatch
     dense = np.zeros((m, m), order="F")
     GramUpdate(rows, cols, (m, c)).subtract_from_dense(dense, data)
     np.testing.assert_allclose(np.tril(dense), np.tril(-S @ S.T), rtol=1e-12, atol=1e-12)
+
+
+def test_blas_limits_of_threads_restore_the_setting():
+    # threads share the BLAS setting: limits that overlap in time (joblib's
+    # threading backend) must not leave the process on one thread afterwards
+    from joblib import Parallel, delayed
+    from threadpoolctl import threadpool_info
+
+    from sklmixed._core._blocks import blas_threads
+
+    def counts():
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    def limited(k):
+        with blas_threads(1):
+            return float(np.linalg.norm(np.ones((200, 200)) @ np.ones(200))) + k
+
+    before = counts()
+    for _ in range(20):
+        Parallel(n_jobs=4, backend="threading")(delayed(limited)(k) for k in range(16))
+        assert counts() == before
+    with blas_threads(1):
+        assert all(c == 1 for c in counts())
+    assert counts() == before
