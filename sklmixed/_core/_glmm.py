@@ -31,6 +31,7 @@ information of each observation at the modes, the exact Hessian that TMB uses.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,6 +106,20 @@ class PIRLSState:
     converged: bool
     beta_varied: bool
 
+    @classmethod
+    def before_any(cls, p: int, terms: Sequence[ReTerm], eta: Any, nweights: int) -> PIRLSState:
+        """The state before any evaluation: beta = 0, u = 0 and the given eta."""
+        return cls(
+            params=np.zeros(0),
+            beta=np.zeros(p),
+            u=[np.zeros((t.nlevels, t.k)) for t in terms],
+            eta=eta,
+            weights=np.zeros(nweights),
+            pdev=np.nan,
+            converged=False,
+            beta_varied=True,
+        )
+
 
 class PIRLSError(RuntimeError):
     """PIRLS could not reduce the penalized deviance (step halving exhausted)."""
@@ -169,16 +184,7 @@ class GLMMProblem:
         # PIRLS's warm start: beta (when it varies) and u, from the previous evaluation
         self._start_beta: NDArray[Any] | None = None
         self._start_u: list[NDArray[Any]] = []
-        self.state = PIRLSState(
-            params=np.zeros(0),
-            beta=np.zeros(self.p),
-            u=[np.zeros((t.nlevels, t.k)) for t in self.terms],
-            eta=np.array(self.offset),
-            weights=np.zeros(n),
-            pdev=np.nan,
-            converged=False,
-            beta_varied=True,
-        )
+        self.state = PIRLSState.before_any(self.p, self.terms, np.array(self.offset), n)
         # The problem whose factor holds the Laplace log-determinant of the last
         # evaluation, and that log-determinant (see _laplace_factor).
         self._re: LMMProblem = self.lmm

@@ -261,16 +261,7 @@ class ChunkedGLMMProblem(GLMMProblem):
         self._start_beta: NDArray[Any] | None = None
         self._start_u: list[NDArray[Any]] = []
         # the working weights of a state are per row: not kept for data in chunks
-        self.state = PIRLSState(
-            params=np.zeros(0),
-            beta=np.zeros(self.p),
-            u=[np.zeros((t.nlevels, t.k)) for t in self.terms],
-            eta=eta0,
-            weights=np.zeros(0),
-            pdev=np.nan,
-            converged=False,
-            beta_varied=True,
-        )
+        self.state = PIRLSState.before_any(self.p, self.terms, eta0, 0)
         self.iterative = False  # every PIRLS step is a pass over the chunks
         self._lmm_weights = np.zeros(0)  # per row: not kept (see the state above)
         self._re = self.lmm

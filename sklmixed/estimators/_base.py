@@ -106,6 +106,42 @@ def warn_rank_deficient(problem, design) -> None:
         )
 
 
+def optimize_glmm(est, problem, theta0, beta0):
+    """``fit_glmm`` with the estimator's settings; a PIRLS failure as a FitError."""
+    from sklmixed._optim import fit_glmm
+    from sklmixed.exceptions import FitError
+
+    try:
+        return fit_glmm(
+            problem,
+            fast=bool(est.fast),
+            optimizer=est.optimizer,
+            maxfeval=est.maxfeval,
+            theta0=theta0,
+            beta0=beta0,
+        )
+    except (RuntimeError, FloatingPointError, np.linalg.LinAlgError) as exc:  # PIRLS
+        raise FitError(
+            f"{exc}. Try fast=True, a simpler random-effects structure, or check "
+            "the response for complete separation"
+        ) from exc
+
+
+def warn_separation(est, extreme: int) -> None:
+    """Warn that ``extreme`` fitted probabilities are numerically 0 or 1."""
+    if not extreme:
+        return
+    worst = est.coef_names_[int(np.nanargmax(np.abs(est.coef_ / est.stderror_)))]
+    warnings.warn(
+        f"fitted probabilities numerically 0 or 1 for {extreme} observations: "
+        "the response looks (quasi-)completely separated (the largest "
+        f"|coefficient / SE| is {worst!r}); estimates and standard errors of "
+        "the separating effects are not meaningful",
+        ConvergenceWarning,
+        stacklevel=user_stacklevel(),
+    )
+
+
 def _theta_layout(problem) -> tuple:
     """What theta's elements mean: terms in order, their columns and free positions."""
     return tuple((t.name, tuple(t.cnames), t.inds.tobytes()) for t in problem.terms)

@@ -12,13 +12,15 @@ from sklearn.utils.validation import check_is_fitted
 
 from sklmixed._core._families import FAMILIES, get_family, get_link
 from sklmixed._core._glmm import GLMMProblem
-from sklmixed._optim import blas_for, fit_glmm
+from sklmixed._optim import blas_for
 from sklmixed._results import glmm_result
 from sklmixed.estimators._base import (
     MixedModelBase,
     _from_result,
+    optimize_glmm,
     validate_sample_weight,
     warn_rank_deficient,
+    warn_separation,
 )
 from sklmixed.estimators._checks import (
     binary_labels,
@@ -34,9 +36,7 @@ from sklmixed.estimators._offset import total_offset
 from sklmixed.estimators._params import GLMM_CONSTRAINTS
 from sklmixed.estimators._sources import as_source
 from sklmixed.exceptions import (
-    ConvergenceWarning,
     DataError,
-    FitError,
     ParameterError,
     user_stacklevel,
 )
@@ -100,20 +100,7 @@ class _GLMMBase(MixedModelBase):
             if self.family_.name == family.name:  # the previous fit's shape or dispersion
                 theta0 = np.append(theta0, np.log(previous))
         with blas_for(problem.lmm):
-            try:
-                beta, params, optsum = fit_glmm(
-                    problem,
-                    fast=bool(self.fast),
-                    optimizer=self.optimizer,
-                    maxfeval=self.maxfeval,
-                    theta0=theta0,
-                    beta0=beta0,
-                )
-            except (RuntimeError, FloatingPointError, np.linalg.LinAlgError) as exc:  # PIRLS
-                raise FitError(
-                    f"{exc}. Try fast=True, a simpler random-effects structure, or check "
-                    "the response for complete separation"
-                ) from exc
+            beta, params, optsum = optimize_glmm(self, problem, theta0, beta0)
             # params: theta, then the log dispersion for a family that has one
             theta = params[: problem.ntheta]
             result = glmm_result(
@@ -127,17 +114,7 @@ class _GLMMBase(MixedModelBase):
         self.link_ = link
         if family.name in ("bernoulli", "binomial"):
             mu = link.inverse(problem.state.eta)
-            extreme = int(np.sum((mu < 1e-10) | (mu > 1 - 1e-10)))
-            if extreme:
-                worst = self.coef_names_[int(np.nanargmax(np.abs(self.coef_ / self.stderror_)))]
-                warnings.warn(
-                    f"fitted probabilities numerically 0 or 1 for {extreme} observations: "
-                    "the response looks (quasi-)completely separated (the largest "
-                    f"|coefficient / SE| is {worst!r}); estimates and standard errors of "
-                    "the separating effects are not meaningful",
-                    ConvergenceWarning,
-                    stacklevel=user_stacklevel(),
-                )
+            warn_separation(self, int(np.sum((mu < 1e-10) | (mu > 1 - 1e-10))))
         return self
 
     def _rebuild_problem(self):

@@ -22,18 +22,18 @@ from sklmixed._core._families import get_family, get_link
 from sklmixed._core._glmm_chunks import ChunkedGLMMProblem, GLMMChunk, chunked_family_supported
 from sklmixed._core._lmm import estimable_columns
 from sklmixed._core._scaling import Scaling, scaling_from_columns
+from sklmixed.estimators._base import optimize_glmm, warn_separation
 from sklmixed.estimators._checks import binary_labels, check_no_missing
 from sklmixed.estimators._outofcore import (
     ChunkedData,
     _combine_moments,
     _MomentsPass,
     prepare,
+    record_features,
 )
 from sklmixed.estimators._sources import ChunkSource
 from sklmixed.exceptions import (
-    ConvergenceWarning,
     DataError,
-    FitError,
     ParameterError,
     user_stacklevel,
 )
@@ -180,10 +180,8 @@ class _Then:
 
 def fit_glmm_chunked(est: Any, source: ChunkSource, y: Any, sample_weight: Any, offset: Any) -> Any:
     """``MixedGLMClassifier.fit`` / ``MixedGLMRegressor.fit`` for a chunk source."""
-    from sklmixed._optim import fit_glmm
     from sklmixed._results import glmm_result
     from sklmixed.estimators._base import warn_rank_deficient
-    from sklmixed.estimators._checks import column_kinds
 
     if y is not None:
         raise ParameterError(
@@ -255,20 +253,7 @@ def fit_glmm_chunked(est: Any, source: ChunkSource, y: Any, sample_weight: Any, 
         )
         warn_rank_deficient(problem.lmm, design)
         theta0, beta0 = est._warm_start(problem.lmm, design.coef_names)
-        try:
-            beta, params, optsum = fit_glmm(
-                problem,
-                fast=bool(est.fast),
-                optimizer=est.optimizer,
-                maxfeval=est.maxfeval,
-                theta0=theta0,
-                beta0=beta0,
-            )
-        except (RuntimeError, FloatingPointError, np.linalg.LinAlgError) as exc:  # PIRLS
-            raise FitError(
-                f"{exc}. Try fast=True, a simpler random-effects structure, or check "
-                "the response for complete separation"
-            ) from exc
+        beta, params, optsum = optimize_glmm(est, problem, theta0, beta0)
         theta = params[: problem.ntheta]
         result = glmm_result(problem, beta, theta, optsum, design.formula_text, design.coef_names)
         extreme = problem.extreme_means() if family.name in ("bernoulli", "binomial") else 0
@@ -280,27 +265,12 @@ def fit_glmm_chunked(est: Any, source: ChunkSource, y: Any, sample_weight: Any, 
             problem.chunks = None  # the fitted model keeps no reference to the data
             problem.forget_passes()
     b, u = problem.lmm.user_ranef(problem.state.u, theta)
-    names = source.columns
-    est.n_features_in_ = len(names)
-    if all(isinstance(c, str) for c in names):
-        est.feature_names_in_ = np.asarray(names, dtype=object)
-    elif hasattr(est, "feature_names_in_"):
-        del est.feature_names_in_
-    est._column_kinds = column_kinds(sample, design.used_columns)
+    record_features(est, source, sample, design)
     est._set_fitted(result, design, problem.lmm, b, u, np.zeros(0))
     est._problem, est._fit_weights, est._fit_offset = problem, None, None
     est._offset_param = offset is not None
     est._out_of_core = True
     est.family_ = problem.family
     est.link_ = link
-    if extreme:
-        worst = est.coef_names_[int(np.nanargmax(np.abs(est.coef_ / est.stderror_)))]
-        warnings.warn(
-            f"fitted probabilities numerically 0 or 1 for {extreme} observations: "
-            "the response looks (quasi-)completely separated (the largest "
-            f"|coefficient / SE| is {worst!r}); estimates and standard errors of "
-            "the separating effects are not meaningful",
-            ConvergenceWarning,
-            stacklevel=user_stacklevel(),
-        )
+    warn_separation(est, extreme)
     return est

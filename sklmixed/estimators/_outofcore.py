@@ -259,6 +259,20 @@ def fit_problem(source: ChunkSource, data: ChunkedData, reml: bool) -> tuple[LMM
     return problem, int(m.moments.n)
 
 
+def record_features(est: Any, source: ChunkSource, sample: pd.DataFrame, design: Design) -> None:
+    """The fitted feature attributes of a fit read from ``source`` (scikit-learn's
+    ``n_features_in_`` and ``feature_names_in_``; the column kinds from a sample)."""
+    from sklmixed.estimators._checks import column_kinds
+
+    names = source.columns
+    est.n_features_in_ = len(names)
+    if all(isinstance(c, str) for c in names):
+        est.feature_names_in_ = np.asarray(names, dtype=object)
+    elif hasattr(est, "feature_names_in_"):
+        del est.feature_names_in_
+    est._column_kinds = column_kinds(sample, design.used_columns)
+
+
 def fit_lmm_out_of_core(
     est: Any, source: ChunkSource, y: Any, sample_weight: Any, offset: Any
 ) -> Any:
@@ -267,7 +281,6 @@ def fit_lmm_out_of_core(
     from sklmixed._optim import fit_lmm
     from sklmixed._results import lmm_result
     from sklmixed.estimators._base import warn_rank_deficient
-    from sklmixed.estimators._checks import column_kinds
     from sklmixed.estimators._lmm import _numeric_response
     from sklmixed.exceptions import FitError
 
@@ -294,13 +307,7 @@ def fit_lmm_out_of_core(
         raise FitError(
             f"the factorization failed ({exc}); try a simpler random-effects structure"
         ) from exc
-    names = source.columns
-    est.n_features_in_ = len(names)
-    if all(isinstance(c, str) for c in names):
-        est.feature_names_in_ = np.asarray(names, dtype=object)
-    elif hasattr(est, "feature_names_in_"):
-        del est.feature_names_in_
-    est._column_kinds = column_kinds(sample, design.used_columns)
+    record_features(est, source, sample, design)
     est._set_fitted(result, design, problem, b, u, np.zeros(0))
     est._problem, est._fit_weights, est._fit_reml = problem, None, est.reml
     est._fit_offset = None
