@@ -39,10 +39,9 @@ FORMULA = "y ~ 1 + x + (1|user) + (1|item)"
 PEERS = ["sklmixed", "mixedlm"]
 
 
-def make(n=1_000_000, n_users=6040, n_items=3706, seed=20261124):
-    """The synthetic ratings: n rows, power-law user activity and item popularity."""
+def draws(n=1_000_000, n_users=6040, n_items=3706, seed=20261124):
+    """The synthetic's draws as arrays: user and item codes, x and y."""
     import numpy as np
-    import pandas as pd
 
     rng = np.random.default_rng(seed)
     pu = rng.pareto(1.2, n_users) + 1
@@ -55,6 +54,14 @@ def make(n=1_000_000, n_users=6040, n_items=3706, seed=20261124):
     v = rng.normal(0, 0.6, n_items)
     x = rng.normal(0, 1, n)
     y = 3.5 + 0.2 * x + u[users] + v[items] + rng.normal(0, 0.9, n)
+    return users, items, x, y
+
+
+def make(n=1_000_000, n_users=6040, n_items=3706, seed=20261124):
+    """The synthetic ratings: n rows, power-law user activity and item popularity."""
+    import pandas as pd
+
+    users, items, x, y = draws(n, n_users, n_items, seed)
     return pd.DataFrame(
         {
             "user": pd.Series(users).map(lambda i: f"U{i:05d}"),

@@ -45,18 +45,11 @@ def write_folder(folder: Path, n: int) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    n_users, n_items, seed = 6040, 3706, 20261124  # crossed_1m.make's defaults
-    rng = np.random.default_rng(seed)
-    pu = rng.pareto(1.2, n_users) + 1
-    pu /= pu.sum()
-    pi = rng.pareto(0.9, n_items) + 1
-    pi /= pi.sum()
-    users = rng.choice(n_users, size=n, p=pu)
-    items = rng.choice(n_items, size=n, p=pi)
-    u = rng.normal(0, 0.45, n_users)
-    v = rng.normal(0, 0.6, n_items)
-    x = rng.normal(0, 1, n)
-    y = 3.5 + 0.2 * x + u[users] + v[items] + rng.normal(0, 0.9, n)
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from crossed_1m import draws
+
+    n_users, n_items = 6040, 3706  # crossed_1m.make's defaults
+    users, items, x, y = draws(n, n_users, n_items)
     ulab = np.array([f"U{i:05d}" for i in range(n_users)], dtype=object)
     ilab = np.array([f"M{i:05d}" for i in range(n_items)], dtype=object)
     folder.mkdir(parents=True, exist_ok=True)
