@@ -106,9 +106,9 @@ def warn_rank_deficient(problem, design) -> None:
         )
 
 
-def optimize_glmm(est, problem, theta0, beta0):
-    """``fit_glmm`` with the estimator's settings; a PIRLS failure as a FitError."""
-    from sklmixed._optim import fit_glmm
+def optimize_glmm(est, problem, theta0, beta0, fit_glmm):
+    """``fit_glmm(problem, ...)`` with the estimator's settings (the caller's
+    ``_optim.fit_glmm``); a PIRLS failure as a FitError."""
     from sklmixed.exceptions import FitError
 
     try:

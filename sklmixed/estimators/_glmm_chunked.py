@@ -22,6 +22,7 @@ from sklmixed._core._families import get_family, get_link
 from sklmixed._core._glmm_chunks import ChunkedGLMMProblem, GLMMChunk, chunked_family_supported
 from sklmixed._core._lmm import estimable_columns
 from sklmixed._core._scaling import Scaling, scaling_from_columns
+from sklmixed._optim import fit_glmm
 from sklmixed.estimators._base import optimize_glmm, warn_separation
 from sklmixed.estimators._checks import binary_labels, check_no_missing
 from sklmixed.estimators._outofcore import (
@@ -253,7 +254,7 @@ def fit_glmm_chunked(est: Any, source: ChunkSource, y: Any, sample_weight: Any, 
         )
         warn_rank_deficient(problem.lmm, design)
         theta0, beta0 = est._warm_start(problem.lmm, design.coef_names)
-        beta, params, optsum = optimize_glmm(est, problem, theta0, beta0)
+        beta, params, optsum = optimize_glmm(est, problem, theta0, beta0, fit_glmm)
         theta = params[: problem.ntheta]
         result = glmm_result(problem, beta, theta, optsum, design.formula_text, design.coef_names)
         extreme = problem.extreme_means() if family.name in ("bernoulli", "binomial") else 0
