@@ -72,6 +72,16 @@ def make(n=1_000_000, n_users=6040, n_items=3706, seed=20261124):
     )
 
 
+def write_synth(path: str, rows: int) -> None:
+    """At least ``rows`` (and a million) rows of the synthetic as an Arrow IPC file
+    (zstd), the file the benchmarks read their first rows from."""
+    import pyarrow as pa
+    import pyarrow.feather as feather
+
+    table = pa.Table.from_pandas(make(max(rows, 1_000_000)), preserve_index=False)
+    feather.write_feather(table, path, compression="zstd")
+
+
 def _child(peer: str, path: str, rows: int) -> None:
     """Read the data, fit once, print one JSON line (runs in the child process)."""
     import pyarrow.feather as feather
@@ -128,13 +138,8 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         path = args.data
         if path is None:
-            import pyarrow as pa
-            import pyarrow.feather as feather
-
             path = str(Path(tmp) / "synth.arrow")
-            table = pa.Table.from_pandas(make(max(args.rows, 1_000_000)), preserve_index=False)
-            feather.write_feather(table, path, compression="zstd")
-            del table
+            write_synth(path, args.rows)
         print(f"model: {FORMULA}, first {args.rows} rows, ML")
         print(f"load average before: {os.getloadavg()}")
         results = []

@@ -48,8 +48,8 @@ FORMULA = "b ~ 1 + x + (1|user) + (1|item)"
 PEERS = ["sklmixed", "mixedlm"]
 
 
-def make(n: int):
-    """The crossed synthetic of ``crossed_1m.py`` (the same generator)."""
+def _crossed_1m():
+    """The module ``crossed_1m.py``, which writes the crossed synthetic."""
     import importlib.util
 
     source = ROOT / "benchmarks" / "crossed_1m.py"
@@ -57,7 +57,7 @@ def make(n: int):
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.make(n)
+    return module
 
 
 def _load(path: str, rows: int):
@@ -160,13 +160,8 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         path = args.data
         if path is None:
-            import pyarrow as pa
-            import pyarrow.feather as feather
-
             path = str(Path(tmp) / "synth.arrow")
-            table = pa.Table.from_pandas(make(max(args.rows, 1_000_000)), preserve_index=False)
-            feather.write_feather(table, path, compression="zstd")
-            del table
+            _crossed_1m().write_synth(path, args.rows)
         print(f"model: {FORMULA} (Bernoulli), first {args.rows} rows, method {args.method}")
         print(f"load average before: {os.getloadavg()}")
         results: dict[str, list[dict]] = {peer: [] for peer in args.peers}
