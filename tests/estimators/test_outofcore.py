@@ -285,3 +285,27 @@ def test_unseen_levels_warn_only_when_no_batch_has_a_seen_level():
         ooc.predict(DatasetSource(_dataset(new), 3))  # the second batch only: no warning
     with pytest.warns(UnseenLevelsWarning):
         ooc.predict(DatasetSource(_dataset(new.tail(3)), 1))
+
+
+@pytest.mark.parametrize(
+    "messy",
+    [
+        lambda df: df.assign(days=df["days"].astype("int8")),
+        lambda df: df.assign(reaction=df["reaction"] + 1e9),
+        lambda df: df.assign(days=df["days"].astype(str)),  # read as text: a factor
+    ],
+    ids=["int8", "y+1e9", "text-numbers"],
+)
+def test_messy_columns_fit_from_a_dataset_as_from_the_frame(messy):
+    import warnings
+
+    frame = messy(load_dataset("sleepstudy"))
+    formula = "reaction ~ 1 + days + (1 + days|subj)"
+    with warnings.catch_warnings(record=True) as seen_mem:
+        warnings.simplefilter("always")
+        mem = MixedLMRegressor(formula=formula).fit(frame)
+    with warnings.catch_warnings(record=True) as seen_ooc:
+        warnings.simplefilter("always")
+        ooc = MixedLMRegressor(formula=formula).fit(_dataset(frame))
+    _assert_same_fit(ooc, mem)
+    assert [type(w.message) for w in seen_ooc] == [type(w.message) for w in seen_mem]
