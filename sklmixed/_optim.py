@@ -58,6 +58,18 @@ THETA_STEP = 0.05
 # The relative tolerance of a large GLMM's first stage when the joint stage follows
 # (see fit_glmm): 1e-8 of a deviance of 6e4 is 6e-4.
 STAGE1_FTOL_REL = 1e-8
+# The Newton polish of a large LMM's optimum (see newton_polish): the finite
+# difference step, relative to each parameter (at least POLISH_STEP_MIN), and the
+# most parameters it is taken for (its Hessian costs n(n + 3)/2 evaluations).
+# Measured on InstEval (two parameters, an objective of 2.4e5 whose rounding is
+# about 1e-9): steps of 1e-4 put the optimum of one-thread and two-thread BLAS
+# within 1e-9 of each other; 1e-3 moves it by 3e-7 (the cubic term).
+POLISH_STEP = 1e-4
+POLISH_STEP_MIN = 1e-5
+POLISH_MAX_PARAMS = 4
+# Where the Newton step follows, BOBYQA's relative tolerance: on InstEval its last
+# six of 48 evaluations improved the objective by less than 1e-14 of it.
+POLISH_FTOL_REL = 1e-10
 # A warm start (from the optimum of a related fit: another fold, a refit) begins
 # with a trust region of this fraction of each parameter's magnitude (at least
 # WARM_STEP_MIN) instead of nlopt's default of about the magnitude itself: the
@@ -270,6 +282,76 @@ def finalize_theta(
     return theta, float(best)
 
 
+def newton_polish(
+    fun: Callable[[np.ndarray], float], x: np.ndarray, fx: float, lower: np.ndarray
+) -> tuple[np.ndarray, float, list[tuple[np.ndarray, float]]]:
+    """One Newton step from the optimizer's optimum, on central differences.
+
+    BOBYQA stops where the objective's last digits no longer separate its trial
+    points, so where exactly it stops depends on the rounding of every evaluation
+    (the BLAS's thread count, the order of the rows): on InstEval two such optima
+    are 6e-7 apart in theta, their objectives equal to 4e-15, and a fixed effect
+    printed to six digits moves by five units in the last. The gradient and
+    Hessian from steps of POLISH_STEP are well above that rounding (the objective
+    changes by ~1e-5 over them), and one Newton step lands on the optimum to about
+    1e-9 whichever rounding led there. The step is kept if the objective there is
+    not worse by more than FTOL_ABS, the difference below which the optimizer
+    itself does not distinguish points.
+
+    Returns the point, its objective and the evaluations made ``[(x, f), ...]``;
+    the point is ``x`` itself where a difference step would cross a bound (a
+    boundary optimum), the Hessian is not positive definite, or the step is longer
+    than ten difference steps (the quadratic model does not hold there).
+    """
+    n = x.shape[0]
+    h = POLISH_STEP * np.maximum(np.abs(x), POLISH_STEP_MIN / POLISH_STEP)
+    log: list[tuple[np.ndarray, float]] = []
+    if np.any(x - h < lower):
+        return x, fx, log
+
+    def f(point: np.ndarray) -> float:
+        val = float(fun(point))
+        log.append((point, val))
+        return val
+
+    eye = np.diag(h)
+    fp = np.array([f(x + eye[i]) for i in range(n)])
+    fm = np.array([f(x - eye[i]) for i in range(n)])
+    grad = (fp - fm) / (2.0 * h)
+    hess = np.diag((fp - 2.0 * fx + fm) / h**2)
+    for i in range(n):
+        for j in range(i + 1, n):
+            fij = f(x + eye[i] + eye[j])
+            hess[i, j] = hess[j, i] = (fij - fp[i] - fp[j] + fx) / (h[i] * h[j])
+    if not (np.all(np.isfinite(hess)) and np.all(np.isfinite(grad))):
+        return x, fx, log
+    try:
+        chol = np.linalg.cholesky(hess)
+    except np.linalg.LinAlgError:
+        return x, fx, log
+    step = -np.linalg.solve(chol.T, np.linalg.solve(chol, grad))
+    new = x + step
+    if np.any(np.abs(step) > 10.0 * h) or np.any(new < lower):
+        return x, fx, log
+    fnew = f(new)
+    if np.isfinite(fnew) and fnew <= fx + FTOL_ABS:
+        return new, fnew, log
+    return x, fx, log
+
+
+def _continued(opt: OptSummary, more: OptSummary, name: str) -> OptSummary:
+    """``opt`` followed by a second minimization ``more`` from its optimum."""
+    return replace(
+        opt,
+        final=more.final,
+        fmin=more.fmin,
+        feval=opt.feval + more.feval,
+        optimizer=name,
+        returnvalue=more.returnvalue,
+        fitlog=opt.fitlog + more.fitlog[1:],
+    )
+
+
 def warn_conditioning(problem) -> None:
     """Warn about what the internal centring and scaling could not repair."""
     for message in problem.scaling.issues:
@@ -348,19 +430,28 @@ def _start(problem, x0) -> tuple[float, float]:
     return f0, (problem.pwrss() if problem.set_theta(x0) else np.nan)
 
 
-def blas_for(lmm) -> contextlib.AbstractContextManager:
-    """One BLAS thread for a small system (at most DENSE_MAX rows: q + p + 1), else
-    the defaults.
+def _system_size(lmm) -> int:
+    """Rows of the blocked system: random effects, fixed effects and the response."""
+    return sum(t.nranef for t in lmm.terms) + lmm.p + 1
 
-    At that size every BLAS and LAPACK call is a few microseconds of work, which
+
+def blas_for_fit() -> contextlib.AbstractContextManager:
+    """One BLAS thread for the whole fit, whatever its size.
+
+    A small system's BLAS and LAPACK calls are a few microseconds of work, which
     threads cannot shorten, while waking them costs more than the work, and far
     more when another process holds a core: with the default two threads and the
     other core busy, the covariance of sleepstudy's fixed effects (a 2 x 2
     triangular solve) took 23 ms of a 46 ms fit, against 17 us on one thread.
-    Entering the limit costs about 13 us.
+    Mid-sized ones gain little from a second thread on an idle machine and lose
+    much on a busy one, because idle BLAS threads spin between calls and take the
+    core the fit's own Python needs: InstEval (a 1128-row dense block) took 0.93 s
+    idle with two threads and 1.11 s with one; with the other core busy, 2.63 s
+    with two and 1.13 s with one (medians of 5; 2 cores). Large dense blocks are
+    factored on one thread anyway (``ONE_THREAD_MIN``). Entering the limit costs
+    about 13 us.
     """
-    size = sum(t.nranef for t in lmm.terms) + lmm.p + 1
-    return blas_threads(1) if size <= DENSE_MAX else contextlib.nullcontext()
+    return blas_threads(1)
 
 
 def warm_step(x0: np.ndarray) -> np.ndarray:
@@ -406,6 +497,13 @@ def fit_lmm(
     if problem.recentre_response(r2):
         f0, r2 = _start(problem, x0)
     _check_exact_fit(problem, r2, "start")
+    # Large systems end with a Newton step (see newton_polish): BOBYQA need only
+    # come near the optimum, and its last evaluations, which compare objectives
+    # equal to their rounding, are left out. Small ones are evaluated alike on
+    # every machine and keep the optimizer's point, whose digits are MixedModels.jl's.
+    polished = (
+        optimizer is None and _system_size(problem) > DENSE_MAX and x0.shape[0] <= POLISH_MAX_PARAMS
+    )
     opt = minimize(
         problem.objective,
         x0,
@@ -415,6 +513,7 @@ def fit_lmm(
         finitial=f0,
         pure=True,
         initial_step=initial_step if initial_step is not None else step,
+        ftol_rel=POLISH_FTOL_REL if polished else FTOL_REL,
     )
     if optimizer is None and problem.boundary_trap(opt.final):
         # A diagonal element of a correlated lambda stuck at its bound of zero while
@@ -434,14 +533,32 @@ def fit_lmm(
             pure=True,
         )
         if polish.fmin < opt.fmin:
+            opt = _continued(opt, polish, "LN_BOBYQA+LN_NEWUOA")
+    if polished:
+        final, fmin, log = newton_polish(
+            problem.objective, opt.final, opt.fmin, problem.lower_bounds()
+        )
+        if final is not opt.final:
             opt = replace(
-                opt,
-                final=polish.final,
-                fmin=polish.fmin,
-                feval=opt.feval + polish.feval,
-                optimizer="LN_BOBYQA+LN_NEWUOA",
-                returnvalue=polish.returnvalue,
-                fitlog=opt.fitlog + polish.fitlog[1:],
+                opt, final=final, fmin=fmin, feval=opt.feval + len(log), fitlog=opt.fitlog + log
+            )
+        else:
+            # No Newton step (a boundary, a Hessian that is not positive definite):
+            # the optimizer finishes at its usual tolerance, from a trust region of
+            # 1e-3 of each parameter, the scale of its last steps.
+            more = minimize(
+                problem.objective,
+                opt.final,
+                problem.lower_bounds(),
+                maxfeval=maxfeval,
+                finitial=opt.fmin,
+                pure=True,
+                initial_step=warm_step(opt.final) * 1e-2,
+            )
+            opt = _continued(
+                replace(opt, fitlog=opt.fitlog + log, feval=opt.feval + len(log)),
+                more,
+                opt.optimizer,
             )
     theta, fmin = finalize_theta(
         opt.final,

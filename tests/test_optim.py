@@ -4,16 +4,22 @@ zero as exactly zero, where that costs nothing visible in the objective)."""
 
 from __future__ import annotations
 
-import contextlib
-from types import SimpleNamespace
-
 import numpy as np
+import pandas as pd
 import pytest
 from threadpoolctl import threadpool_info
 
 from sklmixed import MixedLMRegressor, load_dataset
-from sklmixed._core._lmm import DENSE_MAX
-from sklmixed._optim import SNAP_COST, SNAP_TOL, OptSummary, blas_for, finalize_theta, or_inf
+from sklmixed._core._lmm import DENSE_MAX, LMMProblem
+from sklmixed._optim import (
+    SNAP_COST,
+    SNAP_TOL,
+    OptSummary,
+    blas_for_fit,
+    finalize_theta,
+    newton_polish,
+    or_inf,
+)
 
 
 def test_or_inf_reads_a_pirls_failure_as_infeasible():
@@ -42,14 +48,70 @@ def test_optsum_as_dict_lists_every_field():
     ]
 
 
-def test_small_systems_run_on_one_blas_thread():
-    m = MixedLMRegressor(formula="yield ~ 1 + (1|batch)").fit(load_dataset("dyestuff"))
-    with blas_for(m.problem_):
-        blas = [i for i in threadpool_info() if i["user_api"] == "blas"]
-        assert all(i["num_threads"] == 1 for i in blas)
-    # a system of DENSE_MAX + 1 rows keeps the default threads
-    big = SimpleNamespace(terms=[SimpleNamespace(nranef=DENSE_MAX - 1)], p=1)
-    assert isinstance(blas_for(big), contextlib.nullcontext)
+def test_fits_run_on_one_blas_thread(monkeypatch):
+    seen = []
+    real = LMMProblem.objective
+
+    def spy(self, theta):
+        seen.extend(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
+        return real(self, theta)
+
+    monkeypatch.setattr(LMMProblem, "objective", spy)
+    MixedLMRegressor(formula="yield ~ 1 + (1|batch)").fit(load_dataset("dyestuff"))
+    assert seen and set(seen) == {1}
+    with blas_for_fit():
+        assert all(i["num_threads"] == 1 for i in threadpool_info() if i["user_api"] == "blas")
+
+
+def test_newton_polish_lands_on_a_quadratics_minimum():
+    centre = np.array([0.8, 0.3, -0.4])
+    hess = np.array([[4.0, 1.0, 0.5], [1.0, 3.0, 0.2], [0.5, 0.2, 2.0]])
+
+    def fun(x):
+        d = np.asarray(x) - centre
+        return float(d @ hess @ d) + 7.0
+
+    x = centre + np.array([2e-4, -1e-4, 3e-4])
+    new, fnew, log = newton_polish(fun, x, fun(x), np.full(3, -np.inf))
+    np.testing.assert_allclose(new, centre, atol=1e-9)
+    assert fnew == pytest.approx(7.0, abs=1e-12)
+    assert len(log) == 3 * (3 + 3) // 2 + 1  # n(n + 3)/2 for the Hessian, one at the step
+
+
+def test_newton_polish_leaves_boundaries_saddles_and_long_steps_alone():
+    x = np.array([1e-6, 0.5])
+    same, _, log = newton_polish(lambda t: float(np.sum(t**2)), x, 0.25, np.zeros(2))
+    assert same is x and log == []  # a difference step would cross the bound
+    saddle = lambda t: float(t[0] ** 2 - t[1] ** 2)  # noqa: E731
+    x = np.array([0.5, 0.5])
+    same, f, _ = newton_polish(saddle, x, saddle(x), np.full(2, -np.inf))
+    assert same is x and f == saddle(x)
+    far = np.array([2.0, 3.0])  # the minimum is 1e4 difference steps away
+    same, _, _ = newton_polish(lambda t: float(np.sum(t**2)), far, 13.0, np.full(2, -np.inf))
+    assert same is far
+
+
+def test_a_large_models_optimum_does_not_depend_on_the_row_order():
+    # q + p + 1 > DENSE_MAX: the blocked factor, whose rounding follows the rows'
+    # order; the Newton step takes the optimum past where BOBYQA's stop depends on it
+    rng = np.random.default_rng(3)
+    n = 3000
+    df = pd.DataFrame(
+        {"g": rng.integers(0, 120, n).astype(str), "h": rng.integers(0, 40, n).astype(str)}
+    )
+    df["x"] = rng.normal(size=n)
+    u = rng.normal(size=120)
+    v = rng.normal(size=40) * 0.5
+    df["y"] = 1 + df["x"] + u[df["g"].astype(int)] + v[df["h"].astype(int)] + rng.normal(size=n)
+    model = MixedLMRegressor(formula="y ~ 1 + x + (1|g) + (1|h)")
+    a = model.fit(df)
+    theta_a, coef_a, feval = a.theta_.copy(), a.coef_.copy(), a.result_.optsum.feval
+    assert a.problem_.p + 160 + 1 > DENSE_MAX
+    b = MixedLMRegressor(formula="y ~ 1 + x + (1|g) + (1|h)").fit(df.iloc[rng.permutation(n)])
+    # without the step the two optima are 4e-9 apart, with it 9e-11
+    np.testing.assert_allclose(b.theta_, theta_a, rtol=1e-9)
+    np.testing.assert_allclose(b.coef_, coef_a, rtol=1e-9)
+    assert feval == len(a.result_.optsum.fitlog) - 1
 
 
 def _quadratic(centre):

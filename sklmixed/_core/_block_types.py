@@ -60,10 +60,9 @@ from sklmixed._core._blocks import BlockSparse, GramUpdate, PatternProduct, blas
 # load average of 4-5: the 200k-row crossed fit (a 3698-row block) took 26-28 s with
 # two threads and 10-12 s with one (InstEval, 1128 rows: 11.1 s and 1.95 s). An idle
 # machine factors the 3698-row block in 0.24 s with two threads and 0.40 s with one.
-# Smaller blocks keep the default: InstEval's printed estimates match the reference
-# page's last digits with the rounding of the default two threads only (with one
-# thread the optimizer stops where one estimate differs by 5 units in its last
-# printed digit, with or without the changes that introduced this constant).
+# Fits run on one thread throughout (``blas_for_fit`` in ``_optim``); this keeps
+# other callers of the factor (prediction variances, inference) off the threaded
+# Cholesky where it hurts most.
 ONE_THREAD_MIN = 2000
 
 

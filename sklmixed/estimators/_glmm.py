@@ -12,7 +12,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from sklmixed._core._families import FAMILIES, get_family, get_link
 from sklmixed._core._glmm import GLMMProblem
-from sklmixed._optim import blas_for, fit_glmm
+from sklmixed._optim import blas_for_fit, fit_glmm
 from sklmixed._results import glmm_result
 from sklmixed.estimators._base import (
     MixedModelBase,
@@ -99,7 +99,7 @@ class _GLMMBase(MixedModelBase):
         if theta0 is not None and family.has_dispersion and previous is not None:
             if self.family_.name == family.name:  # the previous fit's shape or dispersion
                 theta0 = np.append(theta0, np.log(previous))
-        with blas_for(problem.lmm):
+        with blas_for_fit():
             beta, params, optsum = optimize_glmm(self, problem, theta0, beta0, fit_glmm)
             # params: theta, then the log dispersion for a family that has one
             theta = params[: problem.ntheta]

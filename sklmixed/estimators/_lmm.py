@@ -8,7 +8,7 @@ from sklearn.metrics import r2_score
 from sklearn.utils.validation import check_is_fitted
 
 from sklmixed._core._lmm import LMMProblem, leverage
-from sklmixed._optim import blas_for, fit_lmm
+from sklmixed._optim import blas_for_fit, fit_lmm
 from sklmixed._results import lmm_result
 from sklmixed.estimators._base import (
     MixedModelBase,
@@ -253,7 +253,7 @@ class MixedLMRegressor(RegressorMixin, MixedModelBase):
         warn_rank_deficient(problem, design)
         theta0, _ = self._warm_start(problem, design.coef_names)
         try:
-            with blas_for(problem):
+            with blas_for_fit():
                 theta, optsum = fit_lmm(
                     problem, optimizer=self.optimizer, maxfeval=self.maxfeval, theta0=theta0
                 )
