@@ -444,14 +444,6 @@ MUTANTS: list[Mutant] = [
         "c = (self.ucol[:, None] * self.ki + np.arange(self.kj))[:, None, :]",
         "dense update's column offsets with the row block size",
     ),
-    M(
-        "blk-colweighted-square",
-        "_core/_blocks.py",
-        "vals = A.data[self.ia, 0, 0] * A.data[self.ib, 0, 0]",
-        "vals = A.data[self.ia, 0, 0] * A.data[self.ia, 0, 0]",
-        "cached column-weighted product uses one side twice",
-        equivalent="dead code: nothing calls PatternProduct.colweighted_values",
-    ),
     # ----------------------------------------------------- _core/_predictive.py
     M(
         "pred-gauss-woodbury-sign",

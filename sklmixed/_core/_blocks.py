@@ -122,7 +122,6 @@ class PatternProduct:
         self.nout = int(uniq.shape[0])
         self.urow = uniq // nbj  # block row of each distinct output block
         self.ucol = uniq % nbj  # block column of each distinct output block
-        self._colweighted: tuple[BlockSparse, Any] | None = None
         self._flat: tuple[int, NDArray[Any]] | None = None
 
     def is_block_diagonal(self) -> bool:
@@ -149,27 +148,6 @@ class PatternProduct:
         out = np.zeros((self.nout, self.ki, self.kj))
         np.add.at(out, self.pos, prod)
         return out
-
-    def colweighted_values(self, w: NDArray[Any], A: BlockSparse) -> NDArray[Any]:
-        """Values of ``S diag(w) S'`` for the pattern's own (scalar) ``S``.
-
-        When S = c * A D with A the constant data of the pattern, D a diagonal
-        column scaling and c a scalar (a scalar term's block below a diagonal L11),
-        ``S S' = c^2 A D^2 A'`` and the products of A's entries are constants: a
-        sparse matrix P (distinct outputs x columns) made once, so an evaluation is
-        one sparse matrix-vector product ``P @ w`` with ``w = diag(D^2)``. P is
-        rebuilt only when ``A`` (new weights) changes.
-        """
-        if self._colweighted is None or self._colweighted[0] is not A:
-            vals = A.data[self.ia, 0, 0] * A.data[self.ib, 0, 0]
-            # Pairs are enumerated column by column (CSC order), so P is built in
-            # CSC form directly, without a sort.
-            ncol = A.shape_blocks[1]
-            counts = np.bincount(A.bcol[self.ia], minlength=ncol)
-            indptr = np.concatenate(([0], np.cumsum(counts)))
-            P = sp.csc_matrix((vals, self.pos, indptr), shape=(self.nout, ncol))
-            self._colweighted = (A, P)
-        return np.asarray(self._colweighted[1] @ w)
 
     def subtract_from_dense(
         self, dense: NDArray[Any], S: BlockSparse, T: BlockSparse, vals: NDArray[Any] | None = None

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from sklmixed._core._block_types import DenseBlock
 from sklmixed._core._families import DispersionFamily, Family, Link
 from sklmixed._core._lmm import LMMProblem
 from sklmixed._core._pcg import FactorSolver
@@ -195,9 +196,9 @@ class GLMMProblem:
         # Whether PIRLS may take its steps by conjugate gradients (see _pcg): a large
         # dense block in the factor, and Fisher weights (the factor is self.lmm's).
         self.iterative = not family.observed_information and any(
-            kind == "dense" and self.lmm.terms[i].nranef >= ITERATIVE_MIN
-            for (i, j), kind in self.lmm.Lkind.items()
-            if i == j
+            block is DenseBlock and self.lmm.terms[i].nranef >= ITERATIVE_MIN
+            for (i, j), block in self.lmm.Ltype.items()
+            if i == j < self.lmm.m
         )
         self.reset()
         if self.nagq > 1:

@@ -271,10 +271,12 @@ class LMMProblem:
         # Off-diagonal random-effects blocks: the level pairs that meet in the data,
         # and whether the block is dense enough to store as an array.
         self._patterns = patterns
-        self.Akind: dict[tuple[int, int], str] = {key: "dense" for key in dense or []}
+        # The storage of A's off-diagonal blocks: an array, or BlockSparse.
+        self.Atype: dict[tuple[int, int], type] = {key: np.ndarray for key in dense or []}
         for (i, j), pattern in patterns.items():
             full = self.terms[i].nlevels * self.terms[j].nlevels
-            self.Akind[(i, j)] = "dense" if pattern.nblocks >= _DENSE_FRACTION * full else "sparse"
+            dense_enough = pattern.nblocks >= _DENSE_FRACTION * full
+            self.Atype[(i, j)] = np.ndarray if dense_enough else BlockSparse
         self._build_structure()
         self._theta: NDArray[Any] | None = None  # see set_theta
         self._L: dict[tuple[int, int], LBlock] = {}
@@ -333,7 +335,9 @@ class LMMProblem:
                     self._rank_plans[(j, i)] = PatternProduct(S, S, symmetric=True)
             Ltype[(j, j)] = diag
             for i in range(j + 1, m):
-                below: type[LBlock] = SparseBlock if self.Akind[(i, j)] == "sparse" else DenseBlock
+                below: type[LBlock] = (
+                    SparseBlock if self.Atype[(i, j)] is BlockSparse else DenseBlock
+                )
                 if diag is DenseBlock:
                     below = DenseBlock
                 for kk in range(j):
@@ -378,14 +382,14 @@ class LMMProblem:
         self._install(rows.compute(w, self.y))
 
     def _install(self, cp: CrossProducts) -> None:
-        """A's blocks from the cross-products, in the storage decided in ``Akind``."""
+        """A's blocks from the cross-products, in the storage decided in ``Atype``."""
         m = self.m
         A: dict[tuple[int, int], Any] = {}
         for j in range(m):
             A[(j, j)] = cp.diag[j]
             A[(m, j)] = cp.zxy[j]
         for (i, j), blocks in cp.pairs.items():
-            dense = self.Akind[(i, j)] == "dense" and isinstance(blocks, BlockSparse)
+            dense = self.Atype[(i, j)] is np.ndarray and isinstance(blocks, BlockSparse)
             A[(i, j)] = blocks.to_dense() if dense else blocks
         A[(m, m)] = cp.xy
         self.A = A
@@ -862,7 +866,9 @@ class LMMProblem:
         off = np.concatenate(([0], np.cumsum(sizes)))
         out = np.zeros((off[-1], off[-1]))
         L = self.factor()
-        for i, j in self.Lkind:
+        for i, j in self.Ltype:
+            if i == self.m:
+                continue
             out[off[i] : off[i + 1], off[j] : off[j + 1]] = L[(i, j)].to_dense()
         return out
 
