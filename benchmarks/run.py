@@ -4,7 +4,7 @@ Usage::
 
     python benchmarks/run.py [--models dyestuff2 sleepstudy ...] [--repeats N]
                              [--peers sklmixed lme4 mixedlm statsmodels] [--json out.json]
-                             [--busy]
+                             [--busy] [--busy-ratio]
 
 Every peer fits the same model in-process: one warm-up fit, then N timed fits
 (``time.perf_counter``; the Python peers take turns in each round so that the
@@ -17,7 +17,10 @@ sklmixed is faster. The machine is shared and noisy: compare ratios from one run
 
 ``--busy`` runs a process that spins on one core (``while True: pass``) beside
 the timings, as a user's laptop always has something else running: a fit whose
-BLAS thread pool waits for a taken core shows here.
+BLAS thread pool waits for a taken core shows here. ``--busy-ratio`` times each
+peer alone in child processes, idle and busy alternately, and prints busy / idle
+per model (peers interleaved in one process slow each other down when a core is
+taken: their thread pools spin after their own fits).
 """
 
 from __future__ import annotations
@@ -292,7 +295,15 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--busy", action="store_true", help="keep one core busy with another process"
     )
+    parser.add_argument(
+        "--busy-ratio",
+        action="store_true",
+        help="time each peer alone, idle then with one core busy; print the ratios",
+    )
     args = parser.parse_args(argv)
+    if args.busy_ratio:
+        _busy_ratios(args)
+        return 0
     info = _versions()
     info["busy"] = args.busy
     print("machine and versions:", json.dumps(info))
@@ -301,6 +312,39 @@ def main(argv=None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps({"info": info, "results": results}, indent=1))
     return 0
+
+
+def _busy_ratios(args) -> None:
+    """Each peer in a child process of its own, idle and then with one core busy
+    (``--busy``), alternately twice; print the median times and busy / idle.
+
+    Alone, because the peers' thread pools spin after their own fits: interleaved
+    in one process, mixedlm's fits of sleepstudy took 88 ms instead of 4 ms with a
+    core busy, and whichever peer came next paid for the other's threads too.
+    """
+    for peer in args.peers:
+        times: dict = {False: {}, True: {}}
+        for busy in (False, True, False, True):
+            with tempfile.TemporaryDirectory() as tmp:
+                out = Path(tmp) / "times.json"
+                cmd = [sys.executable, __file__, "--peers", peer, "--json", str(out)]
+                cmd += ["--models", *args.models]
+                cmd += ["--repeats", str(args.repeats)] if args.repeats else []
+                cmd += ["--busy"] if busy else []
+                subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+                results = json.loads(out.read_text())["results"]
+            for model in args.models:
+                median = results[model].get(peer, {}).get("median")
+                if median is not None:
+                    times[busy].setdefault(model, []).append(median)
+        print(f"\n{peer}: idle, one core busy, busy / idle (each the median of two runs)")
+        for model in args.models:
+            idle, busy_t = times[False].get(model), times[True].get(model)
+            if not idle or not busy_t:
+                print(f"  {model:14s} n/a")
+                continue
+            a, b = statistics.median(idle), statistics.median(busy_t)
+            print(f"  {model:14s} {_fmt(a)} {_fmt(b)}  {b / a:5.2f}x")
 
 
 def _run(args) -> dict:
