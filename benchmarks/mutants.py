@@ -58,6 +58,7 @@ DEFAULT_TESTS = [
 # that a killed mutant fails early.
 FIRST = {
     "_core/_lmm.py": ["tests/_core/test_lmm.py"],
+    "_core/_dense.py": ["tests/_core/test_lmm.py"],
     "_core/_glmm.py": ["tests/_core/test_glmm.py"],
     "_core/_families.py": ["tests/_core/test_families.py"],
     "_core/_blocks.py": ["tests/_core/test_blocks.py", "tests/_core/test_lmm.py"],
@@ -171,7 +172,7 @@ MUTANTS: list[Mutant] = [
     ),
     M(
         "lmm-dense-reml-logdet",
-        "_core/_lmm.py",
+        "_core/_dense.py",
         "2.0 * (logd[q:].sum() - logd[-1]), r * r",
         "2.0 * logd[q:].sum(), r * r",
         "small-model REML log|L_X|^2 includes the residual's diagonal",

@@ -26,7 +26,7 @@ import nlopt
 import numpy as np
 
 from sklmixed._core._blocks import blas_threads
-from sklmixed._core._lmm import DENSE_MAX
+from sklmixed._core._dense import DENSE_MAX
 from sklmixed._core._start import em_start
 from sklmixed.exceptions import (
     ConvergenceWarning,

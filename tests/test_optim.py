@@ -10,7 +10,8 @@ import pytest
 from threadpoolctl import threadpool_info
 
 from sklmixed import MixedLMRegressor, load_dataset
-from sklmixed._core._lmm import DENSE_MAX, LMMProblem
+from sklmixed._core._dense import DENSE_MAX
+from sklmixed._core._lmm import LMMProblem
 from sklmixed._optim import (
     SNAP_COST,
     SNAP_TOL,

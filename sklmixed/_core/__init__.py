@@ -3,7 +3,8 @@
 - ``_block_types``: the types of the blocks of the Cholesky factor L and their
   operations (start here);
 - ``_blocks``: sparse block storage and the precomputed products between blocks;
-- ``_lmm``: :class:`LMMProblem`, the linear mixed model (owns theta and L);
+- ``_lmm``: :class:`LMMProblem`, the linear mixed model (owns theta and L), and
+  ``_dense``, its small-problem layout (the whole system as one dense block);
 - ``_glmm``: the generalized model by PIRLS around an ``LMMProblem``;
 - ``_reterm``, ``_scaling``, ``_start``, ``_families``, ``_predictive``: random-effects
   terms, internal centring and scaling, starting values, families and links, and

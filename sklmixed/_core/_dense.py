@@ -1,0 +1,117 @@
+"""The small-problem layout of L: the whole system as one dense block.
+
+A problem whose system (q + p + 1 rows) is at most DENSE_MAX rows is evaluated
+inside the optimizer by one dense Cholesky factorization per theta: at that size
+LAPACK's work is a few microseconds and the blocked layout's cost is its per-call
+overhead. The objective is assembled from the same log-determinants and r^2 as the
+blocked layout's (``LMMProblem._assemble_objective``); whoever needs the blocks of L
+gets them from the blocked layout.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.linalg.lapack import dpotrf as _potrf
+
+from sklmixed._core._block_types import dense_a_block
+
+if TYPE_CHECKING:
+    from sklmixed._core._lmm import LMMProblem
+
+# Problems whose whole system (q + p + 1 rows) is at most this size are evaluated
+# with one dense Cholesky per theta: at this size LAPACK's work is a few
+# microseconds and the cost of the blocked path is its per-call overhead.
+DENSE_MAX = 128
+
+
+class DenseEvaluator:
+    """The objective of a small problem from one dense factorization per theta.
+
+    The layout of L with a single block: the whole system is one dense block,
+    scaled and inflated by a dense Lambda~ (filled from theta by one fancy
+    assignment) and factored by one LAPACK call. The objective is assembled from
+    its log-determinants and r^2 as the blocked layout's (``_assemble_objective``).
+    Only the objective and the [X y] block come from here; whoever needs the
+    blocks of L (``LMMProblem.factor``) gets them from the blocked layout.
+    """
+
+    def __init__(self, problem: LMMProblem):
+        terms, m = problem.terms, problem.m
+        sizes = [t.nranef for t in terms] + [problem.p + 1]
+        off = np.concatenate(([0], np.cumsum(sizes))).astype(np.int64)
+        Q = int(off[-1])
+        A = np.zeros((Q, Q))
+        for (i, j), blk in problem.A.items():
+            dense = dense_a_block(blk)
+            A[off[i] : off[i + 1], off[j] : off[j + 1]] = dense
+            A[off[j] : off[j + 1], off[i] : off[i + 1]] = dense.T
+        self.A = A
+        self.q = int(off[m])
+        self.p = problem.p
+        self.slices = [slice(off[j], off[j + 1]) for j in range(m)]
+        self.terms = terms
+        self.theta_slices = problem.theta_slices
+        self.all_scalar = all(t.k == 1 for t in terms)
+        # For scalar terms, every column of the system is scaled by one theta (or 1).
+        col_theta = np.full(Q, problem.ntheta, dtype=np.int64)
+        for j, t in enumerate(terms):
+            if t.k == 1:
+                col_theta[self.slices[j]] = problem.theta_slices[j].start
+        self.col_theta = col_theta
+        self.re_diag = np.arange(self.q) * (Q + 1)
+        self._identity_re = np.zeros((Q, Q))
+        self._identity_re.flat[self.re_diag] = 1.0
+        self._theta1 = np.ones(problem.ntheta + 1)
+        # With vector terms, Lambda-tilde = blockdiag(Lambda, I) as a dense Q x Q
+        # matrix whose free entries are filled from theta by one fancy assignment.
+        if not self.all_scalar:
+            pos, src = [np.arange(self.q, Q) * (Q + 1)], [np.full(Q - self.q, problem.ntheta)]
+            for t, sl, ts in zip(terms, self.slices, problem.theta_slices):
+                base = sl.start + np.arange(t.nlevels)[:, None] * t.k  # first row of each level
+                rows = (base + t.inds[:, 0]).reshape(-1)
+                cols = (base + t.inds[:, 1]).reshape(-1)
+                pos.append(rows * Q + cols)
+                src.append(np.tile(np.arange(ts.start, ts.stop), t.nlevels))
+            self._lam_pos = np.concatenate(pos)
+            self._lam_src = np.concatenate(src)
+            self._lam = np.zeros((Q, Q))
+
+    def scaled_inflated(self, theta: NDArray[Any]) -> NDArray[Any]:
+        """Lambda~' A Lambda~ + I_q, Lambda~ = blockdiag(Lambda, I): this layout's
+        whole system, the one block it factors."""
+        buf = self._theta1
+        buf[:-1] = theta
+        if self.all_scalar:
+            s = buf[self.col_theta]
+            M = self.A * s[:, None]
+            M *= s
+        else:
+            lam = self._lam
+            lam.flat[self._lam_pos] = buf[self._lam_src]
+            M = lam.T @ self.A @ lam
+        M += self._identity_re  # + I on the random-effects diagonal
+        return M
+
+    def logdets(self, theta: NDArray[Any]) -> tuple[float, float, float] | None:
+        """(log|L_Z|^2, log|L_X|^2, r^2), or None if not positive definite."""
+        # only the diagonal of L is read: LAPACK need not clear the upper triangle
+        L, info = _potrf(self.scaled_inflated(theta), lower=1, clean=0, overwrite_a=1)
+        if info != 0:  # not positive definite (r = 0 only if y is fitted exactly)
+            return None
+        # (pairwise) sums of the logs: the optimizer's path, and so the last printed
+        # digits of flat fits, depend on these roundings; keep them as they are
+        logd = np.log(L.diagonal())
+        q = self.q
+        r = L[-1, -1]
+        return 2.0 * logd[:q].sum(), 2.0 * (logd[q:].sum() - logd[-1]), r * r
+
+    def xy_factor(self, theta: NDArray[Any]) -> tuple[float, NDArray[Any]] | None:
+        """(log|L_Z|^2, the [X y] block of L) from one dense factorization."""
+        L, info = _potrf(self.scaled_inflated(theta), lower=1, clean=1, overwrite_a=1)
+        if info != 0:
+            return None
+        q = self.q
+        return 2.0 * float(np.log(L.diagonal()[:q]).sum()), L[q:, q:]
