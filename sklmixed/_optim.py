@@ -348,6 +348,7 @@ def _continued(opt: OptSummary, more: OptSummary, name: str) -> OptSummary:
         feval=opt.feval + more.feval,
         optimizer=name,
         returnvalue=more.returnvalue,
+        ftol_rel=more.ftol_rel,
         fitlog=opt.fitlog + more.fitlog[1:],
     )
 

@@ -10,6 +10,7 @@ import pytest
 from threadpoolctl import threadpool_info
 
 from sklmixed import MixedLMRegressor, load_dataset
+from sklmixed import _optim as optim
 from sklmixed._core._dense import DENSE_MAX
 from sklmixed._core._lmm import LMMProblem
 from sklmixed._optim import (
@@ -21,6 +22,7 @@ from sklmixed._optim import (
     newton_polish,
     or_inf,
 )
+from sklmixed.exceptions import SingularFitWarning
 
 
 def test_or_inf_reads_a_pirls_failure_as_infeasible():
@@ -153,3 +155,25 @@ def test_flip_comes_first_and_the_flipped_objective_is_returned():
         np.array([-0.5]), 0.0, fun, np.array([0]), lambda th: np.abs(th), pure=True
     )
     assert theta.tolist() == [0.5] and fmin == pytest.approx(0.0)
+
+
+def test_a_large_boundary_fit_without_a_newton_step_finishes_at_the_usual_tolerance(
+    monkeypatch,
+):
+    # h has no variance: its theta ends on its bound, where a difference step would
+    # cross it; the optimizer then finishes from its looser stop at FTOL_REL
+    rng = np.random.default_rng(4)
+    n = 2000
+    df = pd.DataFrame({"g": rng.integers(0, 150, n).astype(str), "h": rng.integers(0, 30, n)})
+    df["h"] = df["h"].astype(str)
+    df["y"] = rng.normal(size=150)[df["g"].astype(int)] + rng.normal(size=n)
+    formula = "y ~ 1 + (1|g) + (1|h)"
+    with pytest.warns(SingularFitWarning):
+        polished = MixedLMRegressor(formula=formula).fit(df)
+    monkeypatch.setattr(optim, "POLISH_MAX_PARAMS", 0)  # the optimizer alone, at FTOL_REL
+    with pytest.warns(SingularFitWarning):
+        plain = MixedLMRegressor(formula=formula).fit(df)
+    assert polished.result_.optsum.ftol_rel == optim.FTOL_REL
+    assert 0.0 in polished.theta_
+    assert polished.objective_ <= plain.objective_ + 1e-8
+    np.testing.assert_allclose(polished.theta_, plain.theta_, atol=1e-5)
