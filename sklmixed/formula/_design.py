@@ -79,6 +79,10 @@ def _levels_and_codes(series: pd.Series) -> tuple[list[Any], NDArray[Any]]:
         remap = np.full(len(series.cat.categories) + 1, -1)
         remap[present] = np.arange(present.shape[0])
         return [series.cat.categories[i] for i in present], remap[codes]
+    if isinstance(series.dtype, pd.StringDtype) and series.dtype.storage == "pyarrow":
+        found = _arrow_levels_and_codes(series)
+        if found is not None:
+            return found
     values = series.to_numpy()
     try:
         # hashing, then sorting only the distinct values (np.unique sorts all n)
@@ -87,6 +91,28 @@ def _levels_and_codes(series: pd.Series) -> tuple[list[Any], NDArray[Any]]:
     except TypeError:  # mixed types: sort by their text
         levels = sorted(pd.unique(values).tolist(), key=str)
         return levels, pd.Index(levels).get_indexer(values)
+
+
+def _arrow_levels_and_codes(series: pd.Series) -> tuple[list[Any], NDArray[Any]] | None:
+    """``_levels_and_codes`` of an Arrow-backed text column without nulls (None
+    otherwise): Arrow's hashing on its own strings, then a sort of the distinct
+    values only. pandas would first convert every value to a Python object
+    (27 us against 17 us for penicillin's 144 rows: a third of a small fit's
+    design). Sorted as Python sorts str (by code point), as pandas sorts them."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    values = pa.array(series.array)
+    if isinstance(values, pa.ChunkedArray):  # one dictionary for all the chunks
+        values = values.combine_chunks()
+    if values.null_count:
+        return None
+    encoded = pc.dictionary_encode(values)
+    found = encoded.dictionary.to_pylist()
+    order = sorted(range(len(found)), key=found.__getitem__)
+    rank = np.empty(len(found), dtype=np.int64)
+    rank[order] = np.arange(len(found))
+    return [found[i] for i in order], rank[encoded.indices.to_numpy()]
 
 
 def level_label(level: Any) -> str:
@@ -707,7 +733,18 @@ class Design:
 
 
 def _check_columns(df: pd.DataFrame, columns: list[Any]) -> None:
-    check_columns_available(list(df.columns), columns)
+    labels = df.columns
+    # Labels all text (pandas caches what it checks here): the Index's hash lookup
+    # answers as the list would, and listing an Arrow-backed Index of three costs
+    # ~8 us. (Others match more loosely: a MultiIndex finds a tuple's first part, a
+    # NaN label None.)
+    if (
+        labels.inferred_type == "string"
+        and not labels.hasnans
+        and all(col in labels for col in columns)
+    ):
+        return
+    check_columns_available(list(labels), columns)
 
 
 def check_columns_available(available: list[Any], columns: list[Any]) -> None:
