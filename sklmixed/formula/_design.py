@@ -50,10 +50,18 @@ class _Columns(dict[Any, pd.Series]):
     def __init__(self, frame: pd.DataFrame) -> None:
         super().__init__()
         self.frame = frame
+        self._coded: dict[Any, tuple[list[Any], NDArray[Any]]] = {}
 
     def __missing__(self, col: Any) -> pd.Series:
         series = self[col] = self.frame[col]
         return series
+
+    def levels_and_codes(self, col: Any) -> tuple[list[Any], NDArray[Any]]:
+        """:func:`_levels_and_codes` of column ``col``, computed once (a column
+        can be both a categorical predictor and a grouping factor)."""
+        if col not in self._coded:
+            self._coded[col] = _levels_and_codes(self[col])
+        return self._coded[col]
 
 
 def _is_categorical(series: pd.Series) -> bool:
@@ -169,7 +177,7 @@ class _Prep:
             if col in categorical or _is_categorical(series):
                 if col not in categorical:
                     _warn_numeric_text(col, series)
-                prep.categories[col] = _levels(series)
+                prep.categories[col] = cols.levels_and_codes(col)[0]
             elif pd.api.types.is_integer_dtype(series.dtype):
                 prep.floats.append(col)
         return prep
@@ -201,7 +209,15 @@ class _Prep:
         for col in self.floats:
             out[col] = cols[col].to_numpy(dtype=np.float64)
         for col, levels in self.categories.items():
-            out[col] = pd.Categorical(cols[col], categories=levels)
+            series = cols[col]
+            if fitting:
+                # the codes found with the levels (fit): pandas would look every
+                # value up again, 5 of the 11 ms of verbagg's design (7584 rows)
+                ordered = isinstance(series.dtype, pd.CategoricalDtype) and series.dtype.ordered
+                codes = cols.levels_and_codes(col)[1]
+                out[col] = pd.Categorical.from_codes(codes, categories=levels, ordered=ordered)
+            else:
+                out[col] = pd.Categorical(series, categories=levels)
         return out
 
 
@@ -584,7 +600,7 @@ class _Grouping:
     def fit(self, cols: _Columns) -> NDArray[Any]:
         """Codes of the rows of a frame's columns (learning the levels)."""
         if len(self.columns) == 1:
-            self.levels, refs = _levels_and_codes(cols[self.columns[0]])
+            self.levels, refs = cols.levels_and_codes(self.columns[0])
         else:
             keys = self._keys(cols)
             self.levels = sorted(set(keys.tolist()), key=lambda t: tuple(map(_sort_key, t)))
