@@ -105,8 +105,9 @@ def _arrow_levels_and_codes(series: pd.Series) -> tuple[list[Any], NDArray[Any]]
     """``_levels_and_codes`` of an Arrow-backed text column without nulls (None
     otherwise): Arrow's hashing on its own strings, then a sort of the distinct
     values only. pandas would first convert every value to a Python object
-    (27 us against 17 us for penicillin's 144 rows: a third of a small fit's
-    design). Sorted as Python sorts str (by code point), as pandas sorts them."""
+    (27 us against 20 us for penicillin's 144 rows, 470 us against 160 us for
+    10000 rows of 100 levels). Sorted as Python sorts str (by code point), as
+    pandas sorts them."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
