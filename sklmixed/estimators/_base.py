@@ -247,7 +247,7 @@ class MixedModelBase(BaseEstimator):
             df = pd.DataFrame(X, columns=[f"x{i}" for i in range(X.shape[1])])
         if df.shape[0] == 0:
             raise DataError("cannot fit a model to empty data (0 rows)")
-        fetched: dict = {}  # the columns the design read, for column_kinds
+        fetched = {}  # the columns the design read, for column_kinds
         if self.formula is not None:
             # With y given, y is the response: the left-hand side is not evaluated
             # (X need not hold its columns).

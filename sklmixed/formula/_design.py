@@ -520,9 +520,8 @@ class _ReColumns:
         if self.plain is not None:
             self.names = (["(Intercept)"] if self.spec.intercept else []) + list(self.plain)
             return self.transform(cols)
-        mm = _model_matrix(
-            with_codings(self.text, codings), cols.frame, f"the random-effects term {self.spec.display()}"
-        )
+        what = f"the random-effects term {self.spec.display()}"
+        mm = _model_matrix(with_codings(self.text, codings), cols.frame, what)
         self.model_spec = mm.model_spec
         raw = [str(c) for c in mm.columns]
         kept = [c for c in raw if not (self.drop_intercept and c == "Intercept")]
