@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import warnings
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -343,6 +344,7 @@ def mixedmodels_name(name: str, level_labels: dict[Any, Any]) -> str:
     return " & ".join(out)
 
 
+@lru_cache(maxsize=256)  # formulaic's parse costs 0.3 ms a fit of the same formula
 def _fixed_display(fixed_text: str) -> str:
     """The fixed part as StatsModels prints it: expanded, '&' for interactions."""
     formula = Formula(fixed_text)
@@ -635,6 +637,10 @@ class _TermBuilder:
     pieces: list[Any]  # of _ReColumns
     zerocorr: list[Any]  # per piece
 
+    def plain(self) -> bool:
+        """Whether every column is a data column as it is (no formulaic)."""
+        return all(piece.plain is not None for piece in self.pieces)
+
     def inds(self) -> NDArray[Any]:
         pos: list[tuple[int, int]] = []
         off = 0
@@ -710,12 +716,17 @@ class Design:
         cols = _check_finite(data, self.predictor_columns)
         prepared = _prepared_columns(self._prep, cols)
         X = self._fixed.transform(prepared)
-        _check_matrix(X, self.coef_names, "fixed-effects")
+        # only values computed by formulaic can be NaN or infinite: plain columns
+        # were checked with the data (~5 us a matrix)
+        if self._fixed.plain is None:
+            _check_matrix(X, self.coef_names, "fixed-effects")
         parts = []
         for builder in self._builders:
             refs = builder.grouping.transform(cols, new_level_codes)
             z = np.hstack([piece.transform(prepared) for piece in builder.pieces])
-            _check_matrix(z, [nm for p in builder.pieces for nm in p.names], "random-effects")
+            if not builder.plain():
+                names = [nm for p in builder.pieces for nm in p.names]
+                _check_matrix(z, names, "random-effects")
             parts.append((refs, z))
         return X, parts
 
@@ -910,7 +921,8 @@ def build_design(
     labels = prep.labels()
     prepared = _prepared_columns(prep, cols, fitting=True)
     fixed, X = _build_fixed(parsed, prepared, codings, labels, fixed_plain)
-    _check_matrix(X, fixed.names, "fixed-effects")
+    if not fixed_plain:  # plain columns were checked with the data (_check_finite)
+        _check_matrix(X, fixed.names, "fixed-effects")
     offset = offsets.fit(prepared.frame) if offsets is not None else None
 
     builders: list[_TermBuilder] = []
@@ -926,7 +938,8 @@ def build_design(
         refs = builder.grouping.fit(cols)
         z = np.hstack([piece.fit(prepared, codings, labels) for piece in builder.pieces])
         cnames = [nm for piece in builder.pieces for nm in piece.names]
-        _check_matrix(z, cnames, f"random-effects ({builder.grouping.name})")
+        if not builder.plain():
+            _check_matrix(z, cnames, f"random-effects ({builder.grouping.name})")
         dup = sorted({c for c in cnames if cnames.count(c) > 1})
         if dup:
             raise FormulaError(
