@@ -222,7 +222,10 @@ class MixedModelBase(BaseEstimator):
             # What sklearn's validation records, without its dataframe round trip
             # (which costs more than fitting a small model).
             self.n_features_in_ = df.shape[1]
-            if all(isinstance(c, str) for c in df.columns):
+            # all labels str, from what pandas caches on the Index (iterating an
+            # Arrow-backed Index of three labels costs ~6 us); a str Index may hold NaN
+            labels = df.columns
+            if labels.inferred_type in ("string", "empty") and not labels.hasnans:
                 self.feature_names_in_ = np.asarray(df.columns, dtype=object)
             elif hasattr(self, "feature_names_in_"):
                 del self.feature_names_in_
@@ -244,10 +247,13 @@ class MixedModelBase(BaseEstimator):
             df = pd.DataFrame(X, columns=[f"x{i}" for i in range(X.shape[1])])
         if df.shape[0] == 0:
             raise DataError("cannot fit a model to empty data (0 rows)")
+        fetched = {}  # the columns the design read, for column_kinds
         if self.formula is not None:
             # With y given, y is the response: the left-hand side is not evaluated
             # (X need not hold its columns).
-            design = build_design(self.formula, df, self.contrasts, with_response=y is None)
+            design = build_design(
+                self.formula, df, self.contrasts, with_response=y is None, fetched=fetched
+            )
             response = y if y is not None else design.y
             if response is None:
                 raise DataError("the formula has no response (left of '~') and y was not given")
@@ -266,7 +272,7 @@ class MixedModelBase(BaseEstimator):
             design = build_design_from_columns(df, fixed=fixed, groups=groups, response=y)
             response = y
         # what each used column held, so that predict can restore changed types
-        self._column_kinds = column_kinds(df, design.used_columns)
+        self._column_kinds = column_kinds(df, design.used_columns, fetched)
         return design, response
 
     def _score_target(self, X, y):
