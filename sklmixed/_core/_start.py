@@ -28,11 +28,13 @@ from numpy.typing import NDArray
 from sklmixed._core._block_types import DenseBlock
 
 # The start is used when some dense diagonal block of L has at least this many rows:
-# its Cholesky factorization, O(m^3), is then most of an evaluation (0.1 s and more).
-# (InstEval, 1128 rows, would fit in 16 evaluations instead of 48, twice as fast, at
-# the same objective to 1e-15; but 8 instead of 3 of its printed estimates would then
-# differ from the reference page by one unit in the last digit.)
-START_MIN_DENSE = 2000
+# its Cholesky factorization, O(m^3), is then most of an evaluation (15 ms and more).
+# InstEval (1128 rows) fits in 17 evaluations instead of 48 (0.62 s instead of 1.16 s)
+# with the same printed estimates: the Newton step that ends a large fit
+# (``newton_polish`` in ``_optim``) lands on the same optimum, to 1e-9 in theta,
+# from either start. (Before that step, the path behind the optimizer's stopping
+# point set the last printed digits, and this start changed 8 of them.)
+START_MIN_DENSE = 1000
 # EM sweeps: from 20 on, the start is within 0.3-2% of the optimum on the synthetic
 # crossed designs (6040 x 3706 levels and smaller); 5 leave 1-4%.
 SWEEPS = 20

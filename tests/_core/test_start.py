@@ -67,6 +67,18 @@ def test_em_start_reaches_the_optimum_of_the_identity_start(weighted, reml, monk
     assert opt.feval < opt_i.feval
 
 
+def test_both_starts_end_at_the_same_optimum_after_the_newton_step(monkeypatch):
+    # the system (423 rows) is above DENSE_MAX: the fit ends with a Newton step, and
+    # the estimates no longer depend on where the optimizer started
+    X, y, terms = _crossed(seed=3)
+    theta_i, _ = fit_lmm(LMMProblem(X, y, terms))
+    monkeypatch.setattr(_start, "START_MIN_DENSE", 100)
+    prob = LMMProblem(X, y, terms)
+    theta, opt = fit_lmm(prob)
+    assert opt.initial is not None and not np.all(opt.initial == 1.0)  # the EM start
+    np.testing.assert_allclose(theta, theta_i, rtol=1e-8)
+
+
 def test_em_theta_of_a_single_term_is_near_the_ml_estimate():
     rng = np.random.default_rng(3)
     n, G = 4000, 200
