@@ -295,8 +295,9 @@ def newton_polish(
     Hessian from steps of POLISH_STEP are well above that rounding (the objective
     changes by ~1e-5 over them), and one Newton step lands on the optimum to about
     1e-9 whichever rounding led there. The step is kept if the objective there is
-    not worse by more than FTOL_ABS, the difference below which the optimizer
-    itself does not distinguish points.
+    not worse by more than the optimizer's tolerances (FTOL_ABS, or FTOL_REL of the
+    objective), the difference below which it does not distinguish points itself:
+    on a million rows the objective is 2.7e6 and its rounding 3e-8.
 
     Returns the point, its objective and the evaluations made ``[(x, f), ...]``;
     the point is ``x`` itself where a difference step would cross a bound (a
@@ -334,7 +335,7 @@ def newton_polish(
     if np.any(np.abs(step) > 10.0 * h) or np.any(new < lower):
         return x, fx, log
     fnew = f(new)
-    if np.isfinite(fnew) and fnew <= fx + FTOL_ABS:
+    if np.isfinite(fnew) and fnew <= fx + max(FTOL_ABS, FTOL_REL * abs(fx)):
         return new, fnew, log
     return x, fx, log
 

@@ -177,3 +177,20 @@ def test_a_large_boundary_fit_without_a_newton_step_finishes_at_the_usual_tolera
     assert 0.0 in polished.theta_
     assert polished.objective_ <= plain.objective_ + 1e-8
     np.testing.assert_allclose(polished.theta_, plain.theta_, atol=1e-5)
+
+
+def test_newton_polish_accepts_a_step_within_the_rounding_of_a_large_objective():
+    # a million rows: an objective of 2.7e6 whose evaluations round at ~3e-8. The
+    # step may evaluate higher than the optimizer's point by that much and is kept,
+    # as the optimizer does not distinguish points closer than FTOL_REL either.
+    centre = np.array([0.5, 0.67])
+    x = centre + 1e-5
+
+    def fun(t):
+        t = np.asarray(t)
+        rounding = 0.0 if np.array_equal(t, x) else 5e-8
+        return 2.7e6 + float(np.sum((t - centre) ** 2)) + rounding
+
+    new, fnew, _ = newton_polish(fun, x, fun(x), np.zeros(2))
+    assert new is not x and not np.array_equal(new, x)
+    assert fun(x) < fnew < fun(x) + 1e-7
