@@ -27,7 +27,7 @@ import numpy as np
 
 from sklmixed._core._blocks import blas_threads
 from sklmixed._core._dense import DENSE_MAX
-from sklmixed._core._start import em_start
+from sklmixed._core._start import em_start, em_start_glmm
 from sklmixed.exceptions import (
     ConvergenceWarning,
     DataError,
@@ -640,15 +640,23 @@ def fit_glmm(
     # lambda = I and the GLM's dispersion; a warm start replaces theta (and the
     # dispersion when it holds one)
     start = problem.initial_theta()
+    first_step = None
     if theta0 is not None:
         start[: len(theta0)] = theta0
+        first_step = warm_step(start)
+    else:
+        # Large crossed models start from the EM sweeps on the GLM fit's working
+        # response (see sklmixed._core._start)
+        em = em_start_glmm(problem)
+        if em is not None:
+            start[:nth], first_step = em
     opt = minimize(
         dev_theta,
         start,
         lower_theta,
         optimizer=optimizer or "LN_BOBYQA",
         maxfeval=maxfeval,
-        initial_step=None if theta0 is None else warm_step(start),
+        initial_step=first_step,
         # A large problem's first stage, when the joint stage follows, only gives
         # the latter its start: its last evaluations (a dense factorization each)
         # would refine the deviance below 1e-4 where the joint stage moves it by

@@ -364,6 +364,16 @@ class GLMMProblem:
         w = self.pw * dmu**2 / (fam.variance(mu) * fam.scale)
         return w, eta + (self.y - mu) / dmu - self.offset
 
+    def working_response(self, eta: NDArray[Any]) -> tuple[NDArray[Any], NDArray[Any]]:
+        """(Fisher's working weights, working response) at ``eta``: the weighted
+        linear model that one PIRLS step solves (offset removed from the response)."""
+        return self._fisher(eta)
+
+    def start_eta(self) -> NDArray[Any]:
+        """The linear predictor at the starting beta (the GLM fit) and u = 0."""
+        beta = self._start_beta if self._start_beta is not None else np.zeros(self.p)
+        return np.asarray(self.X @ beta + self.offset)
+
     def _re_only(self) -> LMMProblem:
         """The random-effects terms without X (built on first use)."""
         if self._aux is None:

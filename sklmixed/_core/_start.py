@@ -42,6 +42,47 @@ SWEEPS = 20
 # STEP_MIN). 2-5% all gave 15-19 evaluations; 10% gave up to 38 on one design.
 STEP = 0.02
 STEP_MIN = 0.01
+# GLMMs: the working response is linearized LINEARIZATIONS times (at the GLM fit,
+# then at the sweeps' fitted values), penalized quasi-likelihood's iteration. On
+# 200k rows of the crossed synthetic (Bernoulli, fast=True) the start is then 12%
+# below the optimum (31% after one) and the fit takes 21 evaluations (32 after one,
+# 56 from lambda = I); the trust region GLMM_STEP covers that distance.
+GLMM_STEP = 0.2
+LINEARIZATIONS = 2
+
+
+def _qualifies(problem: Any) -> bool:
+    """All-scalar terms and a dense diagonal block of START_MIN_DENSE rows."""
+    terms = problem.terms
+    if not terms or any(t.k != 1 for t in terms):
+        return False
+    dense = [t.nranef for j, t in enumerate(terms) if problem.Ltype[(j, j)] is DenseBlock]
+    return bool(dense) and max(dense) >= START_MIN_DENSE
+
+
+def em_start_glmm(problem: Any) -> tuple[NDArray[Any], NDArray[Any]] | None:
+    """(theta0, initial step) for a large crossed GLMM without a dispersion, or None.
+
+    The EM sweeps on the linearized model at the GLM fit (its starting beta): the
+    working response with Fisher's weights, its residual variance 1; linearized
+    again at the sweeps' fitted values (LINEARIZATIONS in all). These are penalized
+    quasi-likelihood's variance estimates, 10-20% below the Laplace optimum for
+    Bernoulli responses: the trust region is GLMM_STEP of the start.
+    """
+    lmm = problem.lmm
+    if problem.family.has_dispersion or not lmm.has_rows or not _qualifies(lmm):
+        return None
+    eta = problem.start_eta()
+    theta = np.zeros(0)
+    for _ in range(LINEARIZATIONS):
+        w, z = problem.working_response(eta)
+        fitted: list[NDArray[Any]] = []
+        found = em_theta(lmm.X, z, lmm.terms, w, SWEEPS, sigma2=1.0, fitted=fitted)
+        if found is None or not np.all(np.isfinite(found)) or not np.any(found > 0):
+            return None
+        theta = found
+        eta = fitted[0] + problem.offset
+    return theta, np.maximum(GLMM_STEP * np.abs(theta), STEP_MIN)
 
 
 def em_start(problem: Any) -> tuple[NDArray[Any], NDArray[Any]] | None:
@@ -53,12 +94,9 @@ def em_start(problem: Any) -> tuple[NDArray[Any], NDArray[Any]] | None:
         A problem whose terms are all scalar and some of whose dense diagonal blocks
         have at least ``START_MIN_DENSE`` rows; otherwise None is returned.
     """
+    if not _qualifies(problem):
+        return None
     terms = problem.terms
-    if not terms or any(t.k != 1 for t in terms):
-        return None
-    dense = [t.nranef for j, t in enumerate(terms) if problem.Ltype[(j, j)] is DenseBlock]
-    if not dense or max(dense) < START_MIN_DENSE:
-        return None
     if problem.has_rows:
         theta = em_theta(problem.X, problem.y, terms, problem.weights, SWEEPS)
     else:  # fitted from cross-products (out of core): the same sweeps on A
@@ -74,10 +112,15 @@ def em_theta(
     terms: list[Any],
     weights: NDArray[Any] | None,
     sweeps: int,
+    sigma2: float | None = None,
+    fitted: list[NDArray[Any]] | None = None,
 ) -> NDArray[Any] | None:
     """theta of scalar terms by ``sweeps`` approximate EM sweeps (see the module).
 
-    Returns None when the data leave nothing to estimate (no residual variation).
+    ``sigma2``: the residual variance, known (a GLMM's working response, whose
+    weights make it 1), rather than estimated. Returns None when the data leave
+    nothing to estimate (no residual variation). ``fitted``, a list, receives the
+    fitted values X beta + Z b of the last sweep.
     """
     n = y.shape[0]
     w = np.ones(n) if weights is None else weights
@@ -106,6 +149,8 @@ def em_theta(
         s2_j = (wr2 - between) / max(nobs - G, 1.0)
         tau2[j] = max(0.0, (between - G * s2_j) / float(c.sum()))
     s2 = max((wr2 - float(np.sum(tau2 * [c.sum() for c in nz]))) / nobs, 0.1 * wr2 / nobs)
+    if sigma2 is not None:
+        s2 = sigma2
 
     b = [np.zeros(c.shape[0]) for c in nz]
     fit_b = np.zeros(n)
@@ -129,9 +174,12 @@ def em_theta(
             cv = s2 / (c + s2 / tau2[j])
             tau2[j] = (float(np.sum(b[j][ok] ** 2)) + float(np.sum(cv[ok]))) / int(ok.sum())
             extra += float(np.sum(c * cv))
-        s2 = (float(np.sum(w * e * e)) + extra) / nobs
+        if sigma2 is None:
+            s2 = (float(np.sum(w * e * e)) + extra) / nobs
         if not s2 > 0:
             return None
+    if fitted is not None:
+        fitted.append(X @ beta + fit_b)
     return np.sqrt(tau2 / s2)
 
 

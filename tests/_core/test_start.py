@@ -108,3 +108,40 @@ def test_factor_of_the_last_theta_is_reused_until_the_data_change():
     L = prob.L
     prob.set_weights(np.full(y.shape[0], 2.0))  # new A: recomputed
     assert prob.update(theta * 1.1) and prob.L is not L
+
+
+def _bernoulli_problem(family="bernoulli"):
+    from sklmixed._core._families import get_family, get_link
+    from sklmixed._core._glmm import GLMMProblem
+
+    X, y, terms = _crossed(seed=4, n=4000)
+    rng = np.random.default_rng(5)
+    eta = (y - 3.5) / 0.9
+    b = (rng.uniform(size=y.shape[0]) < 1 / (1 + np.exp(-eta))).astype(float)
+    fam = get_family(family)
+    return GLMMProblem(X, b if family == "bernoulli" else b + 1.0, terms, fam, get_link(fam, None))
+
+
+def test_glmm_start_from_the_linearized_model(monkeypatch):
+    from sklmixed._core._start import em_start_glmm
+    from sklmixed._optim import fit_glmm
+
+    plain = _bernoulli_problem()
+    assert em_start_glmm(plain) is None  # a 120-row dense block: lambda = I
+    beta_i, theta_i, opt_i = fit_glmm(plain, fast=True)
+    monkeypatch.setattr(_start, "START_MIN_DENSE", 100)
+    prob = _bernoulli_problem()
+    prob.glm_start()
+    theta0, step = em_start_glmm(prob)
+    # penalized quasi-likelihood's estimates: below the optimum, within 25%
+    assert np.all(theta0 < theta_i) and np.all(theta0 > 0.75 * theta_i)
+    np.testing.assert_allclose(step, np.maximum(_start.GLMM_STEP * theta0, _start.STEP_MIN))
+    beta, theta, opt = fit_glmm(_bernoulli_problem(), fast=True)
+    np.testing.assert_array_equal(opt.initial, theta0)
+    assert opt.fmin == pytest.approx(opt_i.fmin, rel=1e-10)
+    np.testing.assert_allclose(theta, theta_i, rtol=1e-4)
+    assert opt.feval < opt_i.feval
+    # families with a dispersion keep lambda = I
+    assert em_start_glmm(_bernoulli_problem("poisson")) is not None
+    gamma = _bernoulli_problem("gamma")
+    assert em_start_glmm(gamma) is None
