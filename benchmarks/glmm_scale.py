@@ -19,7 +19,8 @@ Laplace approximation (``--method laplace``: sklmixed's default, mixedlm's
 Every fit runs in a fresh Python process that reads the data, fits once and reports
 the fit's wall time (``time.perf_counter``, data loading excluded) and its peak
 resident memory (``resource.getrusage(RUSAGE_SELF)``: the child's maximum RSS, data
-frame and imports included), with the CPU time of the fit (``time.process_time``:
+frame and imports included; only the file's record batches that hold the fitted rows
+are read), with the CPU time of the fit (``time.process_time``:
 on a loaded machine the wall time measures the load as much as the fit; both peers
 factor their large blocks with one thread). The peers' repetitions are interleaved so that the
 machine's load falls on both alike; on a shared machine only the ratio of two peers
@@ -61,11 +62,7 @@ def _crossed_1m():
 
 
 def _load(path: str, rows: int):
-    import pyarrow.feather as feather
-
-    df = feather.read_feather(path)
-    if rows < len(df):
-        df = df.iloc[:rows].reset_index(drop=True)
+    df = _crossed_1m().read_first_rows(path, rows)
     # the Bernoulli response: ratings above the mean of the generator (3.5)
     return df.assign(b=(df["y"] > 3.5).astype(float))
 
