@@ -70,7 +70,12 @@ class MixedLMRegressor(RegressorMixin, MixedModelBase):
         ``"LN_COBYLA"``, ``"LN_NELDERMEAD"``, ``"LN_SBPLX"`` or ``"LN_PRAXIS"``.
         By default LN_BOBYQA with the diagonal of each lambda bounded at zero,
         followed by an unbounded LN_NEWUOA run from its optimum when BOBYQA
-        stops with a correlated term's diagonal element on its bound.
+        stops with a correlated term's diagonal element on its bound, and, for
+        models with more than 127 random and fixed effects and at most four
+        covariance parameters, by a Newton step on central differences that
+        puts the estimates where the optimum is rather than where the optimizer
+        stopped (to about 1e-9: independent of the rows' order). A named
+        algorithm runs alone, to its tolerances.
     maxfeval : int, default=-1
         Maximum number of objective evaluations; -1 for no limit. Reaching it
         emits a ``ConvergenceWarning``.
