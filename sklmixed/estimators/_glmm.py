@@ -62,6 +62,11 @@ class _GLMMBase(MixedModelBase):
             )
 
     def _fit_glmm(self, design, y, sample_weight, offset=None):
+        # one BLAS thread from the problem's setup on (see MixedLMRegressor.fit)
+        with blas_for_fit():
+            return self._fit_glmm_in_memory(design, y, sample_weight, offset)
+
+    def _fit_glmm_in_memory(self, design, y, sample_weight, offset):
         family = get_family(self.family)
         link = get_link(family, self.link)
         w = validate_sample_weight(sample_weight, y.shape[0])
@@ -99,14 +104,11 @@ class _GLMMBase(MixedModelBase):
         if theta0 is not None and family.has_dispersion and previous is not None:
             if self.family_.name == family.name:  # the previous fit's shape or dispersion
                 theta0 = np.append(theta0, np.log(previous))
-        with blas_for_fit():
-            beta, params, optsum = optimize_glmm(self, problem, theta0, beta0, fit_glmm)
-            # params: theta, then the log dispersion for a family that has one
-            theta = params[: problem.ntheta]
-            result = glmm_result(
-                problem, beta, theta, optsum, design.formula_text, design.coef_names
-            )
-            b, u = problem.lmm.user_ranef(problem.state.u, theta)  # internal -> user's scale
+        beta, params, optsum = optimize_glmm(self, problem, theta0, beta0, fit_glmm)
+        # params: theta, then the log dispersion for a family that has one
+        theta = params[: problem.ntheta]
+        result = glmm_result(problem, beta, theta, optsum, design.formula_text, design.coef_names)
+        b, u = problem.lmm.user_ranef(problem.state.u, theta)  # internal -> user's scale
         self._set_fitted(result, design, problem.lmm, b, u, y)
         self._problem, self._fit_weights, self._fit_offset = problem, w, off
         self._offset_param = offset is not None  # held-out rows then need theirs

@@ -227,6 +227,13 @@ class MixedLMRegressor(RegressorMixin, MixedModelBase):
         source = as_source(X)
         if source is not None:  # data read in chunks: fitted from its cross-products
             return fit_lmm_out_of_core(self, source, y, sample_weight, offset)
+        # One BLAS thread from the first LAPACK call of the fit (the problem's QR and
+        # scaling included): in threads another fit's limit would otherwise decide
+        # how this fit's setup rounds (1e-10 in InstEval's theta).
+        with blas_for_fit():
+            return self._fit_in_memory(X, y, sample_weight, offset)
+
+    def _fit_in_memory(self, X, y, sample_weight, offset):
         self._out_of_core = False
         design, response = self._design(X, y)
         yv = _numeric_response(response)
@@ -258,12 +265,11 @@ class MixedLMRegressor(RegressorMixin, MixedModelBase):
         warn_rank_deficient(problem, design)
         theta0, _ = self._warm_start(problem, design.coef_names)
         try:
-            with blas_for_fit():
-                theta, optsum = fit_lmm(
-                    problem, optimizer=self.optimizer, maxfeval=self.maxfeval, theta0=theta0
-                )
-                result = lmm_result(problem, theta, optsum, design.formula_text, design.coef_names)
-                b, u = problem.user_ranef(problem.u(), theta)  # internal theta -> user's scale
+            theta, optsum = fit_lmm(
+                problem, optimizer=self.optimizer, maxfeval=self.maxfeval, theta0=theta0
+            )
+            result = lmm_result(problem, theta, optsum, design.formula_text, design.coef_names)
+            b, u = problem.user_ranef(problem.u(), theta)  # internal theta -> user's scale
         except np.linalg.LinAlgError as exc:  # a safety net: never numpy's error
             raise FitError(
                 f"the factorization failed ({exc}); try a simpler random-effects structure"
