@@ -87,8 +87,8 @@ def test_threads_give_the_sequential_results_of_a_large_model():
     # bit for bit, and with the main thread's to 1.2e-9 in theta, not exactly: the
     # BLAS's thread count is not the cause (one-thread Cholesky factors in a worker
     # and in the main thread are equal); most likely the rounding of vectorized
-    # kernels follows the arrays' addresses, which differ between threads. The Newton step that ends the
-    # fit keeps that to 1e-9 (without it, 6e-9 on these rows).
+    # kernels follows the arrays' addresses, which differ between threads. The Newton
+    # step that ends the fit keeps that to 1e-9 (without it, 6e-9 on these rows).
     df = load_dataset("insteval").iloc[:20000]
     formula = "y ~ 1 + service + (1|s) + (1|d)"
 
