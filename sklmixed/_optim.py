@@ -16,6 +16,7 @@ boundary (singular) fit reports exactly zero variance.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import warnings
 from collections.abc import Callable
@@ -454,6 +455,21 @@ def blas_for_fit() -> contextlib.AbstractContextManager:
     about 13 us.
     """
     return blas_threads(1)
+
+
+def on_one_blas_thread(fit: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorate an estimator's ``fit`` so that all of it, from its first LAPACK call
+    (the problem's setup, passes over chunks) to the result, runs under
+    :func:`blas_for_fit`: in threads, another fit's limit would otherwise decide how
+    this fit's setup rounds (1e-10 in InstEval's theta), and out-of-core fits would
+    keep the default threads."""
+
+    @functools.wraps(fit)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with blas_for_fit():
+            return fit(self, *args, **kwargs)
+
+    return wrapper
 
 
 def warm_step(x0: np.ndarray) -> np.ndarray:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as pads
 import pytest
 from threadpoolctl import threadpool_info
 
@@ -61,6 +63,10 @@ def test_fits_run_on_one_blas_thread(monkeypatch):
 
     monkeypatch.setattr(LMMProblem, "objective", spy)
     MixedLMRegressor(formula="yield ~ 1 + (1|batch)").fit(load_dataset("dyestuff"))
+    assert seen and set(seen) == {1}
+    seen.clear()  # out of core too: the passes over the batches and the optimizer
+    dataset = pads.dataset(pa.Table.from_pandas(load_dataset("dyestuff")))
+    MixedLMRegressor(formula="yield ~ 1 + (1|batch)").fit(dataset)
     assert seen and set(seen) == {1}
     with blas_for_fit():
         assert all(i["num_threads"] == 1 for i in threadpool_info() if i["user_api"] == "blas")

@@ -33,6 +33,7 @@ from sklmixed.exceptions import (
     ConvergenceWarning,
     DataError,
     DataTypeError,
+    ParameterError,
     RankDeficientWarning,
     RowsNotAvailableError,
     SingularFitWarning,
@@ -104,6 +105,47 @@ def warn_rank_deficient(problem, design) -> None:
             RankDeficientWarning,
             stacklevel=user_stacklevel(),
         )
+
+
+def check_glmm_design(est, family, reterms, has_weights: bool) -> None:
+    """What a GLMM's options need of its design, in memory or in chunks: quadrature
+    (nagq > 1) a single scalar term; the binomial family the numbers of trials
+    (a warning without them)."""
+    if est.nagq > 1 and (len(reterms) != 1 or reterms[0].k != 1):
+        raise ParameterError(
+            f"nagq={est.nagq} (adaptive Gauss-Hermite quadrature) needs a single "
+            "scalar random-effects term such as (1|g); this model has "
+            + ", ".join(f"{t.name} ({t.k} columns)" for t in reterms)
+            + "; use nagq=1 (Laplace)"
+        )
+    if family.name == "binomial" and not has_weights:
+        warnings.warn(
+            "binomial family without sample_weight: every proportion is taken as one "
+            "trial; pass the numbers of trials as sample_weight",
+            UserWarning,
+            stacklevel=user_stacklevel(),
+        )
+
+
+def optimize_lmm(est, problem, design, theta0, fit_lmm):
+    """``fit_lmm(problem, ...)`` with the estimator's settings (the caller's
+    ``_optim.fit_lmm``), then the FitResult and the random effects on the user's
+    scale: ``(result, b, u)``. A failed factorization as a FitError (a safety
+    net: never numpy's error)."""
+    from sklmixed._results import lmm_result
+    from sklmixed.exceptions import FitError
+
+    try:
+        theta, optsum = fit_lmm(
+            problem, optimizer=est.optimizer, maxfeval=est.maxfeval, theta0=theta0
+        )
+        result = lmm_result(problem, theta, optsum, design.formula_text, design.coef_names)
+        b, u = problem.user_ranef(problem.u(), theta)  # internal theta -> user's scale
+    except np.linalg.LinAlgError as exc:
+        raise FitError(
+            f"the factorization failed ({exc}); try a simpler random-effects structure"
+        ) from exc
+    return result, b, u
 
 
 def optimize_glmm(est, problem, theta0, beta0, fit_glmm):

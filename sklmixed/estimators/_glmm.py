@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.metrics import accuracy_score
@@ -12,11 +10,12 @@ from sklearn.utils.validation import check_is_fitted
 
 from sklmixed._core._families import FAMILIES, get_family, get_link
 from sklmixed._core._glmm import GLMMProblem
-from sklmixed._optim import blas_for_fit, fit_glmm
+from sklmixed._optim import fit_glmm, on_one_blas_thread
 from sklmixed._results import glmm_result
 from sklmixed.estimators._base import (
     MixedModelBase,
     _from_result,
+    check_glmm_design,
     optimize_glmm,
     validate_sample_weight,
     warn_rank_deficient,
@@ -38,7 +37,6 @@ from sklmixed.estimators._sources import as_source
 from sklmixed.exceptions import (
     DataError,
     ParameterError,
-    user_stacklevel,
 )
 
 
@@ -62,31 +60,11 @@ class _GLMMBase(MixedModelBase):
             )
 
     def _fit_glmm(self, design, y, sample_weight, offset=None):
-        # one BLAS thread from the problem's setup on (see MixedLMRegressor.fit)
-        with blas_for_fit():
-            return self._fit_glmm_in_memory(design, y, sample_weight, offset)
-
-    def _fit_glmm_in_memory(self, design, y, sample_weight, offset):
         family = get_family(self.family)
         link = get_link(family, self.link)
         w = validate_sample_weight(sample_weight, y.shape[0])
         off = total_offset(design, offset, y.shape[0])
-        if family.name == "binomial" and w is None:
-            warnings.warn(
-                "binomial family without sample_weight: every proportion is taken as one "
-                "trial; pass the numbers of trials as sample_weight",
-                UserWarning,
-                stacklevel=user_stacklevel(),
-            )
-        if self.nagq > 1:
-            terms = design.reterms
-            if len(terms) != 1 or terms[0].k != 1:
-                raise ParameterError(
-                    f"nagq={self.nagq} (adaptive Gauss-Hermite quadrature) needs a single "
-                    "scalar random-effects term such as (1|g); this model has "
-                    + ", ".join(f"{t.name} ({t.k} columns)" for t in terms)
-                    + "; use nagq=1 (Laplace)"
-                )
+        check_glmm_design(self, family, design.reterms, w is not None)
         problem = GLMMProblem(
             design.X,
             y,
@@ -303,6 +281,7 @@ class MixedGLMClassifier(ClassifierMixin, _GLMMBase):
         self.maxfeval = maxfeval
         self.warm_start = warm_start
 
+    @on_one_blas_thread
     def fit(self, X, y=None, sample_weight=None, offset=None):
         """Fit the model.
 
@@ -629,6 +608,7 @@ class MixedGLMRegressor(RegressorMixin, _GLMMBase):
         self.maxfeval = maxfeval
         self.warm_start = warm_start
 
+    @on_one_blas_thread
     def fit(self, X, y=None, sample_weight=None, offset=None):
         """Fit the model.
 

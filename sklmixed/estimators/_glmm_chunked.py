@@ -12,7 +12,6 @@ pass. Only levels, moments, cross-products and sums travel to the client.
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
@@ -23,7 +22,7 @@ from sklmixed._core._glmm_chunks import ChunkedGLMMProblem, GLMMChunk, chunked_f
 from sklmixed._core._lmm import estimable_columns
 from sklmixed._core._scaling import Scaling, scaling_from_columns
 from sklmixed._optim import fit_glmm
-from sklmixed.estimators._base import optimize_glmm, warn_separation
+from sklmixed.estimators._base import check_glmm_design, optimize_glmm, warn_separation
 from sklmixed.estimators._checks import binary_labels, check_no_missing
 from sklmixed.estimators._outofcore import (
     ChunkedData,
@@ -36,7 +35,6 @@ from sklmixed.estimators._sources import ChunkSource
 from sklmixed.exceptions import (
     DataError,
     ParameterError,
-    user_stacklevel,
 )
 
 __all__ = ["fit_glmm_chunked"]
@@ -205,20 +203,7 @@ def fit_glmm_chunked(est: Any, source: ChunkSource, y: Any, sample_weight: Any, 
     design = data.design
     if not design.has_response:
         raise DataError("the formula has no response (left of '~') and y was not given")
-    if est.nagq > 1 and (len(design.reterms) != 1 or design.reterms[0].k != 1):
-        raise ParameterError(
-            f"nagq={est.nagq} (adaptive Gauss-Hermite quadrature) needs a single "
-            "scalar random-effects term such as (1|g); this model has "
-            + ", ".join(f"{t.name} ({t.k} columns)" for t in design.reterms)
-            + "; use nagq=1 (Laplace)"
-        )
-    if family.name == "binomial" and sample_weight is None:
-        warnings.warn(
-            "binomial family without sample_weight: every proportion is taken as one "
-            "trial; pass the numbers of trials as sample_weight",
-            UserWarning,
-            stacklevel=user_stacklevel(),
-        )
+    check_glmm_design(est, family, design.reterms, sample_weight is not None)
     # the response: classes, or the family's support and a range
     if classifier:
         found = source.map_reduce(_ResponsePass(data, True), _combine_labels)

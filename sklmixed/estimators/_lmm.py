@@ -8,10 +8,10 @@ from sklearn.metrics import r2_score
 from sklearn.utils.validation import check_is_fitted
 
 from sklmixed._core._lmm import LMMProblem, leverage
-from sklmixed._optim import blas_for_fit, fit_lmm
-from sklmixed._results import lmm_result
+from sklmixed._optim import fit_lmm, on_one_blas_thread
 from sklmixed.estimators._base import (
     MixedModelBase,
+    optimize_lmm,
     validate_sample_weight,
     warn_rank_deficient,
 )
@@ -30,7 +30,7 @@ from sklmixed.estimators._outofcore import (
 )
 from sklmixed.estimators._params import LMM_CONSTRAINTS
 from sklmixed.estimators._sources import as_source
-from sklmixed.exceptions import DataError, FitError
+from sklmixed.exceptions import DataError
 
 
 class MixedLMRegressor(RegressorMixin, MixedModelBase):
@@ -189,6 +189,7 @@ class MixedLMRegressor(RegressorMixin, MixedModelBase):
 
     _parameter_constraints = LMM_CONSTRAINTS
 
+    @on_one_blas_thread
     def fit(self, X, y=None, sample_weight=None, offset=None):
         """Fit the model.
 
@@ -227,13 +228,6 @@ class MixedLMRegressor(RegressorMixin, MixedModelBase):
         source = as_source(X)
         if source is not None:  # data read in chunks: fitted from its cross-products
             return fit_lmm_out_of_core(self, source, y, sample_weight, offset)
-        # One BLAS thread from the first LAPACK call of the fit (the problem's QR and
-        # scaling included): in threads another fit's limit would otherwise decide
-        # how this fit's setup rounds (1e-10 in InstEval's theta).
-        with blas_for_fit():
-            return self._fit_in_memory(X, y, sample_weight, offset)
-
-    def _fit_in_memory(self, X, y, sample_weight, offset):
         self._out_of_core = False
         design, response = self._design(X, y)
         yv = _numeric_response(response)
@@ -264,16 +258,7 @@ class MixedLMRegressor(RegressorMixin, MixedModelBase):
         problem.exact_fit = exact  # warned already: the core need not say it again
         warn_rank_deficient(problem, design)
         theta0, _ = self._warm_start(problem, design.coef_names)
-        try:
-            theta, optsum = fit_lmm(
-                problem, optimizer=self.optimizer, maxfeval=self.maxfeval, theta0=theta0
-            )
-            result = lmm_result(problem, theta, optsum, design.formula_text, design.coef_names)
-            b, u = problem.user_ranef(problem.u(), theta)  # internal theta -> user's scale
-        except np.linalg.LinAlgError as exc:  # a safety net: never numpy's error
-            raise FitError(
-                f"the factorization failed ({exc}); try a simpler random-effects structure"
-            ) from exc
+        result, b, u = optimize_lmm(self, problem, design, theta0, fit_lmm)
         self._set_fitted(result, design, problem, b, u, yv)
         self._problem, self._fit_weights, self._fit_reml = problem, w, self.reml
         self._fit_offset = off

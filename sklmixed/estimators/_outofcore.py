@@ -279,10 +279,8 @@ def fit_lmm_out_of_core(
     """``MixedLMRegressor.fit`` for a chunk source: the same fitted attributes
     as a fit in memory, from the data's cross-products."""
     from sklmixed._optim import fit_lmm
-    from sklmixed._results import lmm_result
-    from sklmixed.estimators._base import warn_rank_deficient
+    from sklmixed.estimators._base import optimize_lmm, warn_rank_deficient
     from sklmixed.estimators._lmm import _numeric_response
-    from sklmixed.exceptions import FitError
 
     if y is not None:
         raise ParameterError(
@@ -297,16 +295,7 @@ def fit_lmm_out_of_core(
     problem, _ = fit_problem(source, data, est.reml)
     warn_rank_deficient(problem, design)
     theta0, _ = est._warm_start(problem, design.coef_names)
-    try:
-        theta, optsum = fit_lmm(
-            problem, optimizer=est.optimizer, maxfeval=est.maxfeval, theta0=theta0
-        )
-        result = lmm_result(problem, theta, optsum, design.formula_text, design.coef_names)
-        b, u = problem.user_ranef(problem.u(), theta)
-    except np.linalg.LinAlgError as exc:  # a safety net: never numpy's error
-        raise FitError(
-            f"the factorization failed ({exc}); try a simpler random-effects structure"
-        ) from exc
+    result, b, u = optimize_lmm(est, problem, design, theta0, fit_lmm)
     record_features(est, source, sample, design)
     est._set_fitted(result, design, problem, b, u, np.zeros(0))
     est._problem, est._fit_weights, est._fit_reml = problem, None, est.reml
