@@ -556,11 +556,11 @@ def fit_lmm(
         final, fmin, log = newton_polish(
             problem.objective, opt.final, opt.fmin, problem.lower_bounds()
         )
-        if final is not opt.final:
-            opt = replace(
-                opt, final=final, fmin=fmin, feval=opt.feval + len(log), fitlog=opt.fitlog + log
-            )
-        else:
+        stepped = final is not opt.final
+        opt = replace(
+            opt, final=final, fmin=fmin, feval=opt.feval + len(log), fitlog=opt.fitlog + log
+        )
+        if not stepped:
             # No Newton step (a boundary, a Hessian that is not positive definite):
             # the optimizer finishes at its usual tolerance, from a trust region of
             # 1e-3 of each parameter, the scale of its last steps.
@@ -573,11 +573,7 @@ def fit_lmm(
                 pure=True,
                 initial_step=warm_step(opt.final) * 1e-2,
             )
-            opt = _continued(
-                replace(opt, fitlog=opt.fitlog + log, feval=opt.feval + len(log)),
-                more,
-                opt.optimizer,
-            )
+            opt = _continued(opt, more, opt.optimizer)
     theta, fmin = finalize_theta(
         opt.final,
         opt.fmin,

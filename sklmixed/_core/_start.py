@@ -166,14 +166,7 @@ def em_theta(
             fit_b += z * b[j][g]
         beta = np.linalg.lstsq(XtWX, XtW @ (y - fit_b), rcond=None)[0]
         e = y - X @ beta - fit_b
-        # M step, with the levels' conditional variances as if not crossed.
-        extra = 0.0
-        for j, (c, ok) in enumerate(zip(nz, present)):
-            if tau2[j] <= 0:
-                continue
-            cv = s2 / (c + s2 / tau2[j])
-            tau2[j] = (float(np.sum(b[j][ok] ** 2)) + float(np.sum(cv[ok]))) / int(ok.sum())
-            extra += float(np.sum(c * cv))
+        extra = _m_step(b, nz, present, tau2, s2)
         if sigma2 is None:
             s2 = (float(np.sum(w * e * e)) + extra) / nobs
         if not s2 > 0:
@@ -181,6 +174,26 @@ def em_theta(
     if fitted is not None:
         fitted.append(X @ beta + fit_b)
     return np.sqrt(tau2 / s2)
+
+
+def _m_step(
+    b: list[NDArray[Any]],
+    nz: list[NDArray[Any]],
+    present: list[NDArray[Any]],
+    tau2: NDArray[Any],
+    s2: float,
+) -> float:
+    """The M step for the terms' variances ``tau2`` (updated in place), with the
+    levels' conditional variances taken as if the terms were not crossed; returns
+    their contribution to the residual sum of squares, sum_g n_g var(b_g)."""
+    extra = 0.0
+    for j, (c, ok) in enumerate(zip(nz, present)):
+        if tau2[j] <= 0:
+            continue
+        cv = s2 / (c + s2 / tau2[j])
+        tau2[j] = (float(np.sum(b[j][ok] ** 2)) + float(np.sum(cv[ok]))) / int(ok.sum())
+        extra += float(np.sum(c * cv))
+    return extra
 
 
 def em_theta_crossprod(
@@ -244,13 +257,7 @@ def em_theta_crossprod(
             for k in range(i):
                 fit += 2.0 * float(b[i] @ zz(i, k, b[k]))
         ewe = yy + fit
-        extra = 0.0
-        for j, (c, ok) in enumerate(zip(nz, present)):
-            if tau2[j] <= 0:
-                continue
-            cv = s2 / (c + s2 / tau2[j])
-            tau2[j] = (float(np.sum(b[j][ok] ** 2)) + float(np.sum(cv[ok]))) / int(ok.sum())
-            extra += float(np.sum(c * cv))
+        extra = _m_step(b, nz, present, tau2, s2)
         s2 = (ewe + extra) / nobs
         if not s2 > 0:
             return None
