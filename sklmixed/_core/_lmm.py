@@ -42,6 +42,7 @@ from sklmixed._core._crossprod import DENSE_FRACTION, CrossProducts, RowProducts
 from sklmixed._core._dense import DENSE_MAX, DenseEvaluator
 from sklmixed._core._reterm import ReTerm
 from sklmixed._core._scaling import Scaling, fit_scaling, recentred_response
+from sklmixed._core._sparse import SparseFactor, SparseLayout, sparse_layout
 from sklmixed.exceptions import RowsNotAvailableError
 
 # An off-diagonal random-effects block at least this dense is stored dense: its
@@ -280,6 +281,16 @@ class LMMProblem:
         self._theta: NDArray[Any] | None = None  # see set_theta
         self._L: dict[tuple[int, int], LBlock] = {}
         self._L_at: tuple[NDArray[Any], Any] | None = None  # (theta, A) of self._L
+        # The sparse layout (see _sparse) where it may pay; decided on first use.
+        sparse_patterns = {k: v for k, v in patterns.items() if self.Atype[k] is BlockSparse}
+        self._sparse: SparseLayout | None = sparse_layout(
+            [t.nlevels for t in self.terms],
+            all(t.k == 1 for t in self.terms),
+            [j for j in range(self.m) if self.Ltype[(j, j)] is DenseBlock],
+            sparse_patterns,
+        )
+        self._sf: tuple[NDArray[Any], Any, SparseFactor | None] | None = None  # (theta, A, f)
+        self._kept: dict[tuple[int, int], LBlock] | SparseFactor | None = None
         self._dense: DenseEvaluator | None = None
         self.last_r2 = np.nan  # r^2 of the last objective evaluation
         self.exact_fit = False  # set by the driver: y in the span of X, no random effects
@@ -414,7 +425,7 @@ class LMMProblem:
         values = np.asarray(self.scaling.apply_y(values), dtype=float)
         self.y = values
         rows.Xy[:, -1] = values
-        self._L_at = None  # A changes in place below: the kept factor is stale
+        self._L_at = self._sf = None  # A changes in place below: the factors are stale
         wy = values if self.sqrtw is None else values * self.sqrtw**2
         m = self.m
         zy, last = rows.response_row(wy)  # last: [X y]' W y, the last row of A_mm
@@ -498,6 +509,8 @@ class LMMProblem:
         evaluated again by the driver; each is a factorization).
         """
         self._theta = np.array(theta, dtype=float)
+        if self._sparse_layout() is not None:
+            return self._sparse_factor() is not None
         try:
             self.factor()
         except np.linalg.LinAlgError:
@@ -532,6 +545,7 @@ class LMMProblem:
         self._L = {}  # release the previous factor before building the next
         self._L_at = (theta, self.A)
         self._L = self._updated_L(theta)
+        self._kept = self._L
         return self._L
 
     @property
@@ -539,11 +553,61 @@ class LMMProblem:
         """The blocks of L at the installed theta (:meth:`factor`)."""
         return self.factor()
 
-    def last_factor(self) -> dict[tuple[int, int], LBlock] | None:
-        """The blocks of the last factor formed, whatever theta and A are installed
-        now, or None: a preconditioner for nearby systems (PIRLS's conjugate
-        gradients, ``_pcg``), never a factor of the current one."""
-        return self._L or None
+    def last_factor(self) -> dict[tuple[int, int], LBlock] | SparseFactor | None:
+        """The last factor formed (the blocks of L, or the sparse layout's), whatever
+        theta and A are installed now, or None: a preconditioner for nearby systems
+        (PIRLS's conjugate gradients, ``_pcg``), never a factor of the current one."""
+        return self._kept or None
+
+    # ------------------------------------------------------ the sparse layout
+
+    @property
+    def layout(self) -> str:
+        """How the optimizer's factorizations are laid out: ``"dense"`` (one dense
+        block, small systems: ``_dense``), ``"sparse"`` (the random effects as one
+        sparse matrix in a fill-reducing order: ``_sparse``) or ``"blocked"``."""
+        if self._qtot <= DENSE_MAX:
+            return "dense"
+        return "sparse" if self._sparse_layout() is not None else "blocked"
+
+    def _sparse_layout(self) -> SparseLayout | None:
+        """The sparse layout if this problem's factorizations use it (decided on
+        the first call, from the pattern of A alone; see ``_sparse``)."""
+        layout = self._sparse
+        if layout is not None and layout.perm is None:
+            dense_flops = sum(
+                self.terms[j].nranef ** 3 / 3.0
+                for j in range(self.m)
+                if self.Ltype[(j, j)] is DenseBlock
+            )
+            if not layout.choose(self.A, dense_flops):
+                self._sparse = layout = None
+        return layout
+
+    def _sparse_factor(self) -> SparseFactor | None:
+        """The sparse layout's factorization at the installed theta and A (formed
+        here if needed); None if the system is not positive definite there or the
+        problem does not use the layout."""
+        layout, theta = self._sparse_layout(), self._theta
+        if layout is None or theta is None:
+            return None
+        last = self._sf
+        if last is not None and last[1] is self.A and np.array_equal(last[0], theta):
+            return last[2]
+        self._sf = None  # release the previous factor before forming the next
+        f = layout.factor(self.A, self.lambdas(theta))
+        self._sf = (theta, self.A, f)
+        if f is not None:
+            self._kept = f
+        return f
+
+    def __getstate__(self) -> dict[str, Any]:
+        # SuperLU's factor does not pickle; it is formed again on demand
+        state = self.__dict__.copy()
+        state["_sf"] = None
+        if isinstance(state.get("_kept"), SparseFactor):
+            state["_kept"] = None
+        return state
 
     def _updated_L(self, theta: NDArray[Any]) -> dict[tuple[int, int], LBlock]:
         """The blocked Cholesky factorization of the system at ``theta``."""
@@ -637,6 +701,9 @@ class LMMProblem:
 
     def logdet_re(self) -> float:
         """log |Lambda' Z'Z Lambda + I| = 2 sum log diag(L_ZZ)."""
+        sf = self._sparse_factor()
+        if sf is not None:
+            return sf.logdet_z
         L = self.factor()
         total = 0.0
         for j in range(self.m):
@@ -649,6 +716,9 @@ class LMMProblem:
 
     def _xy_block(self) -> NDArray[Any]:
         """The [X y] block of L at the installed theta (p + 1 square, lower)."""
+        sf = self._sparse_factor()
+        if sf is not None:
+            return sf.xy
         blk = self.factor()[(self.m, self.m)]
         assert isinstance(blk, XYBlock)
         return blk.a
@@ -686,9 +756,13 @@ class LMMProblem:
 
     def u(self, beta: NDArray[Any] | None = None) -> list[NDArray[Any]]:
         """Spherical random effects per term, each (l, k): back-substitution."""
-        m, L, p = self.m, self.factor(), self.p
         if beta is None:
             beta = self.beta()
+        sf = self._sparse_factor()
+        if sf is not None:
+            u, off = sf.u(beta), sf.offsets
+            return [u[off[j] : off[j + 1]].reshape(-1, 1) for j in range(self.m)]
+        m, L, p = self.m, self.factor(), self.p
         us: list[NDArray[Any] | None] = [None] * m
         for j in reversed(range(m)):
             Lmj = L[(m, j)].to_dense()

@@ -28,6 +28,7 @@ from scipy.linalg.lapack import dtrtrs as _trtrs
 
 from sklmixed._core._block_types import LBlock, SparseBlock
 from sklmixed._core._lmm import LMMProblem
+from sklmixed._core._sparse import SparseFactor
 
 # Conjugate gradients stop when the residual's norm is below this fraction of the
 # right-hand side's: the modes are then accurate to about 1e-10 relative, far below
@@ -48,20 +49,25 @@ class FactorSolver:
     ----------
     problem : LMMProblem
         The problem whose system is solved (its rows, terms and sizes).
-    blocks : dict
+    blocks : dict or SparseFactor
         A factor of the problem's system at earlier weights and theta
-        (``problem.last_factor()``), the preconditioner; it must not change
-        between the construction of this object and its last use.
+        (``problem.last_factor()``: the blocks of L, or the sparse layout's
+        factor), the preconditioner; it must not change between the
+        construction of this object and its last use.
     with_x : bool
         Whether the system includes the fixed effects (PIRLS varies beta).
     """
 
     def __init__(
-        self, problem: LMMProblem, blocks: dict[tuple[int, int], LBlock], with_x: bool
+        self,
+        problem: LMMProblem,
+        blocks: dict[tuple[int, int], LBlock] | SparseFactor,
+        with_x: bool,
     ) -> None:
         self.problem = problem
         self.with_x = with_x
-        self.L = blocks
+        self.sparse = blocks if isinstance(blocks, SparseFactor) else None
+        self.L = {} if isinstance(blocks, SparseFactor) else blocks
         self.m = problem.m
         self.p = problem.p if with_x else 0
         self.sizes = [t.nranef for t in problem.terms]
@@ -121,6 +127,8 @@ class FactorSolver:
 
     def precondition(self, r: NDArray[Any]) -> NDArray[Any]:
         """(L L')^{-1} r with the kept factor (its leading q + p rows)."""
+        if self.sparse is not None:
+            return self.sparse.precondition(r, self.p)
         L, m, off, p = self.L, self.m, self.offsets, self.p
         ys: list[NDArray[Any]] = []
         for j in range(m):
