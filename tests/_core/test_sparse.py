@@ -21,7 +21,8 @@ from sklmixed._core._sparse import SparseFactor
 def small_sparse(monkeypatch):
     """The sparse layout's thresholds lowered to the size of a test problem."""
     monkeypatch.setattr(_sparse, "SPARSE_MIN_LEVELS", 50)
-    monkeypatch.setattr(_sparse, "SPARSE_FLOP_RATIO", 2.0)
+    monkeypatch.setattr(_sparse, "COST_PAIR", 1.0)
+    monkeypatch.setattr(_sparse, "COST_ENTRY", 1.0)
     monkeypatch.setattr(_sparse, "SPARSE_MAX_PAIRS", 30.0)
 
 
@@ -99,9 +100,9 @@ def test_layout_is_chosen_where_it_pays(small_sparse, monkeypatch):
     yd = rng.normal(size=n)
     Xd = np.ones((n, 1))
     assert LMMProblem(Xd, yd, dense_terms).layout == "blocked"
-    # tried (pairs allowed), and refused on its flops
+    # tried (pairs allowed), and refused on its modelled cost
     monkeypatch.setattr(_sparse, "SPARSE_MAX_PAIRS", 1e9)
-    monkeypatch.setattr(_sparse, "SPARSE_FLOP_RATIO", 1e9)
+    monkeypatch.setattr(_sparse, "SPARSE_COST_RATIO", 1e-9)
     assert LMMProblem(Xd, yd, dense_terms).layout == "blocked"
     # small systems are one dense block whatever the thresholds
     monkeypatch.setattr(_sparse, "SPARSE_MIN_LEVELS", 1)
