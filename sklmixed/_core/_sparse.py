@@ -63,6 +63,10 @@ SPARSE_COST_RATIO = 0.5
 # a segmented sum, about 10 ns) and one entry of the dense tail moved in (1.5 ns).
 COST_PAIR = 400.0
 COST_ENTRY = 60.0
+# The pair updates' index arrays (16 bytes a pair) are bounded by this many pairs per
+# entry of M's pattern, so that the layout's memory stays O(nnz(A)): the 200k-row
+# synthetic uses 28 (3.2 million pairs for 116k entries), the 50k rows 7.
+MAX_PAIRS_PER_ENTRY = 64
 
 
 class _Level:
@@ -150,6 +154,7 @@ class EliminationPlan:
         remaining = np.arange(q)
         found: list[tuple[NDArray[Any], NDArray[Any], NDArray[Any]]] = []
         pairs = 0
+        max_pairs = MAX_PAIRS_PER_ENTRY * (q + rows.shape[0])
         best, nlev = float(q) ** 3 / 3.0 + COST_ENTRY * float(q) ** 2, 0
         while remaining.shape[0] > 1:
             taken = _independent_set(G)
@@ -160,8 +165,10 @@ class EliminationPlan:
             C.sort_indices()
             lens = np.diff(C.indptr)
             pairs += int(np.sum(lens * (lens + 1) // 2))
-            if COST_PAIR * pairs >= best:
-                break  # this level's updates alone cost more than the best so far
+            if COST_PAIR * pairs >= best or pairs > max_pairs:
+                # this level's updates alone cost more than the best so far, or
+                # would hold too much memory
+                break
             found.append((remaining[out], C.indptr.copy(), remaining[R[C.indices]]))
             G = (G[R][:, R] + C @ C.T).tocsr()  # the rest and its fill
             G.setdiag(0)

@@ -182,3 +182,30 @@ def test_a_problem_on_the_sparse_layout_pickles(small_sparse):
     assert back.layout == "sparse"
     assert back.objective(theta) == obj
     np.testing.assert_array_equal(back.beta(), problem.beta())
+
+
+def test_pair_updates_are_bounded_by_the_pattern(small_sparse, monkeypatch):
+    X, y, terms = _crossed()
+    problem = LMMProblem(X, y, terms)
+    assert problem.layout == "sparse"
+    plan = problem._sparse.plan
+    pairs = sum(lv.pa.shape[0] for lv in plan.levels)
+    entries = problem._sparse.q + problem._sparse._rows.shape[0]
+    assert pairs <= _sparse.MAX_PAIRS_PER_ENTRY * entries
+    # with no pairs allowed, no level is taken: the whole system is the dense tail,
+    # which the cost model refuses
+    monkeypatch.setattr(_sparse, "MAX_PAIRS_PER_ENTRY", 0)
+    assert LMMProblem(X, y, terms).layout == "blocked"
+
+
+def test_a_new_response_refactors_the_sparse_layout(small_sparse):
+    X, y, terms = _crossed()
+    theta = np.array([0.6, 1.1])
+    problem = LMMProblem(X, y, terms)
+    problem.objective(theta)  # a factor at the old response
+    y2 = y + np.random.default_rng(4).normal(size=y.shape[0])
+    problem.set_response(y2)
+    fresh = LMMProblem(X, y2, terms, scaling=problem.scaling)
+    assert problem.layout == fresh.layout == "sparse"
+    assert problem.objective(theta) == pytest.approx(fresh.objective(theta), rel=1e-12)
+    np.testing.assert_allclose(problem.beta(), fresh.beta(), rtol=1e-10)
