@@ -7,6 +7,8 @@ import pickle
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sklmixed._core import _sparse
 from sklmixed._core._families import get_family, get_link
@@ -209,3 +211,34 @@ def test_a_new_response_refactors_the_sparse_layout(small_sparse):
     assert problem.layout == fresh.layout == "sparse"
     assert problem.objective(theta) == pytest.approx(fresh.objective(theta), rel=1e-12)
     np.testing.assert_allclose(problem.beta(), fresh.beta(), rtol=1e-10)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    sizes=st.lists(st.integers(1, 90), min_size=2, max_size=3),
+    extra=st.integers(0, 150),
+    weighted=st.booleans(),
+)
+def test_any_crossed_pattern_factors_as_the_blocked_layout(seed, sizes, extra, weighted):
+    """Whatever the pattern (levels met once or by everyone, isolated pairs, one
+    level alone), the sparse layout's objective and estimates are the blocked
+    layout's, with the thresholds at their smallest."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_sparse, "SPARSE_MIN_LEVELS", 1)
+        mp.setattr(_sparse, "SPARSE_MAX_PAIRS", 1e9)
+        mp.setattr(_sparse, "SPARSE_COST_RATIO", np.inf)  # always taken when eligible
+        sizes = sorted(sizes, reverse=True)
+        X, y, terms = _crossed(seed=seed, sizes=tuple(sizes), n=max(sizes) + extra)
+        rng = np.random.default_rng(seed)
+        w = rng.uniform(0.1, 3.0, y.shape[0]) if weighted else None
+        problem = LMMProblem(X, y, terms, weights=w)
+        if problem.layout != "sparse":
+            return  # a small system (one dense block) or a term that does not fill in
+        theta = rng.uniform(0.0, 2.0, len(sizes))
+        obj = problem.objective(theta)
+        logdet, xy, beta, u = _blocked_parts(problem)
+        assert problem.logdet_re() == pytest.approx(logdet, rel=1e-11, abs=1e-9)
+        np.testing.assert_allclose(problem._xy_block(), xy, rtol=1e-9, atol=1e-10)
+        np.testing.assert_allclose(np.concatenate(problem.u()).ravel(), u, rtol=1e-8, atol=1e-9)
+        assert obj == pytest.approx(problem.objective_from_factor(), rel=1e-14)
