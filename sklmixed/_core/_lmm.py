@@ -602,7 +602,8 @@ class LMMProblem:
         return f
 
     def __getstate__(self) -> dict[str, Any]:
-        # SuperLU's factor does not pickle; it is formed again on demand
+        # The sparse layout's factor (and its plan, see SparseLayout) are formed
+        # again on demand: a pickled model does not carry them.
         state = self.__dict__.copy()
         state["_sf"] = None
         if isinstance(state.get("_kept"), SparseFactor):

@@ -335,6 +335,13 @@ class SparseLayout:
         self._cols = np.concatenate([self.off[j] + patterns[(i, j)].bcol for i, j in self.keys])
         self.plan: EliminationPlan | None = None  # the elimination, once decided
 
+    def __getstate__(self) -> dict[str, Any]:
+        # the plan's index arrays (tens of MB for a large model) are made again,
+        # identically, from the pattern when a factorization needs them
+        state = self.__dict__.copy()
+        state["plan"] = None
+        return state
+
     def choose(self, dense_flops: float) -> bool:
         """Plan the elimination (once) and say whether its modelled cost is below
         SPARSE_COST_RATIO times the dense blocks' ``dense_flops``."""
