@@ -68,6 +68,9 @@ STAGE1_FTOL_REL = 1e-8
 POLISH_STEP = 1e-4
 POLISH_STEP_MIN = 1e-5
 POLISH_MAX_PARAMS = 4
+# Where the Newton step follows, BOBYQA's relative tolerance: on InstEval its last
+# six of 48 evaluations improved the objective by less than 1e-14 of it.
+POLISH_FTOL_REL = 1e-10
 # The Newton step after a GLMM's joint stage (see _polish_joint): difference steps of
 # this fraction of each coefficient's standard error, and of this fraction of each
 # covariance (or dispersion) parameter (at least 1e-4), for at most this many
@@ -75,9 +78,15 @@ POLISH_MAX_PARAMS = 4
 GLMM_POLISH_SE_STEP = 1e-2
 GLMM_POLISH_STEP = 1e-3
 GLMM_POLISH_MAX_PARAMS = 12
-# Where the Newton step follows, BOBYQA's relative tolerance: on InstEval its last
-# six of 48 evaluations improved the objective by less than 1e-14 of it.
-POLISH_FTOL_REL = 1e-10
+# Where the Newton step follows, the joint stage's BOBYQA stops at this relative
+# tolerance (as a large LMM's: POLISH_FTOL_REL), and the step is refined this many
+# times with its Hessian kept. Measured on verbagg (nine parameters): BOBYQA's last
+# 1e-6 of deviance took 72 of its 322 evaluations, and at FTOL_REL the fit took
+# 348 evaluations without the step; with the step after BOBYQA at 1e-10 and two
+# refinements it takes 290, and the two row orders agree to 1e-9. (At 1e-8
+# BOBYQA stopped 0.009 above the optimum, too far for the step.)
+GLMM_JOINT_FTOL_REL = POLISH_FTOL_REL
+GLMM_POLISH_REFINE = 2
 # A warm start (from the optimum of a related fit: another fold, a refit) begins
 # with a trust region of this fraction of each parameter's magnitude (at least
 # WARM_STEP_MIN) instead of nlopt's default of about the magnitude itself: the
@@ -720,6 +729,7 @@ def fit_glmm(
         floor = np.concatenate(
             (np.zeros(p), np.full(nth, THETA_STEP), np.zeros(len(lower_theta) - nth))
         )
+        polished = optimizer is None and x0.shape[0] <= GLMM_POLISH_MAX_PARAMS
         opt2 = minimize(
             dev_joint,
             x0,
@@ -728,9 +738,25 @@ def fit_glmm(
             maxfeval=maxfeval,
             min_step=floor,
             initial_step=_joint_step(problem, beta, theta) if problem.iterative else None,
+            ftol_rel=GLMM_JOINT_FTOL_REL if polished else FTOL_REL,
         )
-        if optimizer is None and x0.shape[0] <= GLMM_POLISH_MAX_PARAMS:
-            opt2 = _polish_joint(problem, dev_joint, opt2, lower, p)
+        if polished:
+            opt2, stepped = _polish_joint(problem, dev_joint, opt2, lower, p)
+            if not stepped:
+                # No Newton step (a bound, a Hessian that is not positive definite,
+                # a point too far for the quadratic model): the optimizer finishes
+                # at its usual tolerance, from a trust region of a tenth of each
+                # parameter (at least 1e-2: a smaller one stopped 1.7e-5 above the
+                # optimum on a verbagg model, this one 5e-8 from where BOBYQA alone
+                # at FTOL_REL stops).
+                more = minimize(
+                    dev_joint,
+                    opt2.final,
+                    lower,
+                    maxfeval=maxfeval,
+                    initial_step=warm_step(opt2.final),
+                )
+                opt2 = _continued(opt2, more, opt2.optimizer)
         opt = replace(
             opt2,
             initial=x0,
@@ -764,8 +790,9 @@ def fit_glmm(
     return beta, theta, opt
 
 
-def _polish_joint(problem, dev_joint, opt: OptSummary, lower, p: int) -> OptSummary:
-    """The joint stage's optimum after one Newton step (see newton_polish).
+def _polish_joint(problem, dev_joint, opt: OptSummary, lower, p: int) -> tuple[OptSummary, bool]:
+    """The joint stage's optimum after a Newton step (see newton_polish), and
+    whether the step was taken.
 
     BOBYQA stops the joint (beta, theta) search where its trust region can no longer
     tell points apart, which on verbagg is 1.5e-6 deviance units above the optimum
@@ -776,12 +803,13 @@ def _polish_joint(problem, dev_joint, opt: OptSummary, lower, p: int) -> OptSumm
     GLMM_POLISH_SE_STEP standard errors for beta (the deviance changes by ~5e-5
     over them; steps relative to the coefficients' own size were too small for
     the flat direction and too large for others) and GLMM_POLISH_STEP of each
-    other parameter. One more step with the Hessian kept and the gradient at the
-    new point takes the error of the first (its Hessian's, about 1e-2 of it) to
-    rounding. Measured on verbagg: the two row orders' optima 2.2e-7 apart after
-    the first step, 4e-10 after the second, both 1.7e-6 lower in deviance; batches
-    of 1000 rows 3e-9 from the in-memory fit. A parameter on its bound (a singular
-    fit) leaves the optimizer's point as it is: the step is for interior optima.
+    other parameter. More steps with the Hessian kept and the gradient at the
+    new point take the error of the first (its Hessian's, about 1e-2 of it) to
+    rounding (GLMM_POLISH_REFINE). Measured on verbagg after BOBYQA at FTOL_REL:
+    the two row orders' optima 2.2e-7 apart after the first step, 4e-10 after the
+    second, both 1.7e-6 lower in deviance; batches of 1000 rows 3e-9 from the
+    in-memory fit. A parameter on its bound (a singular fit) leaves the
+    optimizer's point as it is: the step is for interior optima.
     """
     x = opt.final
     fx = float(dev_joint(x))  # installs the factor at x, for the standard errors
@@ -792,9 +820,10 @@ def _polish_joint(problem, dev_joint, opt: OptSummary, lower, p: int) -> OptSumm
             GLMM_POLISH_STEP * np.maximum(np.abs(x[p:]), 0.1),
         )
     )
-    final, fmin, log = newton_polish(dev_joint, x, fx, lower, steps, refine=1)
+    final, fmin, log = newton_polish(dev_joint, x, fx, lower, steps, refine=GLMM_POLISH_REFINE)
     log = [(x, fx)] + log
-    return replace(opt, final=final, fmin=fmin, feval=opt.feval + len(log), fitlog=opt.fitlog + log)
+    out = replace(opt, final=final, fmin=fmin, feval=opt.feval + len(log), fitlog=opt.fitlog + log)
+    return out, final is not x
 
 
 def _joint_step(problem, beta, theta):
