@@ -59,6 +59,7 @@ DEFAULT_TESTS = [
 FIRST = {
     "_core/_lmm.py": ["tests/_core/test_lmm.py"],
     "_core/_dense.py": ["tests/_core/test_lmm.py"],
+    "_core/_sparse.py": ["tests/_core/test_sparse.py"],
     "_core/_glmm.py": ["tests/_core/test_glmm.py"],
     "_core/_families.py": ["tests/_core/test_families.py"],
     "_core/_blocks.py": ["tests/_core/test_blocks.py", "tests/_core/test_lmm.py"],
@@ -92,6 +93,77 @@ class Mutant:
 
 M = Mutant
 MUTANTS: list[Mutant] = [
+    # ---------------------------------------------------------- _core/_sparse.py
+    M(
+        "sparse-update-sign",
+        "_core/_sparse.py",
+        "vals[lv.upos] -= np.add.reduceat",
+        "vals[lv.upos] += np.add.reduceat",
+        "a level's elimination adds its update instead of subtracting it",
+    ),
+    M(
+        "sparse-lcol",
+        "_core/_sparse.py",
+        "lcol = c / d[lv.entry_owner]",
+        "lcol = c / np.sqrt(d[lv.entry_owner])",
+        "the columns of L scaled by the square root of the pivot (Cholesky, not L D L')",
+    ),
+    M(
+        "sparse-tail-logdet",
+        "_core/_sparse.py",
+        "logdet += 2.0 * float(np.sum(np.log(Lt.diagonal())))",
+        "logdet += float(np.sum(np.log(Lt.diagonal())))",
+        "the dense tail's log-determinant halved",
+    ),
+    M(
+        "sparse-backward-sign",
+        "_core/_sparse.py",
+        "y[lv.nodes] = y[lv.nodes] / scale - Lk.T @ y",
+        "y[lv.nodes] = y[lv.nodes] / scale + Lk.T @ y",
+        "back substitution adds the later nodes' terms",
+    ),
+    M(
+        "sparse-b-lambda",
+        "_core/_sparse.py",
+        "B = np.concatenate([A[(m, j)].T * s[j] for j in range(m)], axis=0)",
+        "B = np.concatenate([A[(m, j)].T for j in range(m)], axis=0)",
+        "the [X y] rows not scaled by lambda",
+    ),
+    M(
+        "sparse-inflate",
+        "_core/_sparse.py",
+        "A[(j, j)] * s[j] ** 2 + 1.0",
+        "A[(j, j)] * s[j] ** 2 + 0.5",
+        "the identity added to the random effects' diagonal halved",
+    ),
+    M(
+        "sparse-not-independent",
+        "_core/_sparse.py",
+        "blocked[indices[indptr[v] : indptr[v + 1]]] = True",
+        "blocked[v] = True",
+        "a level of the elimination may hold adjacent nodes",
+    ),
+    M(
+        "sparse-precondition-x",
+        "_core/_sparse.py",
+        "xx = np.linalg.solve(R.T, np.linalg.solve(R, rx))",
+        "xx = np.linalg.solve(R, rx)",
+        "the fixed effects' part of the preconditioner solves with R only",
+    ),
+    M(
+        "lmm-sparse-stale",
+        "_core/_lmm.py",
+        "self._L_at = self._sf = None",
+        "self._L_at = None",
+        "a new response keeps the sparse layout's stale factor",
+    ),
+    M(
+        "optim-refine-gradient",
+        "_optim.py",
+        "for i in range(n)]) / (2.0 * h)",
+        "for i in range(n)]) / h",
+        "the refinement's gradient twice too large",
+    ),
     # ------------------------------------------------------------ _core/_lmm.py
     M(
         "lmm-nobs",

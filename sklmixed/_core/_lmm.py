@@ -542,7 +542,10 @@ class LMMProblem:
             if not self._L:
                 raise np.linalg.LinAlgError("the factor is not positive definite at theta")
             return self._L
-        self._L = {}  # release the previous factor before building the next
+        # release the previous factor (and the kept one, which may be the same
+        # blocks) before building the next: at a million rows each holds a
+        # 3706 x 3706 dense block
+        self._L, self._kept = {}, None
         self._L_at = (theta, self.A)
         self._L = self._updated_L(theta)
         self._kept = self._L
@@ -595,6 +598,8 @@ class LMMProblem:
         if last is not None and last[1] is self.A and np.array_equal(last[0], theta):
             return last[2]
         self._sf = None  # release the previous factor before forming the next
+        if isinstance(self._kept, SparseFactor):
+            self._kept = None
         f = layout.factor(self.A, self.lambdas(theta))
         self._sf = (theta, self.A, f)
         if f is not None:
