@@ -146,8 +146,8 @@ MUTANTS: list[Mutant] = [
     M(
         "sparse-precondition-x",
         "_core/_sparse.py",
-        "xx = np.linalg.solve(R.T, np.linalg.solve(R, rx))",
-        "xx = np.linalg.solve(R, rx)",
+        "xx = trsolve(R, trsolve(R, rx), trans=True)",
+        "xx = trsolve(R, rx)",
         "the fixed effects' part of the preconditioner solves with R only",
     ),
     M(

@@ -27,7 +27,6 @@ import nlopt
 import numpy as np
 
 from sklmixed._core._blocks import blas_threads
-from sklmixed._core._dense import DENSE_MAX
 from sklmixed._core._start import em_start, em_start_glmm
 from sklmixed.exceptions import (
     ConvergenceWarning,
@@ -376,6 +375,47 @@ def newton_polish(
     return x, fx, log
 
 
+def _newton_or_continue(
+    fun: Callable[[np.ndarray], float],
+    opt: OptSummary,
+    lower: np.ndarray,
+    *,
+    maxfeval: int,
+    fallback_step: np.ndarray,
+    pure: bool = False,
+    steps: np.ndarray | None = None,
+    refine: int = 0,
+    fx: float | None = None,
+) -> OptSummary:
+    """``opt`` ended by :func:`newton_polish` (``steps``, ``refine``) from its
+    optimum, the evaluations logged. Where no step is taken (a bound, a Hessian
+    that is not positive definite, a point too far for the quadratic model), the
+    optimizer, which stopped early because the step was to follow, goes on at
+    FTOL_REL from a trust region of ``fallback_step``. ``fx``: the objective at
+    the optimum evaluated afresh by the caller (a GLMM's deviance depends on
+    PIRLS's previous modes), logged as one more evaluation; by default
+    ``opt.fmin``. ``pure`` as for :func:`minimize`."""
+    x = opt.final
+    log = [] if fx is None else [(x, fx)]
+    final, fmin, more_log = newton_polish(
+        fun, x, opt.fmin if fx is None else fx, lower, steps, refine
+    )
+    log += more_log
+    opt = replace(opt, final=final, fmin=fmin, feval=opt.feval + len(log), fitlog=opt.fitlog + log)
+    if final is x:
+        more = minimize(
+            fun,
+            x,
+            lower,
+            maxfeval=maxfeval,
+            finitial=fmin if pure else None,
+            pure=pure,
+            initial_step=fallback_step,
+        )
+        opt = _continued(opt, more, opt.optimizer)
+    return opt
+
+
 def _continued(opt: OptSummary, more: OptSummary, name: str) -> OptSummary:
     """``opt`` followed by a second minimization ``more`` from its optimum."""
     return replace(
@@ -468,11 +508,6 @@ def _start(problem, x0) -> tuple[float, float]:
     return f0, (problem.pwrss() if problem.set_theta(x0) else np.nan)
 
 
-def _system_size(lmm) -> int:
-    """Rows of the blocked system: random effects, fixed effects and the response."""
-    return sum(t.nranef for t in lmm.terms) + lmm.p + 1
-
-
 def blas_for_fit() -> contextlib.AbstractContextManager:
     """One BLAS thread for the whole fit, whatever its size.
 
@@ -554,9 +589,7 @@ def fit_lmm(
     # come near the optimum, and its last evaluations, which compare objectives
     # equal to their rounding, are left out. Small ones are evaluated alike on
     # every machine and keep the optimizer's point, whose digits are MixedModels.jl's.
-    polished = (
-        optimizer is None and _system_size(problem) > DENSE_MAX and x0.shape[0] <= POLISH_MAX_PARAMS
-    )
+    polished = optimizer is None and problem.layout != "dense" and x0.shape[0] <= POLISH_MAX_PARAMS
     opt = minimize(
         problem.objective,
         x0,
@@ -588,27 +621,16 @@ def fit_lmm(
         if polish.fmin < opt.fmin:
             opt = _continued(opt, polish, "LN_BOBYQA+LN_NEWUOA")
     if polished:
-        final, fmin, log = newton_polish(
-            problem.objective, opt.final, opt.fmin, problem.lower_bounds()
+        # without a step, the optimizer goes on from a trust region of 1e-3 of each
+        # parameter, the scale of its last steps
+        opt = _newton_or_continue(
+            problem.objective,
+            opt,
+            problem.lower_bounds(),
+            maxfeval=maxfeval,
+            fallback_step=warm_step(opt.final) * 1e-2,
+            pure=True,
         )
-        stepped = final is not opt.final
-        opt = replace(
-            opt, final=final, fmin=fmin, feval=opt.feval + len(log), fitlog=opt.fitlog + log
-        )
-        if not stepped:
-            # No Newton step (a boundary, a Hessian that is not positive definite):
-            # the optimizer finishes at its usual tolerance, from a trust region of
-            # 1e-3 of each parameter, the scale of its last steps.
-            more = minimize(
-                problem.objective,
-                opt.final,
-                problem.lower_bounds(),
-                maxfeval=maxfeval,
-                finitial=opt.fmin,
-                pure=True,
-                initial_step=warm_step(opt.final) * 1e-2,
-            )
-            opt = _continued(opt, more, opt.optimizer)
     theta, fmin = finalize_theta(
         opt.final,
         opt.fmin,
@@ -741,22 +763,7 @@ def fit_glmm(
             ftol_rel=GLMM_JOINT_FTOL_REL if polished else FTOL_REL,
         )
         if polished:
-            opt2, stepped = _polish_joint(problem, dev_joint, opt2, lower, p)
-            if not stepped:
-                # No Newton step (a bound, a Hessian that is not positive definite,
-                # a point too far for the quadratic model): the optimizer finishes
-                # at its usual tolerance, from a trust region of a tenth of each
-                # parameter (at least 1e-2: a smaller one stopped 1.7e-5 above the
-                # optimum on a verbagg model, this one 5e-8 from where BOBYQA alone
-                # at FTOL_REL stops).
-                more = minimize(
-                    dev_joint,
-                    opt2.final,
-                    lower,
-                    maxfeval=maxfeval,
-                    initial_step=warm_step(opt2.final),
-                )
-                opt2 = _continued(opt2, more, opt2.optimizer)
+            opt2 = _polish_joint(problem, dev_joint, opt2, lower, p, maxfeval)
         opt = replace(
             opt2,
             initial=x0,
@@ -790,9 +797,8 @@ def fit_glmm(
     return beta, theta, opt
 
 
-def _polish_joint(problem, dev_joint, opt: OptSummary, lower, p: int) -> tuple[OptSummary, bool]:
-    """The joint stage's optimum after a Newton step (see newton_polish), and
-    whether the step was taken.
+def _polish_joint(problem, dev_joint, opt: OptSummary, lower, p: int, maxfeval: int) -> OptSummary:
+    """The joint stage's optimum after a Newton step (see newton_polish).
 
     BOBYQA stops the joint (beta, theta) search where its trust region can no longer
     tell points apart, which on verbagg is 1.5e-6 deviance units above the optimum
@@ -808,8 +814,10 @@ def _polish_joint(problem, dev_joint, opt: OptSummary, lower, p: int) -> tuple[O
     rounding (GLMM_POLISH_REFINE). Measured on verbagg after BOBYQA at FTOL_REL:
     the two row orders' optima 2.2e-7 apart after the first step, 4e-10 after the
     second, both 1.7e-6 lower in deviance; batches of 1000 rows 3e-9 from the
-    in-memory fit. A parameter on its bound (a singular fit) leaves the
-    optimizer's point as it is: the step is for interior optima.
+    in-memory fit. A parameter on its bound (a singular fit) gets no step: the
+    optimizer then goes on at FTOL_REL from a trust region of a tenth of each
+    parameter (at least 1e-2: a smaller one stopped 1.7e-5 above the optimum on
+    a verbagg model, this one 5e-8 from where BOBYQA alone at FTOL_REL stops).
     """
     x = opt.final
     fx = float(dev_joint(x))  # installs the factor at x, for the standard errors
@@ -820,10 +828,16 @@ def _polish_joint(problem, dev_joint, opt: OptSummary, lower, p: int) -> tuple[O
             GLMM_POLISH_STEP * np.maximum(np.abs(x[p:]), 0.1),
         )
     )
-    final, fmin, log = newton_polish(dev_joint, x, fx, lower, steps, refine=GLMM_POLISH_REFINE)
-    log = [(x, fx)] + log
-    out = replace(opt, final=final, fmin=fmin, feval=opt.feval + len(log), fitlog=opt.fitlog + log)
-    return out, final is not x
+    return _newton_or_continue(
+        dev_joint,
+        opt,
+        lower,
+        maxfeval=maxfeval,
+        fallback_step=warm_step(x),
+        steps=steps,
+        refine=GLMM_POLISH_REFINE,
+        fx=fx,
+    )
 
 
 def _joint_step(problem, beta, theta):

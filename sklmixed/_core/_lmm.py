@@ -577,14 +577,8 @@ class LMMProblem:
         """The sparse layout if this problem's factorizations use it (decided on
         the first call, from the pattern of A alone; see ``_sparse``)."""
         layout = self._sparse
-        if layout is not None and layout.plan is None:
-            dense_flops = sum(
-                self.terms[j].nranef ** 3 / 3.0
-                for j in range(self.m)
-                if self.Ltype[(j, j)] is DenseBlock
-            )
-            if not layout.choose(dense_flops):
-                self._sparse = layout = None
+        if layout is not None and layout.plan is None and not layout.choose():
+            self._sparse = layout = None
         return layout
 
     def _sparse_factor(self) -> SparseFactor | None:

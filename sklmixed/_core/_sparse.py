@@ -44,7 +44,7 @@ from numpy.typing import NDArray
 from scipy.linalg.lapack import dpotrf as _potrf
 from scipy.linalg.lapack import dpotrs as _potrs
 
-from sklmixed._core._block_types import factor_xy
+from sklmixed._core._block_types import factor_xy, trsolve
 from sklmixed._core._blocks import BlockSparse
 
 # The filled-in dense block must have at least this many rows (below, LAPACK's
@@ -310,7 +310,7 @@ class SparseFactor:
             return yz
         R = self.xy[:p, :p]
         rx = r[q:] - self._B[:, :p].T @ yz
-        xx = np.linalg.solve(R.T, np.linalg.solve(R, rx))
+        xx = trsolve(R, trsolve(R, rx), trans=True)  # (R R')^{-1} rx, R lower
         return np.concatenate([yz - self._Y[:, :p] @ xx, xx])
 
 
@@ -323,10 +323,19 @@ class SparseLayout:
         Levels of each (scalar) term, in the core's order.
     patterns : dict
         The level pairs of A's off-diagonal random-effects blocks (i > j).
+    dense_flops : float
+        The flops of the blocked layout's dense diagonal blocks, l^3 / 3 each: what
+        the elimination plan must beat (:meth:`choose`).
     """
 
-    def __init__(self, nlevels: list[int], patterns: dict[tuple[int, int], BlockSparse]) -> None:
+    def __init__(
+        self,
+        nlevels: list[int],
+        patterns: dict[tuple[int, int], BlockSparse],
+        dense_flops: float,
+    ) -> None:
         self.m = len(nlevels)
+        self.dense_flops = dense_flops
         self.off = np.concatenate(([0], np.cumsum(nlevels))).astype(np.int64)
         self.q = int(self.off[-1])
         self.keys = sorted(patterns)
@@ -342,11 +351,11 @@ class SparseLayout:
         state["plan"] = None
         return state
 
-    def choose(self, dense_flops: float) -> bool:
+    def choose(self) -> bool:
         """Plan the elimination (once) and say whether its modelled cost is below
-        SPARSE_COST_RATIO times the dense blocks' ``dense_flops``."""
+        SPARSE_COST_RATIO times the dense blocks' flops."""
         plan = EliminationPlan(self.q, self._rows, self._cols)
-        if not plan.cost < SPARSE_COST_RATIO * dense_flops:
+        if not plan.cost < SPARSE_COST_RATIO * self.dense_flops:
             return False
         self.plan = plan
         return True
@@ -392,4 +401,4 @@ def sparse_layout(
         pairs = sum(patterns[(j, i)].nblocks for i in range(j))
         if pairs > SPARSE_MAX_PAIRS * nlevels[j]:
             return None
-    return SparseLayout(nlevels, patterns)
+    return SparseLayout(nlevels, patterns, sum(nlevels[j] ** 3 / 3.0 for j in filled))

@@ -160,7 +160,11 @@ class MixedGLMClassifier(ClassifierMixin, _GLMMBase):
     optimizer : str, optional
         An nlopt derivative-free algorithm (see ``MixedLMRegressor``); by
         default LN_BOBYQA, first over theta with the fixed effects from PIRLS,
-        then (``fast=False``) over the fixed effects and theta jointly.
+        then (``fast=False``) over the fixed effects and theta jointly, ending
+        (with at most 12 parameters in all) with a Newton step on central
+        differences that puts the estimates at the optimum, to about 1e-9,
+        whatever the rows' order or how they were batched. A named algorithm
+        runs alone, to its tolerances.
     maxfeval : int, default=-1
         Maximum number of deviance evaluations per optimization stage; -1 for
         no limit.
@@ -486,7 +490,11 @@ class MixedGLMRegressor(RegressorMixin, _GLMMBase):
     optimizer : str, optional
         An nlopt derivative-free algorithm (see ``MixedLMRegressor``); by
         default LN_BOBYQA, first over theta with the fixed effects from PIRLS,
-        then (``fast=False``) over the fixed effects and theta jointly.
+        then (``fast=False``) over the fixed effects and theta jointly, ending
+        (with at most 12 parameters in all) with a Newton step on central
+        differences that puts the estimates at the optimum, to about 1e-9,
+        whatever the rows' order or how they were batched. A named algorithm
+        runs alone, to its tolerances.
     maxfeval : int, default=-1
         Maximum number of deviance evaluations per optimization stage; -1 for
         no limit.
