@@ -19,6 +19,7 @@ from sklearn.utils._param_validation import (
     InvalidParameterError,
     Options,
     StrOptions,
+    _Booleans,
     make_constraint,
     validate_parameter_constraints,
 )
@@ -64,7 +65,18 @@ class _Integer(Interval):
     """An Interval of integers that True and False do not satisfy."""
 
     def is_satisfied_by(self, val: Any) -> bool:
-        return not isinstance(val, (bool, np.bool_)) and super().is_satisfied_by(val)
+        if isinstance(val, (bool, np.bool_)) or not isinstance(val, self.type):
+            return False
+        # scikit-learn's bounds test (Interval.__contains__) without its np.isnan,
+        # which an integer never is (a third of a fit's parameter checks)
+        closed = self.closed
+        if self.left is not None and (
+            val < self.left if closed in ("left", "both") else val <= self.left
+        ):
+            return False
+        return self.right is None or (
+            val <= self.right if closed in ("right", "both") else val < self.right
+        )
 
 
 COMMON_CONSTRAINTS: dict[str, list[Any]] = {
@@ -140,10 +152,16 @@ def validate_hyperparameters(est: Any) -> None:
         message of :data:`MESSAGES` (scikit-learn's own for a parameter without one).
     """
     constraints = est._parameter_constraints
-    params = {name: getattr(est, name) for name in constraints}
-    made = _made(constraints)
-    if all(any(c.is_satisfied_by(params[n]) for c in cs) for n, cs in made.items()):
+    for name, tests in _made(constraints).items():
+        value = getattr(est, name)
+        for test in tests:
+            if test(value):
+                break
+        else:  # some parameter satisfies none of its constraints: find the first
+            break
+    else:
         return
+    params = {name: getattr(est, name) for name in constraints}
     caller = type(est).__name__
     for name, value in params.items():  # the first parameter at fault, in order
         try:
@@ -153,14 +171,25 @@ def validate_hyperparameters(est: Any) -> None:
             raise ParameterError(str(exc) if message is None else message(value, est)) from None
 
 
-_MADE: dict[int, tuple[dict[str, list[Any]], dict[str, list[Any]]]] = {}
+_MADE: dict[int, tuple[dict[str, list[Any]], dict[str, tuple[Callable[[Any], bool], ...]]]] = {}
 
 
-def _made(constraints: dict[str, list[Any]]) -> dict[str, list[Any]]:
-    """scikit-learn's constraint objects of a ``_parameter_constraints`` dict,
-    made once per dict (a fit then checks values only)."""
+def _is_boolean(val: Any) -> bool:
+    # scikit-learn's "boolean" (_Booleans: bool or np.bool_) without its generator
+    return isinstance(val, (bool, np.bool_))
+
+
+def _test(constraint: Any) -> Callable[[Any], bool]:
+    if isinstance(constraint, _Booleans):
+        return _is_boolean
+    return constraint.is_satisfied_by  # type: ignore[no-any-return]
+
+
+def _made(constraints: dict[str, list[Any]]) -> dict[str, tuple[Callable[[Any], bool], ...]]:
+    """The tests of scikit-learn's constraint objects of a ``_parameter_constraints``
+    dict, made once per dict (a fit then checks values only)."""
     entry = _MADE.get(id(constraints))
     if entry is None or entry[0] is not constraints:
-        made = {n: [make_constraint(c) for c in cs] for n, cs in constraints.items()}
+        made = {n: tuple(_test(make_constraint(c)) for c in cs) for n, cs in constraints.items()}
         entry = _MADE[id(constraints)] = (constraints, made)
     return entry[1]
