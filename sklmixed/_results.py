@@ -150,10 +150,13 @@ def _varcomps(terms, theta_slices, theta, scale: float, weights=None, present=No
             cov = lam @ lam.T
             sd = np.sqrt(cov.diagonal())
             sdsd = sd[:, None] * sd  # np.outer's products
-            with np.errstate(invalid="ignore", divide="ignore"):
-                corr = cov / sdsd
-            corr[sdsd == 0] = np.nan
-            np.fill_diagonal(corr, 1.0)
+            if all(1e-150 < v < 1e150 for v in sd.tolist()):
+                corr = cov / sdsd  # every product positive and finite: nothing to mask
+            else:
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    corr = cov / sdsd
+                corr[sdsd == 0] = np.nan
+            corr.flat[:: t.k + 1] = 1.0  # the diagonal (np.fill_diagonal's assignment)
             # every position of lambda free (the usual vector term): its first column
             # links every pair, so no correlation is zero by construction
             full = t.ntheta == t.k * (t.k + 1) // 2

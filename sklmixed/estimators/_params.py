@@ -20,6 +20,7 @@ from sklearn.utils._param_validation import (
     Options,
     StrOptions,
     _Booleans,
+    _NoneConstraint,
     make_constraint,
     validate_parameter_constraints,
 )
@@ -152,8 +153,15 @@ def validate_hyperparameters(est: Any) -> None:
         message of :data:`MESSAGES` (scikit-learn's own for a parameter without one).
     """
     constraints = est._parameter_constraints
-    for name, tests in _made(constraints).items():
+    for name, none_ok, bool_ok, tests in _made(constraints):
         value = getattr(est, name)
+        # None and the booleans, most values, by identity (no call)
+        if value is None:
+            if none_ok:
+                continue
+        elif value is True or value is False:
+            if bool_ok:
+                continue
         for test in tests:
             if test(value):
                 break
@@ -171,7 +179,10 @@ def validate_hyperparameters(est: Any) -> None:
             raise ParameterError(str(exc) if message is None else message(value, est)) from None
 
 
-_MADE: dict[int, tuple[dict[str, list[Any]], dict[str, tuple[Callable[[Any], bool], ...]]]] = {}
+# per parameter: its name, whether None and whether True and False satisfy it,
+# and the tests of its constraints
+_Tests = list[tuple[str, bool, bool, tuple[Callable[[Any], bool], ...]]]
+_MADE: dict[int, tuple[dict[str, list[Any]], _Tests]] = {}
 
 
 def _is_boolean(val: Any) -> bool:
@@ -179,17 +190,17 @@ def _is_boolean(val: Any) -> bool:
     return isinstance(val, (bool, np.bool_))
 
 
-def _test(constraint: Any) -> Callable[[Any], bool]:
-    if isinstance(constraint, _Booleans):
-        return _is_boolean
-    return constraint.is_satisfied_by  # type: ignore[no-any-return]
-
-
-def _made(constraints: dict[str, list[Any]]) -> dict[str, tuple[Callable[[Any], bool], ...]]:
+def _made(constraints: dict[str, list[Any]]) -> _Tests:
     """The tests of scikit-learn's constraint objects of a ``_parameter_constraints``
     dict, made once per dict (a fit then checks values only)."""
     entry = _MADE.get(id(constraints))
     if entry is None or entry[0] is not constraints:
-        made = {n: tuple(_test(make_constraint(c)) for c in cs) for n, cs in constraints.items()}
+        made = []
+        for name, given in constraints.items():
+            cs = [make_constraint(c) for c in given]
+            tests = tuple(_is_boolean if isinstance(c, _Booleans) else c.is_satisfied_by for c in cs)
+            none_ok = any(isinstance(c, _NoneConstraint) for c in cs)
+            bool_ok = any(isinstance(c, _Booleans) for c in cs)
+            made.append((name, none_ok, bool_ok, tests))
         entry = _MADE[id(constraints)] = (constraints, made)
     return entry[1]
