@@ -137,32 +137,38 @@ def _varcomps(terms, theta_slices, theta, scale: float, weights=None, present=No
         nlevels = t.nlevels if positive is None else int(np.unique(t.refs[positive]).shape[0])
         if present is not None:
             nlevels = present[j]
-        if t.k == 1:
-            # A scalar term, most terms: the general path's arithmetic on the one
-            # element (lambda scale, its square, the root: the same roundings), whose
-            # correlation is [1] and structure [no zero], without its dozen numpy
-            # calls of ~1 us each.
-            lam = float(theta[s.start]) * scale
-            sd = np.array([math.sqrt(lam * lam)])
-            corr, zero = np.ones((1, 1)), np.zeros((1, 1), dtype=bool)
-        else:
-            lam = t.lambda_from_theta(theta[s]) * scale
-            cov = lam @ lam.T
-            sd = np.sqrt(cov.diagonal())
-            sdsd = sd[:, None] * sd  # np.outer's products
-            if all(1e-150 < v < 1e150 for v in sd.tolist()):
-                corr = cov / sdsd  # every product positive and finite: nothing to mask
-            else:
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    corr = cov / sdsd
-                corr[sdsd == 0] = np.nan
-            corr.flat[:: t.k + 1] = 1.0  # the diagonal (np.fill_diagonal's assignment)
-            # every position of lambda free (the usual vector term): its first column
-            # links every pair, so no correlation is zero by construction
-            full = t.ntheta == t.k * (t.k + 1) // 2
-            zero = np.zeros((t.k, t.k), dtype=bool) if full else t.structural_zero
+        sd, corr, zero = _components(t, theta, s, scale)
         out.append(VarComp(t.name, tuple(t.cnames), sd, corr, zero, nlevels))
     return tuple(out)
+
+
+def _components(t, theta, s: slice, scale: float) -> tuple:
+    """SDs, correlations and structural zeros of term ``t`` (theta[s] its part)."""
+    k = t.k
+    if k == 1:
+        lam = float(theta[s.start]) * scale
+        if abs(lam) < 1e150:
+            # A scalar term, most terms: the general route's arithmetic on its one
+            # element (lambda scale, its square, the root: the same roundings), whose
+            # correlation is [1] and structure [no zero], without its dozen numpy
+            # calls of ~1 us each. (Beyond 1e150 the square overflows, where the
+            # general route's product warns.)
+            return np.array([math.sqrt(lam * lam)]), np.array([[1.0]]), np.array([[False]])
+    lam = t.lambda_from_theta(theta[s]) * scale
+    cov = lam @ lam.T
+    sd = np.sqrt(cov.diagonal())
+    sdsd = sd[:, None] * sd  # np.outer's products
+    if all(1e-150 < v < 1e150 for v in sd.tolist()):
+        corr = cov / sdsd  # every product positive and finite: nothing to mask
+    else:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            corr = cov / sdsd
+        corr[sdsd == 0] = np.nan
+    corr.flat[:: k + 1] = 1.0  # the diagonal (np.fill_diagonal's assignment)
+    # every position of lambda free (the usual vector term): its first column links
+    # every pair, so no correlation is zero by construction
+    full = t.ntheta == k * (k + 1) // 2
+    return sd, corr, np.zeros((k, k), dtype=bool) if full else t.structural_zero
 
 
 def information_criteria(objective: float, dof: int, nobs: int) -> dict[str, float]:
@@ -181,7 +187,7 @@ BOUNDARY_TOL = 1e-4
 def boundary_positions(problem, theta) -> tuple:
     """Diagonal positions of theta below :data:`BOUNDARY_TOL` (internal theta)."""
     values = np.asarray(theta, dtype=float).tolist()  # a few numbers: Python's floats
-    return tuple(i for i in problem.diag_positions().tolist() if abs(values[i]) < BOUNDARY_TOL)
+    return tuple([i for i in problem.diag_positions().tolist() if abs(values[i]) < BOUNDARY_TOL])
 
 
 def user_optsum(optsum: OptSummary | None, problem, offset: float, ntheta: int):

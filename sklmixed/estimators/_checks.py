@@ -9,7 +9,6 @@ pandas and numpy use: ``NaN``, ``None``, ``pd.NA`` and ``pd.NaT``.
 
 from __future__ import annotations
 
-import math
 import numbers
 import warnings
 

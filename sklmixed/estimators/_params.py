@@ -198,7 +198,9 @@ def _made(constraints: dict[str, list[Any]]) -> _Tests:
         made = []
         for name, given in constraints.items():
             cs = [make_constraint(c) for c in given]
-            tests = tuple(_is_boolean if isinstance(c, _Booleans) else c.is_satisfied_by for c in cs)
+            tests = tuple(
+                _is_boolean if isinstance(c, _Booleans) else c.is_satisfied_by for c in cs
+            )
             none_ok = any(isinstance(c, _NoneConstraint) for c in cs)
             bool_ok = any(isinstance(c, _Booleans) for c in cs)
             made.append((name, none_ok, bool_ok, tests))
