@@ -246,7 +246,8 @@ def _build(
 
     ``lmm`` is the linear problem at the optimum (a GLMM's at its final working
     weights), ``core_theta`` its internal theta, ``cov`` the covariance of the
-    internal beta and ``coef`` the estimable coefficients on the user's scale.
+    internal beta (a new array, which the result may keep) and ``coef`` the
+    estimable coefficients on the user's scale.
     ``weights`` (the prior weights) tell which levels count; ``check``: whether to
     check the objective and standard errors (:func:`check_finite`). ``model`` holds
     the remaining fields of :class:`FitResult`; of them ``loglik`` gives the
@@ -261,9 +262,11 @@ def _build(
     V = cov if identity else lmm.user_vcov(cov)
     if lmm.p == p_full:
         # Every column estimable (``keep`` is then 0 .. p - 1, the estimable columns
-        # being taken in order): the padded copies below reduce to plain copies.
+        # being taken in order): the padded copies below reduce to a copy of coef
+        # (which may be the caller's core_beta) and vcov itself (the callers' own
+        # product, copied only if it is not C-ordered floats).
         full_coef = np.array(coef, dtype=float)
-        vcov = np.array(V, dtype=float, order="C")
+        vcov = np.ascontiguousarray(V, dtype=float)
     else:
         full_coef = np.full(p_full, -0.0)
         full_coef[keep] = coef
