@@ -279,17 +279,26 @@ def finalize_theta(
     """Flip negative columns, then snap numerically-zero diagonals to zero.
 
     ``diag_positions`` are the indices in theta of lambda's diagonal elements;
-    ``flip`` returns theta with each lambda column made to have a non-negative
-    diagonal. ``pure`` (see :func:`minimize`): ``fmin`` is ``fun(theta)``, and
-    need not be recomputed where flipping changed nothing.
+    ``flip`` returns theta with each lambda column whose diagonal is negative
+    negated (so it is called only where some diagonal is). ``pure`` (see
+    :func:`minimize`): ``fmin`` is ``fun(theta)``, and need not be recomputed where
+    flipping changed nothing.
     """
     theta0 = np.asarray(theta, dtype=float)
-    theta = flip(theta0.copy())
-    best = fmin if pure and np.array_equal(theta, theta0) else fun(theta)
-    if not np.isfinite(best):
+    positions = np.asarray(diag_positions).tolist()
+    diag = theta0[positions].tolist()  # a few numbers: compared as Python's floats
+    if any(v < 0.0 for v in diag):
+        theta = flip(theta0.copy())
+        changed = not np.array_equal(theta, theta0)
+    else:
+        theta, changed = theta0.copy(), False
+    best = fmin if pure and not changed else fun(theta)
+    if not math.isfinite(best):
         best = fmin
-    for i in diag_positions:
-        if theta[i] == 0.0 or abs(theta[i]) >= SNAP_TOL:
+    for i, v in zip(positions, diag):
+        if changed:
+            v = float(theta[i])
+        if v == 0.0 or abs(v) >= SNAP_TOL:
             continue
         trial = theta.copy()
         trial[i] = 0.0

@@ -8,6 +8,7 @@ function of the numbers.
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass, replace
 
@@ -136,15 +137,38 @@ def _varcomps(terms, theta_slices, theta, scale: float, weights=None, present=No
         nlevels = t.nlevels if positive is None else int(np.unique(t.refs[positive]).shape[0])
         if present is not None:
             nlevels = present[j]
-        lam = t.lambda_from_theta(theta[s]) * scale
-        cov = lam @ lam.T
-        sd = np.sqrt(np.diag(cov))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            corr = cov / np.outer(sd, sd)
-        corr[np.outer(sd, sd) == 0] = np.nan
-        np.fill_diagonal(corr, 1.0)
-        out.append(VarComp(t.name, tuple(t.cnames), sd, corr, t.structural_zero, nlevels))
+        sd, corr, zero = _components(t, theta, s, scale)
+        out.append(VarComp(t.name, tuple(t.cnames), sd, corr, zero, nlevels))
     return tuple(out)
+
+
+def _components(t, theta, s: slice, scale: float) -> tuple:
+    """SDs, correlations and structural zeros of term ``t`` (theta[s] its part)."""
+    k = t.k
+    if k == 1:
+        lam = float(theta[s.start]) * scale
+        if abs(lam) < 1e150:
+            # A scalar term, most terms: the general route's arithmetic on its one
+            # element (lambda scale, its square, the root: the same roundings), whose
+            # correlation is [1] and structure [no zero], without its dozen numpy
+            # calls of ~1 us each. (Beyond 1e150 the square overflows, where the
+            # general route's product warns.)
+            return np.array([math.sqrt(lam * lam)]), np.array([[1.0]]), np.array([[False]])
+    lam = t.lambda_from_theta(theta[s]) * scale
+    cov = lam @ lam.T
+    sd = np.sqrt(cov.diagonal())
+    sdsd = sd[:, None] * sd  # np.outer's products
+    if all(1e-150 < v < 1e150 for v in sd.tolist()):
+        corr = cov / sdsd  # every product positive and finite: nothing to mask
+    else:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            corr = cov / sdsd
+        corr[sdsd == 0] = np.nan
+    corr.flat[:: k + 1] = 1.0  # the diagonal (np.fill_diagonal's assignment)
+    # every position of lambda free (the usual vector term): its first column links
+    # every pair, so no correlation is zero by construction
+    full = t.ntheta == k * (k + 1) // 2
+    return sd, corr, np.zeros((k, k), dtype=bool) if full else t.structural_zero
 
 
 def information_criteria(objective: float, dof: int, nobs: int) -> dict[str, float]:
@@ -162,8 +186,8 @@ BOUNDARY_TOL = 1e-4
 
 def boundary_positions(problem, theta) -> tuple:
     """Diagonal positions of theta below :data:`BOUNDARY_TOL` (internal theta)."""
-    pos = problem.diag_positions()
-    return tuple(pos[np.abs(np.asarray(theta, dtype=float)[pos]) < BOUNDARY_TOL].tolist())
+    values = np.asarray(theta, dtype=float).tolist()  # a few numbers: Python's floats
+    return tuple([i for i in problem.diag_positions().tolist() if abs(values[i]) < BOUNDARY_TOL])
 
 
 def user_optsum(optsum: OptSummary | None, problem, offset: float, ntheta: int):
@@ -197,15 +221,15 @@ def user_optsum(optsum: OptSummary | None, problem, offset: float, ntheta: int):
 def check_finite(objective: float, stderror: np.ndarray, keep, coef_names) -> None:
     """Never hand back an infinite objective or a non-finite or zero standard
     error silently."""
-    if not np.isfinite(objective):
+    if not math.isfinite(objective):
         raise FitError(
             f"the objective at the optimum is not finite ({objective}); check the data "
             "for a response that the model fits exactly or columns on extreme scales"
         )
-    se = stderror[keep]
-    ok = np.isfinite(se) & (se > 0)
-    if not ok.all():
-        bad = [coef_names[int(j)] for j in keep[~ok]]
+    # one comparison per coefficient in Python's floats (p is small; NaN fails it)
+    se = stderror.tolist()
+    bad = [coef_names[j] for j in keep.tolist() if not 0.0 < se[j] < math.inf]
+    if bad:
         warnings.warn(
             f"the standard errors of {bad} are not finite and positive: the fixed-effects "
             "columns are (nearly) collinear even after centring and scaling; remove or "
@@ -222,7 +246,8 @@ def _build(
 
     ``lmm`` is the linear problem at the optimum (a GLMM's at its final working
     weights), ``core_theta`` its internal theta, ``cov`` the covariance of the
-    internal beta and ``coef`` the estimable coefficients on the user's scale.
+    internal beta (a new array, which the result may keep) and ``coef`` the
+    estimable coefficients on the user's scale.
     ``weights`` (the prior weights) tell which levels count; ``check``: whether to
     check the objective and standard errors (:func:`check_finite`). ``model`` holds
     the remaining fields of :class:`FitResult`; of them ``loglik`` gives the
@@ -232,16 +257,27 @@ def _build(
     and columns in vcov, as MixedModels.jl does.
     """
     p_full, keep = lmm.p_full, lmm.keep
-    full_coef = np.full(p_full, -0.0)
-    full_coef[keep] = coef
-    vcov = np.full((p_full, p_full), np.nan)
-    vcov[np.ix_(keep, keep)] = lmm.user_vcov(cov)
-    stderror = np.sqrt(np.diag(vcov))
+    # the user's columns are the core's (the common case): nothing to map
+    identity = lmm.scaling.identity
+    V = cov if identity else lmm.user_vcov(cov)
+    if lmm.p == p_full:
+        # Every column estimable (``keep`` is then 0 .. p - 1, the estimable columns
+        # being taken in order): the padded copies below reduce to a copy of coef
+        # (which may be the caller's core_beta) and vcov itself (the callers' own
+        # product, copied only if it is not C-ordered floats).
+        full_coef = np.array(coef, dtype=float)
+        vcov = np.ascontiguousarray(V, dtype=float)
+    else:
+        full_coef = np.full(p_full, -0.0)
+        full_coef[keep] = coef
+        vcov = np.full((p_full, p_full), np.nan)
+        vcov[np.ix_(keep, keep)] = V
+    stderror = np.sqrt(vcov.diagonal())
     if check:
         check_finite(model["objective"], stderror, keep, coef_names)
     # zero prior weights remove an observation: it counts in neither n nor the criteria
     ic = information_criteria(-2 * model["loglik"], model["dof"], lmm.nobs)
-    theta = np.asarray(lmm.user_theta(core_theta), dtype=float)
+    theta = core_theta if identity else np.asarray(lmm.user_theta(core_theta), dtype=float)
     scale = 1.0 if model["sigma"] is None else model["sigma"]
     return FitResult(
         formula=formula,
@@ -276,15 +312,21 @@ def lmm_result(problem, theta, optsum, formula: str, coef_names) -> FitResult:
     everything is reported on the user's scale.
     """
     sigma2_internal = problem.sigma2()
-    sigma = float(np.sqrt(sigma2_internal * problem.scaling.y_scale**2))
-    offset = problem.objective_offset()
+    # math.sqrt and np.sqrt are both IEEE's correctly rounded square root
+    sigma = math.sqrt(sigma2_internal * problem.scaling.y_scale**2)
+    if problem.scaling.identity:  # the user's columns are the core's: nothing to map
+        offset, beta = 0.0, problem.beta()
+    else:
+        offset = problem.objective_offset()
+        beta = problem.user_beta(problem.beta())
+        optsum = user_optsum(optsum, problem, offset, problem.ntheta)
     objective = problem.objective_from_factor() + offset
     return _build(
         problem,
         core_theta=np.asarray(theta, dtype=float),
         cov=sigma2_internal * problem.rxx_inverse(),
-        coef=problem.user_beta(problem.beta()),
-        optsum=user_optsum(optsum, problem, offset, problem.ntheta),
+        coef=beta,
+        optsum=optsum,
         formula=formula,
         coef_names=coef_names,
         # an exact least-squares fit has been reported already

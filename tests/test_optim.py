@@ -239,3 +239,15 @@ def test_a_glmm_whose_newton_step_is_refused_finishes_at_the_usual_tolerance(mon
     # 1e-3 from the stepped point along the flat intercept/anger direction)
     assert stepped.objective_ <= refused.objective_ + 1e-8
     assert refused.objective_ == pytest.approx(stepped.objective_, abs=1e-6)
+
+
+def test_flip_is_not_asked_when_no_diagonal_is_negative():
+    def refuse(th):
+        raise AssertionError("flip called")
+
+    centre = np.array([0.7, -0.3, 0.2])  # -0.3 is off the diagonal
+    theta, fmin = finalize_theta(
+        centre.copy(), 1.0, _quadratic(centre), np.array([0, 2]), refuse, pure=True
+    )
+    np.testing.assert_array_equal(theta, centre)
+    assert fmin == 1.0  # pure: the optimizer's value, not evaluated again

@@ -834,10 +834,10 @@ class LMMProblem:
         self, us: list[NDArray[Any]], theta: NDArray[Any]
     ) -> tuple[list[NDArray[Any]], list[NDArray[Any]]]:
         """(b, u) per term on the user's scale from the internal u and theta."""
-        bs = self.b(us, theta)
+        lams = self.lambdas(theta)  # once, for b = Lambda u and for the user's scale
+        bs = [u @ lam.T for u, lam in zip(us, lams)]
         if self.scaling.identity:
             return bs, us
-        lams = self.lambdas(theta)
         ulams = [self.scaling.lambda_to_user(j, lam) for j, lam in enumerate(lams)]
         b_user = [self.scaling.b_to_user(j, b) for j, b in enumerate(bs)]
         u_user = [

@@ -14,6 +14,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
+from scipy.linalg.lapack import dsyev as _syev
 from sklearn.exceptions import DataConversionWarning
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import validate_data
@@ -216,8 +217,11 @@ def check_response_not_among_features(
     Xr, yr = X[rows], np.asarray(y, dtype=float)[rows]
     if Xr.shape[1] == 0 or yr.shape[0] < 2:
         return
-    same = np.all(Xr == yr[:, None], axis=0)
-    culprits = [names[j] for j in np.flatnonzero(same)]
+    # a copy of y: only columns equal to it in the first row can be (one pass over
+    # those columns rather than all of X)
+    maybe = np.flatnonzero(Xr[0] == yr[0])
+    same = maybe[np.all(Xr[:, maybe] == yr[:, None], axis=0)] if maybe.size else maybe
+    culprits = [names[j] for j in same.tolist()]
     if not culprits and affine:
         yc = yr - yr.mean()
         Xc = Xr - Xr.mean(axis=0)
@@ -278,6 +282,84 @@ def check_exact_fit(
         stacklevel=user_stacklevel(),
     )
     return True
+
+
+def check_fixed_effects(
+    X: np.ndarray, names: list, y: np.ndarray, weights: np.ndarray | None, random_effects: bool
+) -> bool:
+    """Before an LMM fit: :func:`check_response_not_among_features` (with random
+    effects, ``affine``) and then :func:`check_exact_fit`, whose result it returns.
+
+    Most data are far from both, which :func:`_far_from_fits` proves at a fifth of
+    their cost; they run in full wherever it cannot.
+    """
+    if weights is None and _far_from_fits(X, np.asarray(y, dtype=float)):
+        return False
+    if random_effects:
+        check_response_not_among_features(X, names, y, weights, affine=True)
+    return check_exact_fit(X, names, y, weights, random_effects)
+
+
+# Where _far_from_fits answers at all: up to 10^7 rows the rounding of a sum
+# (n eps) stays below 2.2e-9, and up to 64 columns that of the eigenvalues and
+# of the checks' residual below 1e-10 (see there).
+_SCREEN_MAX_ROWS = 10**7
+_SCREEN_MAX_COLS = 64
+_EPS = float(np.finfo(float).eps)
+
+
+def _far_from_fits(X: np.ndarray, y: np.ndarray) -> bool:
+    """True only if neither check of :func:`check_fixed_effects` can report
+    anything (unweighted rows): y is provably far from the span of X's columns.
+
+    It needs X's first column constant (the intercept), so that span(X) holds
+    (1, x_j) for every column j, and takes the eigenvalues of the Gram matrix S
+    of [X y] scaled to a unit diagonal: one product and one small symmetric
+    eigenproblem, where the checks make two passes over X, centre it and
+    decompose its Gram matrix. With lam the smallest eigenvalue of S:
+
+    * y's residual sum of squares on X, relative to y'y, is rho = min over b of
+      [-b; 1]' S [-b; 1] >= lam, and that on the intercept alone is
+      s = 1 - S_0y^2 (||y - mean||^2 / y'y);
+    * every eigenvalue of X's block of S is at least lam (interlacing), and so is
+      1 - |S_0j|, which bounds column j's mean against its spread:
+      ||x_j|| / ||x_j - mean|| <= lam^-1/2.
+
+    The computed S is off by at most delta = 2 (n + p + 8) eps in each entry (the
+    sums' rounding), its computed eigenvalues by (p + 1)^3 eps more (LAPACK's
+    backward error, generously); both are taken off lam and added to s. It answers
+    True when lam >= 1e-6 and lam >= 1e-4 s. Then no column is y (rho would be
+    0); for every column j, 1 - corr_j^2 >= rho / s >= 1e-4, so |corr_j| <= 1 -
+    5e-5, which the first check's centring and sums cannot bring to its
+    1 - 1e-12 (they move it by at most n eps lam^-1/2 < 2e-6); and the projection's
+    residual, at least 1e-3 ||y||, is far from the 1e-10 of y's spread at which
+    check_exact_fit reports (its evaluation errs by less than
+    (p + 1) eps (1 + 2 p / lam) ||y|| < 2e-6 ||y||).
+    """
+    n, p = X.shape
+    if not (0 < p <= _SCREEN_MAX_COLS and 2 <= n <= _SCREEN_MAX_ROWS):
+        return False
+    c = X[0, 0]
+    if c == 0.0 or not (X[:, 0] == c).all():
+        return False
+    Z = np.empty((n, p + 1))
+    Z[:, :p] = X
+    Z[:, p] = y
+    S = Z.T @ Z
+    d = np.sqrt(S.diagonal())
+    # no column near underflow or overflow, where the bounds above do not hold
+    # (NaN fails the comparison too)
+    if not all(1e-100 <= v <= 1e100 for v in d.tolist()):
+        return False
+    S /= d[:, None] * d
+    # LAPACK's dsyev directly: numpy's eigvalsh wraps it in 3 us of checks
+    w, _, info = _syev(S, compute_v=0)
+    if info != 0:
+        return False
+    error = (2.0 * (n + p + 8) + (p + 1) ** 2) * (p + 1) * _EPS
+    lam = float(w[0]) - error
+    s = 1.0 - float(S[0, p]) ** 2 + error
+    return lam >= 1e-6 and lam >= 1e-4 * s
 
 
 def _pinv_symmetric(G: np.ndarray, rcond: float) -> np.ndarray:

@@ -16,9 +16,8 @@ from sklmixed.estimators._base import (
     warn_rank_deficient,
 )
 from sklmixed.estimators._checks import (
-    check_exact_fit,
+    check_fixed_effects,
     check_not_constant,
-    check_response_not_among_features,
     numeric_response,
 )
 from sklmixed.estimators._dask import dask_predict
@@ -243,9 +242,9 @@ class MixedLMRegressor(RegressorMixin, MixedModelBase):
                     f"grouping factor {term.name!r} has as many levels ({term.nlevels}) as "
                     "observations: its variance cannot be told apart from the residual's"
                 )
-        if design.reterms:  # without them it is an exact linear regression (warned below)
-            check_response_not_among_features(design.X, design.coef_names, ywork, w, affine=True)
-        exact = check_exact_fit(design.X, design.coef_names, ywork, w, bool(design.reterms))
+        # the response among the features (with random effects; without them it is an
+        # exact linear regression, warned), or reproduced by them
+        exact = check_fixed_effects(design.X, design.coef_names, ywork, w, bool(design.reterms))
         problem = LMMProblem(
             design.X,
             yv,

@@ -19,6 +19,8 @@ from sklearn.utils._param_validation import (
     InvalidParameterError,
     Options,
     StrOptions,
+    _Booleans,
+    _NoneConstraint,
     make_constraint,
     validate_parameter_constraints,
 )
@@ -64,7 +66,18 @@ class _Integer(Interval):
     """An Interval of integers that True and False do not satisfy."""
 
     def is_satisfied_by(self, val: Any) -> bool:
-        return not isinstance(val, (bool, np.bool_)) and super().is_satisfied_by(val)
+        if isinstance(val, (bool, np.bool_)) or not isinstance(val, self.type):
+            return False
+        # scikit-learn's bounds test (Interval.__contains__) without its np.isnan,
+        # which an integer never is (a third of a fit's parameter checks)
+        closed = self.closed
+        if self.left is not None and (
+            val < self.left if closed in ("left", "both") else val <= self.left
+        ):
+            return False
+        return self.right is None or (
+            val <= self.right if closed in ("right", "both") else val < self.right
+        )
 
 
 COMMON_CONSTRAINTS: dict[str, list[Any]] = {
@@ -140,10 +153,23 @@ def validate_hyperparameters(est: Any) -> None:
         message of :data:`MESSAGES` (scikit-learn's own for a parameter without one).
     """
     constraints = est._parameter_constraints
-    params = {name: getattr(est, name) for name in constraints}
-    made = _made(constraints)
-    if all(any(c.is_satisfied_by(params[n]) for c in cs) for n, cs in made.items()):
+    for name, none_ok, bool_ok, tests in _made(constraints):
+        value = getattr(est, name)
+        # None and the booleans, most values, by identity (no call)
+        if value is None:
+            if none_ok:
+                continue
+        elif value is True or value is False:
+            if bool_ok:
+                continue
+        for test in tests:
+            if test(value):
+                break
+        else:  # some parameter satisfies none of its constraints: find the first
+            break
+    else:
         return
+    params = {name: getattr(est, name) for name in constraints}
     caller = type(est).__name__
     for name, value in params.items():  # the first parameter at fault, in order
         try:
@@ -153,14 +179,30 @@ def validate_hyperparameters(est: Any) -> None:
             raise ParameterError(str(exc) if message is None else message(value, est)) from None
 
 
-_MADE: dict[int, tuple[dict[str, list[Any]], dict[str, list[Any]]]] = {}
+# per parameter: its name, whether None and whether True and False satisfy it,
+# and the tests of its constraints
+_Tests = list[tuple[str, bool, bool, tuple[Callable[[Any], bool], ...]]]
+_MADE: dict[int, tuple[dict[str, list[Any]], _Tests]] = {}
 
 
-def _made(constraints: dict[str, list[Any]]) -> dict[str, list[Any]]:
-    """scikit-learn's constraint objects of a ``_parameter_constraints`` dict,
-    made once per dict (a fit then checks values only)."""
+def _is_boolean(val: Any) -> bool:
+    # scikit-learn's "boolean" (_Booleans: bool or np.bool_) without its generator
+    return isinstance(val, (bool, np.bool_))
+
+
+def _made(constraints: dict[str, list[Any]]) -> _Tests:
+    """The tests of scikit-learn's constraint objects of a ``_parameter_constraints``
+    dict, made once per dict (a fit then checks values only)."""
     entry = _MADE.get(id(constraints))
     if entry is None or entry[0] is not constraints:
-        made = {n: [make_constraint(c) for c in cs] for n, cs in constraints.items()}
+        made = []
+        for name, given in constraints.items():
+            cs = [make_constraint(c) for c in given]
+            tests = tuple(
+                _is_boolean if isinstance(c, _Booleans) else c.is_satisfied_by for c in cs
+            )
+            none_ok = any(isinstance(c, _NoneConstraint) for c in cs)
+            bool_ok = any(isinstance(c, _Booleans) for c in cs)
+            made.append((name, none_ok, bool_ok, tests))
         entry = _MADE[id(constraints)] = (constraints, made)
     return entry[1]

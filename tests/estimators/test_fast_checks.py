@@ -9,7 +9,15 @@ import pandas as pd
 import pytest
 
 from sklmixed import MixedLMRegressor, load_dataset
-from sklmixed.estimators._checks import _pinv_symmetric, column_kinds
+from sklmixed.estimators._checks import (
+    _far_from_fits,
+    _pinv_symmetric,
+    check_exact_fit,
+    check_fixed_effects,
+    check_response_not_among_features,
+    column_kinds,
+)
+from sklmixed.exceptions import DataError, PerfectFitWarning
 
 
 @pytest.mark.parametrize("p", [1, 2, 3, 5, 8])
@@ -60,3 +68,124 @@ def test_no_feature_names_for_integer_labels():
         est = MixedLMRegressor(groups=1).fit(X, rng.normal(size=40))
     assert not hasattr(est, "feature_names_in_")
     assert est.n_features_in_ == 2
+
+
+# ------------------------------------------- the fixed effects' screen
+
+
+def _report(check):
+    """What ``check()`` raises or warns, as text (None if nothing)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", PerfectFitWarning)
+            check()
+    except (DataError, PerfectFitWarning) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def _full_checks(X, y, random_effects=True, names=None):
+    """What check_response_not_among_features and check_exact_fit report."""
+    names = names or [f"x{j}" for j in range(X.shape[1])]
+
+    def both():
+        if random_effects:
+            check_response_not_among_features(X, names, y, None, affine=True)
+        check_exact_fit(X, names, y, None, random_effects)
+
+    return _report(both)
+
+
+def _hard_case(rng):
+    """Data near the checks' thresholds: copies of columns, exact and nearly exact
+    combinations, columns and responses far from zero against their spread."""
+    n = int(rng.choice([3, 10, 40, 300]))
+    p = int(rng.integers(1, 5))
+    X = np.ones((n, p))
+    for j in range(1, p):
+        centre = 10.0 ** rng.uniform(-3, 9) * rng.choice([-1, 0, 1])
+        spread = 10.0 ** rng.uniform(-6, 3)
+        X[:, j] = centre + spread * (
+            rng.standard_normal(n) if rng.random() < 0.5 else rng.integers(0, 3, n)
+        )
+        if j > 1 and rng.random() < 0.3:  # nearly collinear with the previous column
+            X[:, j] = X[:, j - 1] * 1.5 + 10.0 ** rng.uniform(-16, 0) * rng.standard_normal(n)
+    noise = 10.0 ** rng.uniform(-17, 0) * rng.choice([0.0, 1.0])
+    kind = rng.integers(3)
+    if kind == 0:  # a combination of the columns, nearly exact
+        mean = X @ (rng.standard_normal(p) * 10.0 ** rng.uniform(-3, 3, p))
+    elif kind == 1:  # a copy of one column, shifted and rescaled
+        mean = rng.uniform(-5, 5) * X[:, rng.integers(p)] + 10.0 ** rng.uniform(-3, 9)
+    else:  # unrelated
+        mean = 10.0 ** rng.uniform(-3, 9) + np.zeros(n)
+        noise = 1.0
+    y = mean + noise * np.abs(mean).max() * rng.standard_normal(n)
+    return X, y
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_screen_never_passes_data_the_checks_report(seed):
+    rng = np.random.default_rng(seed)
+    passed = reported = 0
+    for _ in range(1500):
+        X, y = _hard_case(rng)
+        if np.ptp(y) == 0:
+            continue
+        report = _full_checks(X, y)
+        reported += report is not None
+        if _far_from_fits(X, y):
+            passed += 1
+            assert report is None, report
+    assert passed > 100 and reported > 100  # both sides of the screen are exercised
+
+
+@pytest.mark.parametrize(
+    "name, formula",
+    [
+        ("dyestuff2", "yield ~ 1 + (1|batch)"),
+        ("penicillin", "diameter ~ 1 + (1|plate) + (1|sample)"),
+        ("sleepstudy", "reaction ~ 1 + days + (1 + days|subj)"),
+    ],
+)
+def test_the_screen_passes_the_usual_data(name, formula):
+    design, y = MixedLMRegressor(formula=formula)._design(load_dataset(name), None)
+    assert _far_from_fits(design.X, np.asarray(y, dtype=float))
+
+
+def test_the_screen_leaves_what_it_cannot_judge_to_the_checks():
+    rng = np.random.default_rng(0)
+    X = np.column_stack([np.ones(50), rng.standard_normal(50)])
+    y = rng.standard_normal(50)
+    assert _far_from_fits(X, y)
+    assert not _far_from_fits(X[:, ::-1].copy(), y)  # no intercept first
+    assert not _far_from_fits(X, 2.0 * X[:, 1] + 1.0)  # y reproduced
+    assert not _far_from_fits(X, y * 1e120)  # beyond the bounds' range
+    assert not _far_from_fits(np.column_stack([X, 2000 + X[:, 1] * 1e-4]), y)  # ill-conditioned
+
+
+@pytest.mark.parametrize(
+    "y_of, random_effects, reported",
+    [
+        (lambda X, r: X[:, 1].copy(), True, True),  # the response among the features
+        (lambda X, r: 3.0 * X[:, 1] - 7.0, True, True),  # a linear function of it
+        (lambda X, r: X[:, 1] - 2.0 * X[:, 2], True, True),  # an exact combination
+        (lambda X, r: X[:, 1] - 2.0 * X[:, 2], False, True),  # the same, warned
+        (lambda X, r: r, True, False),  # random numbers: nothing to report
+    ],
+)
+def test_the_combined_check_reports_as_the_two_checks(y_of, random_effects, reported):
+    rng = np.random.default_rng(1)
+    X = np.column_stack([np.ones(30), rng.standard_normal(30), rng.integers(0, 4, 30)])
+    y = y_of(X, rng.standard_normal(30))
+    names = ["(Intercept)", "a", "b"]
+    got = _report(lambda: check_fixed_effects(X, names, y, None, random_effects))
+    assert got == _full_checks(X, y, random_effects, names)
+    assert (got is not None) == reported
+
+
+def test_copies_of_the_response_are_found_beyond_the_first_row():
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 2, 40).astype(float)
+    X = np.column_stack([np.ones(40), y, y[::-1], np.r_[y[:1], 1 - y[1:]]])
+    with pytest.raises(DataError, match="'b' is the response"):
+        check_response_not_among_features(X, ["(Intercept)", "b", "c", "d"], y, None, affine=False)

@@ -79,3 +79,34 @@ def test_random_effects_follow_terms_by_name_in_any_order_and_after_pickling():
     c = pickle.loads(pickle.dumps(a))
     np.testing.assert_array_equal(c.predict(df), a.predict(df))
     np.testing.assert_array_equal(c.fitted_values(), a.fitted_values())
+
+
+VALUES = [None, True, False, np.True_, np.False_, 0, 1, -1, 2, np.int64(3), np.int64(-1)]
+VALUES += [0.0, 1.5, np.nan, "", "population", "error", "LN_BOBYQA", "y ~ 1 + (1|g)", "g"]
+VALUES += [["g"], ("g", 1), {"days": "dummy"}, {"days": "poly"}, "poisson", "bernoulli", "logit"]
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS, ids=lambda c: c.__name__)
+def test_the_quick_tests_accept_what_scikit_learn_accepts(cls):
+    # validate_hyperparameters' tests against scikit-learn's own, value by value
+    from sklearn.utils._param_validation import (
+        InvalidParameterError,
+        validate_parameter_constraints,
+    )
+
+    from sklmixed.estimators._params import validate_hyperparameters
+
+    for name, constraints in cls._parameter_constraints.items():
+        for value in VALUES:
+            try:
+                validate_parameter_constraints({name: constraints}, {name: value}, cls.__name__)
+                valid = True
+            except InvalidParameterError:
+                valid = False
+            est = cls().set_params(**{name: value})
+            try:
+                validate_hyperparameters(est)
+                accepted = True
+            except ParameterError:
+                accepted = False
+            assert accepted == valid, (name, value)
