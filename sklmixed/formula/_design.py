@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from formulaic import Formula, model_matrix
 from numpy.typing import NDArray
+from pandas.api.extensions import ExtensionArray
 
 from sklmixed._core._reterm import ReTerm
 from sklmixed.exceptions import (
@@ -36,37 +37,99 @@ from sklmixed.formula._text import columns as text_columns
 
 CODINGS = ("dummy", "effects", "helmert")
 
+# a column's values: an ndarray for numpy dtypes, else the column's ExtensionArray
+ArrayLike = NDArray[Any] | ExtensionArray
+
 
 # ----------------------------------------------------------------- columns
 
 
 class _Columns(dict[Any, pd.Series]):
-    """The columns of ``frame``, each looked up once, on first use.
+    """The columns of ``frame``, each looked up once, on first use: as a Series
+    (``cols[col]``) or as its values (``cols.values(col)``).
 
     pandas builds a new Series on every ``frame[col]`` (10-20 us each); a small
     fit read its few columns ~10 times over, about 0.1 ms of a 3 ms sleepstudy fit.
-    Read-only: the Series are the frame's own columns.
+    What only needs the values (the checks, plain columns, codes) reads them
+    without a Series. Read-only: these are the frame's own columns.
     """
 
     def __init__(self, frame: pd.DataFrame) -> None:
         super().__init__()
         self.frame = frame
+        self._values: dict[Any, ArrayLike] = {}
         self._coded: dict[Any, tuple[list[Any], NDArray[Any]]] = {}
 
     def __missing__(self, col: Any) -> pd.Series:
         series = self[col] = self.frame[col]
         return series
 
+    def values(self, col: Any) -> ArrayLike:
+        """The values of column ``col`` (see :func:`_column_values`)."""
+        if col not in self._values:
+            self._values[col] = _column_values(self.frame, col, self)
+        return self._values[col]
+
     def levels_and_codes(self, col: Any) -> tuple[list[Any], NDArray[Any]]:
         """:func:`_levels_and_codes` of column ``col``, computed once (a column
         can be both a categorical predictor and a grouping factor)."""
         if col not in self._coded:
-            self._coded[col] = _levels_and_codes(self[col])
+            self._coded[col] = _levels_and_codes(self.values(col))
         return self._coded[col]
 
 
-def _is_categorical(series: pd.Series) -> bool:
-    dtype = series.dtype
+def _column_values(frame: pd.DataFrame, col: Any, series: dict[Any, pd.Series]) -> ArrayLike:
+    """The values of column ``col``, as ``frame[col]`` holds them: an ndarray
+    (read-only, like a Series' ``to_numpy()``) or the column's ExtensionArray.
+
+    ``frame[col]`` builds a Series (9 us, ~15 us inside a fit; a small fit reads
+    two or three columns, a tenth of its design), where pandas' accessor of the
+    column's array costs 0.6 us. That accessor is pandas' own (read-only use), so
+    it serves a label of one column of a DataFrame whose lookups are pandas';
+    anything else (a subclass's lookup, duplicated labels, a MultiIndex, a pandas
+    without it) goes through ``series[col]`` (``_Columns``' Series lookup).
+    """
+    loc = frame.columns.get_loc(col)
+    get = getattr(frame, "_get_column_array", None)
+    if type(frame).__getitem__ is pd.DataFrame.__getitem__ and isinstance(loc, int) and get:
+        values = get(loc)
+    else:
+        values = _as_values(series[col])
+    if isinstance(values, np.ndarray) and values.flags.writeable:
+        values = values.view()
+        values.flags.writeable = False  # the user's data: never written through
+    return values
+
+
+def _as_values(column: pd.Series | ArrayLike) -> ArrayLike:
+    """A Series' values (``to_numpy()`` for a numpy dtype, its ExtensionArray
+    otherwise); values as they are."""
+    if not isinstance(column, pd.Series):
+        return column
+    return column.to_numpy() if isinstance(column.dtype, np.dtype) else column.array
+
+
+def _as_float(values: ArrayLike) -> NDArray[Any]:
+    """``Series.to_numpy(dtype=float)`` of the column's values."""
+    if isinstance(values, np.ndarray):
+        return np.asarray(values, dtype=np.float64)
+    return np.asarray(values.to_numpy(dtype=np.float64))
+
+
+def _plain_matrix(cols: _Columns, intercept: bool, names: list[Any]) -> NDArray[Any]:
+    """An intercept column (first, if any) and the named columns as floats: one
+    matrix filled in place (``np.column_stack`` of the pieces makes a vector per
+    column and costs twice as much)."""
+    n = cols.frame.shape[0]
+    k = int(intercept) + len(names)
+    out = np.ones((n, k)) if intercept else np.empty((n, k))
+    for j, col in enumerate(names, start=int(intercept)):
+        out[:, j] = _as_float(cols.values(col))
+    return out
+
+
+def _is_categorical(column: pd.Series | ArrayLike) -> bool:
+    dtype = column.dtype
     if isinstance(dtype, np.dtype) and dtype.kind in "biuf":
         return False  # the common case, without pandas' dtype dispatch (~3 us)
     return not (pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)) or (
@@ -74,25 +137,28 @@ def _is_categorical(series: pd.Series) -> bool:
     )
 
 
-def _levels(series: pd.Series) -> list[Any]:
+def _levels(column: pd.Series | ArrayLike) -> list[Any]:
     """Levels in MixedModels.jl order: a Categorical's categories (those present),
     otherwise the sorted distinct values."""
-    return _levels_and_codes(series)[0]
+    return _levels_and_codes(column)[0]
 
 
-def _levels_and_codes(series: pd.Series) -> tuple[list[Any], NDArray[Any]]:
-    """(levels, code of each value); codes are -1 for missing values."""
-    if isinstance(series.dtype, pd.CategoricalDtype):
-        codes = series.cat.codes.to_numpy()
+def _levels_and_codes(column: pd.Series | ArrayLike) -> tuple[list[Any], NDArray[Any]]:
+    """(levels, code of each value) of a column or its values; codes are -1 for
+    missing values."""
+    array = _as_values(column)
+    dtype = array.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        codes = np.asarray(array.codes)
         present = np.unique(codes[codes >= 0])
-        remap = np.full(len(series.cat.categories) + 1, -1)
+        remap = np.full(len(dtype.categories) + 1, -1)
         remap[present] = np.arange(present.shape[0])
-        return [series.cat.categories[i] for i in present], remap[codes]
-    if isinstance(series.dtype, pd.StringDtype) and series.dtype.storage == "pyarrow":
-        found = _arrow_levels_and_codes(series)
+        return [dtype.categories[i] for i in present], remap[codes]
+    if isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow":
+        found = _arrow_levels_and_codes(array)
         if found is not None:
             return found
-    values = series.to_numpy()
+    values = array if isinstance(array, np.ndarray) else array.to_numpy()
     try:
         # hashing, then sorting only the distinct values (np.unique sorts all n)
         codes, levels = pd.factorize(values, sort=True)
@@ -102,7 +168,7 @@ def _levels_and_codes(series: pd.Series) -> tuple[list[Any], NDArray[Any]]:
         return levels, pd.Index(levels).get_indexer(values)
 
 
-def _arrow_levels_and_codes(series: pd.Series) -> tuple[list[Any], NDArray[Any]] | None:
+def _arrow_levels_and_codes(array: ArrayLike) -> tuple[list[Any], NDArray[Any]] | None:
     """``_levels_and_codes`` of an Arrow-backed text column without nulls (None
     otherwise): Arrow's hashing on its own strings, then a sort of the distinct
     values only. pandas would first convert every value to a Python object
@@ -112,17 +178,20 @@ def _arrow_levels_and_codes(series: pd.Series) -> tuple[list[Any], NDArray[Any]]
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    values = pa.array(series.array)
+    values = pa.array(array)
     if isinstance(values, pa.ChunkedArray):  # one dictionary for all the chunks
         values = values.combine_chunks()
     if values.null_count:
         return None
     encoded = pc.dictionary_encode(values)
-    found = encoded.dictionary.to_pylist()
-    order = sorted(range(len(found)), key=found.__getitem__)
-    rank = np.empty(len(found), dtype=np.int64)
-    rank[order] = np.arange(len(found))
-    return [found[i] for i in order], rank[encoded.indices.to_numpy()]
+    found = encoded.dictionary.to_pylist()  # in order of first appearance
+    levels = sorted(found)
+    codes = encoded.indices.to_numpy()
+    if levels == found:  # rows grouped by level in sorted order, as most data sets
+        return levels, codes.astype(np.int64)
+    position = {level: i for i, level in enumerate(levels)}
+    rank = np.array([position[v] for v in found], dtype=np.int64)
+    return levels, rank[codes]
 
 
 def level_label(level: Any) -> str:
@@ -175,12 +244,12 @@ class _Prep:
     def fit(cls, cols: _Columns, columns: list[str], categorical: set[str]) -> _Prep:
         prep = cls()
         for col in columns:
-            series = cols[col]
-            if col in categorical or _is_categorical(series):
+            values = cols.values(col)
+            if col in categorical or _is_categorical(values):
                 if col not in categorical:
-                    _warn_numeric_text(col, series)
+                    _warn_numeric_text(col, cols[col])
                 prep.categories[col] = cols.levels_and_codes(col)[0]
-            elif pd.api.types.is_integer_dtype(series.dtype):
+            elif pd.api.types.is_integer_dtype(values.dtype):
                 prep.floats.append(col)
         return prep
 
@@ -291,10 +360,9 @@ class _FixedPart:
 
     def transform(self, cols: _Columns) -> NDArray[Any]:
         """X for the columns of a frame prepared by the design's :class:`_Prep`."""
-        if self.plain is not None:
-            n = cols.frame.shape[0]
-            xs = [np.ones(n) if c is None else cols[c].to_numpy(dtype=float) for c in self.plain]
-            return np.column_stack(xs) if xs else np.zeros((n, 0))
+        if self.plain is not None:  # the intercept (None) comes first
+            intercept = bool(self.plain) and self.plain[0] is None
+            return _plain_matrix(cols, intercept, self.plain[intercept:])
         mm = _apply_spec(self.spec, cols.frame)
         return np.asarray(mm, dtype=float)
 
@@ -355,14 +423,30 @@ def _fixed_display(fixed_text: str) -> str:
     return " + ".join(head + terms)
 
 
+@lru_cache(maxsize=256)
+def _plain_terms(fixed_text: str) -> tuple[tuple[str, ...], tuple[str | None, ...]] | None:
+    """The terms of a fixed part written as a sum of names and ``1``/``0``/``-1``
+    (and the columns of X: None for the intercept, then the names); None when it
+    subtracts a term. Whether the names are numeric columns depends on the data."""
+    if "-" in fixed_text.replace("-1", ""):
+        return None
+    pieces = tuple(p.strip() for p in fixed_text.split("+"))
+    intercept = "0" not in pieces and "-1" not in pieces
+    plain_cols: list[str | None] = [None] if intercept else []
+    plain_cols += [p for p in pieces if p not in ("1", "0", "-1") and p not in plain_cols]
+    return pieces, tuple(plain_cols)
+
+
 def _fixed_is_plain(parsed: ParsedFormula, cols: _Columns, categorical: set[str]) -> bool:
     """Whether the fixed part is an intercept and numeric columns (no formulaic)."""
-    pieces = [p.strip() for p in parsed.fixed.split("+")]
-    return all(
+    terms = _plain_terms(parsed.fixed)
+    return terms is not None and all(
         p in ("1", "0", "-1")
-        or (p in cols.frame.columns and p not in categorical and not _is_categorical(cols[p]))
-        for p in pieces
-    ) and "-" not in parsed.fixed.replace("-1", "")
+        or (
+            p in cols.frame.columns and p not in categorical and not _is_categorical(cols.values(p))
+        )
+        for p in terms[0]
+    )
 
 
 def _build_fixed(
@@ -373,10 +457,10 @@ def _build_fixed(
     plain: bool,
 ) -> tuple[_FixedPart, NDArray[Any]]:
     if plain:
-        pieces = [p.strip() for p in parsed.fixed.split("+")]
-        intercept = "0" not in pieces and "-1" not in pieces
-        plain_cols: list[str | None] = [None] if intercept else []
-        plain_cols += [p for p in pieces if p not in ("1", "0", "-1") and p not in plain_cols]
+        terms = _plain_terms(parsed.fixed)
+        assert terms is not None  # plain: checked by _fixed_is_plain
+        plain_cols = list(terms[1])
+        intercept = bool(plain_cols) and plain_cols[0] is None
         names = ["(Intercept)" if c is None else c for c in plain_cols]
         display = " + ".join((["1"] if intercept else ["0"]) + [c for c in plain_cols if c])
         part = _FixedPart(names=names, display=display, plain=plain_cols)
@@ -505,7 +589,7 @@ class _ReColumns:
         if all(
             item.kind == "column"
             and item.parts[0] not in categorical
-            and not _is_categorical(cols[item.parts[0]])
+            and not _is_categorical(cols.values(item.parts[0]))
             for item in spec.items
         ):
             return cls(spec, plain=[item.parts[0] for item in spec.items])
@@ -538,11 +622,8 @@ class _ReColumns:
         return z
 
     def transform(self, cols: _Columns) -> NDArray[Any]:
-        n = cols.frame.shape[0]
         if self.plain is not None:
-            zs = [np.ones(n)] if self.spec.intercept else []
-            zs += [cols[c].to_numpy(dtype=float) for c in self.plain]
-            return np.column_stack(zs) if zs else np.zeros((n, 0))
+            return _plain_matrix(cols, self.spec.intercept, self.plain)
         return self._select(_apply_spec(self.model_spec, cols.frame))
 
 
@@ -565,7 +646,8 @@ class _Response:
         """The response of a frame's columns; ``keep`` stores formulaic's spec (at
         fit), so that stateful transforms such as ``scale(y)`` are reused afterwards."""
         if self.expr is None:
-            return np.asarray(cols[self.name].to_numpy())
+            values = cols.values(self.name)  # as Series.to_numpy() gives them
+            return values if isinstance(values, np.ndarray) else np.asarray(values.to_numpy())
         data = _Prep.fit(cols, list(self.columns()), set()).apply(cols, fitting=True)
         if self.spec is not None:
             mm = _apply_spec(self.spec, data)
@@ -607,7 +689,8 @@ class _Grouping:
             keys = self._keys(cols)
             self.levels = sorted(set(keys.tolist()), key=lambda t: tuple(map(_sort_key, t)))
             refs = pd.Index(self.levels, tupleize_cols=False).get_indexer(keys)
-        return refs.astype(np.int64)
+        # new arrays, never the data's: no copy needed when already int64
+        return refs.astype(np.int64, copy=False)
 
     def transform(self, cols: _Columns, new_level_codes: bool = False) -> NDArray[Any]:
         index = pd.Index(self.levels, tupleize_cols=False)
@@ -642,17 +725,23 @@ class _TermBuilder:
         return all(piece.plain is not None for piece in self.pieces)
 
     def inds(self) -> NDArray[Any]:
-        pos: list[tuple[int, int]] = []
-        off = 0
-        for piece, zc in zip(self.pieces, self.zerocorr):
-            k = len(piece.names)
-            if zc:
-                pos.extend((off + i, off + i) for i in range(k))
-            else:  # the lower triangle
-                pos.extend((off + i, off + j) for i in range(k) for j in range(i + 1))
-            off += k
-        pos.sort(key=lambda rc: (rc[1], rc[0]))  # column-major
-        return np.asarray(pos, dtype=np.int64).reshape(-1, 2)
+        layout = tuple((len(piece.names), bool(zc)) for piece, zc in zip(self.pieces, self.zerocorr))
+        return _inds(layout).copy()  # a copy: the cached array stays as computed
+
+
+@lru_cache(maxsize=256)  # a few layouts recur: (1|g), (1 + x|g), zerocorr(...)
+def _inds(layout: tuple[tuple[int, bool], ...]) -> NDArray[Any]:
+    """The free positions of lambda for pieces of (k, zerocorr), in column-major order."""
+    pos: list[tuple[int, int]] = []
+    off = 0
+    for k, zc in layout:
+        if zc:
+            pos.extend((off + i, off + i) for i in range(k))
+        else:  # the lower triangle
+            pos.extend((off + i, off + j) for i in range(k) for j in range(i + 1))
+        off += k
+    pos.sort(key=lambda rc: (rc[1], rc[0]))  # column-major
+    return np.asarray(pos, dtype=np.int64).reshape(-1, 2)
 
 
 @dataclass
@@ -791,7 +880,7 @@ def _check_finite(df: pd.DataFrame, columns: list[Any]) -> _Columns:
     columns (these looked up already)."""
     cols = _Columns(df)
     for col in columns:
-        bad = missing_count(cols[col])
+        bad = missing_count(cols.values(col))
         if bad:
             raise missing_values_error(col, bad)
     return cols
@@ -804,17 +893,21 @@ def _prepared_columns(prep: _Prep, cols: _Columns, fitting: bool = False) -> _Co
     return cols if prepared is cols.frame else _Columns(prepared)
 
 
-def missing_count(s: pd.Series) -> int:
-    """Missing (NaN/None) or infinite values of a column."""
-    if isinstance(s.dtype, pd.StringDtype):
+def missing_count(column: pd.Series | ArrayLike) -> int:
+    """Missing (NaN/None) or infinite values of a column or its values."""
+    dtype = column.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind in "iub":
+        return 0  # numpy integers and booleans hold no missing values
+    array = _as_values(column)
+    if isinstance(dtype, pd.StringDtype):
         # the string array's own missing-value mask, without converting the
         # strings to an object array first (the costliest step of a small
         # fit's checks) or building a Series of the mask
-        return int(np.count_nonzero(s.array.isna()))
-    values = s.to_numpy()
+        return int(np.count_nonzero(array.isna()))
+    values = array if isinstance(array, np.ndarray) else array.to_numpy()
     if values.dtype.kind == "f":
         return int(values.shape[0] - np.count_nonzero(np.isfinite(values)))
-    if values.dtype.kind in "iub":
+    if values.dtype.kind in "iub":  # an extension type's integers, without NA
         return 0
     return int(pd.isna(values).sum())
 
@@ -875,9 +968,9 @@ def build_design(
         Evaluate the left-hand side. False when the response comes from
         elsewhere (an estimator's ``y``): the data need not hold its columns.
     fetched : dict, optional
-        Receives the columns of ``data`` that were read, by name, so that the
-        caller need not look them up again (pandas builds a new Series for each
-        lookup).
+        Receives the values of the columns of ``data`` that were read (an
+        ndarray or an ExtensionArray), by name, so that the caller need not look
+        them up again (pandas builds a new Series for each lookup).
 
     Examples
     --------
@@ -912,7 +1005,7 @@ def build_design(
     offsets = _Offsets(parsed.offsets) if parsed.offsets else None
     if offsets is not None:
         for col in offsets.columns():
-            if col in categorical or _is_categorical(cols[col]):
+            if col in categorical or _is_categorical(cols.values(col)):
                 expr = next(e for e, t in parsed.offsets if col in text_columns(t))
                 raise FormulaError(f"offset({expr}): column {col!r} is not numeric")
         # through the prep too: an integer exposure is evaluated in doubles
@@ -967,7 +1060,7 @@ def build_design(
     text = f"{parsed.response} ~ {rhs}" if parsed.response else f"~ {rhs}"
     y = response.values(cols, keep=True) if response is not None and with_response else None
     if fetched is not None:
-        fetched.update(cols)
+        fetched.update((col, cols.values(col)) for col in used)
     return Design(
         parsed.response,
         y,
@@ -997,13 +1090,13 @@ def build_design_from_columns(
     n = data.shape[0]
     xs, names, cats = [np.ones((n, 1))], ["(Intercept)"], []
     for col in fixed:
-        if _is_categorical(columns[col]):
+        if _is_categorical(columns.values(col)):
             cat = _CatColumn(str(col), _levels(columns[col]))
             cats.append((col, cat))
             xs.append(cat.matrix(columns[col]))
             names.extend(cat.names())
         else:
-            xs.append(columns[col].to_numpy(dtype=float)[:, None])
+            xs.append(_as_float(columns.values(col))[:, None])
             names.append(str(col))
     X = np.hstack(xs)
     part = _ColumnsFixed(names=names, display="", columns=list(fixed), cats=dict(cats))
