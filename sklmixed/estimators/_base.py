@@ -18,6 +18,7 @@ from sklearn.utils.validation import check_is_fitted
 from sklmixed.estimators._checks import (
     column_kinds,
     conform_columns,
+    feature_names,
     term_values,
     validate_array,
     validate_new_array,
@@ -268,7 +269,7 @@ class MixedModelBase(BaseEstimator):
             # Arrow-backed Index of three labels costs ~6 us); a str Index may hold NaN
             labels = df.columns
             if labels.inferred_type in ("string", "empty") and not labels.hasnans:
-                self.feature_names_in_ = np.asarray(df.columns, dtype=object)
+                self.feature_names_in_ = feature_names(labels)
             elif hasattr(self, "feature_names_in_"):
                 del self.feature_names_in_
             if y is not None:
