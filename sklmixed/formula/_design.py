@@ -116,15 +116,18 @@ def _as_float(values: ArrayLike) -> NDArray[Any]:
     return np.asarray(values.to_numpy(dtype=np.float64))
 
 
-def _plain_matrix(cols: _Columns, intercept: bool, names: list[Any]) -> NDArray[Any]:
-    """An intercept column (first, if any) and the named columns as floats: one
+def _plain_matrix(cols: _Columns, columns: list[Any]) -> NDArray[Any]:
+    """The named columns as floats, None for an intercept column of ones: one
     matrix filled in place (``np.column_stack`` of the pieces makes a vector per
     column and costs twice as much)."""
-    n = cols.frame.shape[0]
-    k = int(intercept) + len(names)
-    out = np.ones((n, k)) if intercept else np.empty((n, k))
-    for j, col in enumerate(names, start=int(intercept)):
-        out[:, j] = _as_float(cols.values(col))
+    out = np.empty((len(cols.frame.index), len(columns)))
+    for j, col in enumerate(columns):
+        if col is None:
+            out[:, j] = 1.0
+            continue
+        values = cols.values(col)
+        # numpy's own cast of an ndarray, as np.asarray(values, dtype=float)
+        out[:, j] = values if isinstance(values, np.ndarray) else _as_float(values)
     return out
 
 
@@ -199,7 +202,6 @@ def _arrow_levels_and_codes(array: ArrayLike) -> tuple[list[Any], NDArray[Any]] 
     10000 rows of 100 levels). Sorted as Python sorts str (by code point), as
     pandas sorts them."""
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     values = pa.array(array)
     if isinstance(values, pa.ChunkedArray):  # one dictionary for all the chunks
@@ -208,6 +210,8 @@ def _arrow_levels_and_codes(array: ArrayLike) -> tuple[list[Any], NDArray[Any]] 
         return None
     if len(values) <= _FEW_VALUES:
         return _text_levels_and_codes(values.to_pylist())
+    import pyarrow.compute as pc
+
     encoded = pc.dictionary_encode(values)
     found = encoded.dictionary.to_pylist()  # in order of first appearance
     levels = sorted(found)
@@ -385,9 +389,8 @@ class _FixedPart:
 
     def transform(self, cols: _Columns) -> NDArray[Any]:
         """X for the columns of a frame prepared by the design's :class:`_Prep`."""
-        if self.plain is not None:  # the intercept (None) comes first
-            intercept = bool(self.plain) and self.plain[0] is None
-            return _plain_matrix(cols, intercept, self.plain[intercept:])
+        if self.plain is not None:
+            return _plain_matrix(cols, self.plain)
         mm = _apply_spec(self.spec, cols.frame)
         return np.asarray(mm, dtype=float)
 
@@ -648,7 +651,7 @@ class _ReColumns:
 
     def transform(self, cols: _Columns) -> NDArray[Any]:
         if self.plain is not None:
-            return _plain_matrix(cols, self.spec.intercept, self.plain)
+            return _plain_matrix(cols, [None, *self.plain] if self.spec.intercept else self.plain)
         return self._select(_apply_spec(self.model_spec, cols.frame))
 
 
@@ -1054,9 +1057,12 @@ def build_design(
     reterms = []
     for builder in builders:
         refs = builder.grouping.fit(cols)
-        z = np.hstack([piece.fit(prepared, codings, labels) for piece in builder.pieces])
+        zs = [piece.fit(prepared, codings, labels) for piece in builder.pieces]
+        plain = builder.plain()
+        # a plain piece's matrix is new: alone, it is the term's as it is
+        z = zs[0] if plain and len(zs) == 1 else np.hstack(zs)
         cnames = [nm for piece in builder.pieces for nm in piece.names]
-        if not builder.plain():
+        if not plain:
             _check_matrix(z, cnames, f"random-effects ({builder.grouping.name})")
         dup = sorted({c for c in cnames if cnames.count(c) > 1})
         if dup:
