@@ -752,6 +752,37 @@ class _TermBuilder:
         """Whether every column is a data column as it is (no formulaic)."""
         return all(piece.plain is not None for piece in self.pieces)
 
+    def fit(
+        self,
+        cols: _Columns,
+        prepared: _Columns,
+        codings: dict[str, str],
+        labels: dict[str, dict[str, str]],
+    ) -> ReTerm:
+        """The term of the fitting data (``cols``, and ``prepared`` for formulaic)."""
+        refs = self.grouping.fit(cols)
+        zs = [piece.fit(prepared, codings, labels) for piece in self.pieces]
+        plain = self.plain()
+        # a plain piece's matrix is new: alone, it is the term's as it is
+        z = zs[0] if plain and len(zs) == 1 else np.hstack(zs)
+        cnames = [nm for piece in self.pieces for nm in piece.names]
+        if not plain:
+            _check_matrix(z, cnames, f"random-effects ({self.grouping.name})")
+        dup = sorted({c for c in cnames if cnames.count(c) > 1})
+        if dup:
+            raise FormulaError(
+                f"random-effects columns {dup} appear twice for grouping factor "
+                f"{self.grouping.name!r}"
+            )
+        if len(self.grouping.levels) < 2:
+            raise DataError(
+                f"grouping factor {self.grouping.name!r} has a single level "
+                f"({self.grouping.levels[0]!r}); a random effect needs at least two levels"
+            )
+        return ReTerm(
+            self.grouping.name, refs, tuple(self.grouping.levels), z, tuple(cnames), self.inds()
+        )
+
     def inds(self) -> NDArray[Any]:
         layout = tuple((len(piece.names), bool(zc)) for piece, zc in zip(self.pieces, self.zerocorr))
         return _inds(layout).copy()  # a copy: the cached array stays as computed
@@ -1054,37 +1085,7 @@ def build_design(
             builders.append(by_group[spec.group])
         by_group[spec.group].pieces.append(piece)
         by_group[spec.group].zerocorr.append(spec.zerocorr)
-    reterms = []
-    for builder in builders:
-        refs = builder.grouping.fit(cols)
-        zs = [piece.fit(prepared, codings, labels) for piece in builder.pieces]
-        plain = builder.plain()
-        # a plain piece's matrix is new: alone, it is the term's as it is
-        z = zs[0] if plain and len(zs) == 1 else np.hstack(zs)
-        cnames = [nm for piece in builder.pieces for nm in piece.names]
-        if not plain:
-            _check_matrix(z, cnames, f"random-effects ({builder.grouping.name})")
-        dup = sorted({c for c in cnames if cnames.count(c) > 1})
-        if dup:
-            raise FormulaError(
-                f"random-effects columns {dup} appear twice for grouping factor "
-                f"{builder.grouping.name!r}"
-            )
-        if len(builder.grouping.levels) < 2:
-            raise DataError(
-                f"grouping factor {builder.grouping.name!r} has a single level "
-                f"({builder.grouping.levels[0]!r}); a random effect needs at least two levels"
-            )
-        reterms.append(
-            ReTerm(
-                builder.grouping.name,
-                refs,
-                tuple(builder.grouping.levels),
-                z,
-                tuple(cnames),
-                builder.inds(),
-            )
-        )
+    reterms = [builder.fit(cols, prepared, codings, labels) for builder in builders]
     random_display = " + ".join(spec.display() for spec in parsed.random)
     rhs = fixed.display + "".join(f" + offset({expr})" for expr, _ in parsed.offsets)
     rhs += " + " + random_display if random_display else ""
