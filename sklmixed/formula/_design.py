@@ -55,7 +55,6 @@ class _Columns(dict[Any, pd.Series]):
     """
 
     def __init__(self, frame: pd.DataFrame) -> None:
-        super().__init__()
         self.frame = frame
         self._values: dict[Any, ArrayLike] = {}
         self._coded: dict[Any, tuple[list[Any], NDArray[Any]]] = {}
@@ -90,15 +89,21 @@ def _column_values(frame: pd.DataFrame, col: Any, series: dict[Any, pd.Series]) 
     without it) goes through ``series[col]`` (``_Columns``' Series lookup).
     """
     loc = frame.columns.get_loc(col)
-    get = getattr(frame, "_get_column_array", None)
-    if type(frame).__getitem__ is pd.DataFrame.__getitem__ and isinstance(loc, int) and get:
-        values = get(loc)
+    if (
+        isinstance(loc, int)
+        and _COLUMN_ARRAY is not None
+        and type(frame).__getitem__ is pd.DataFrame.__getitem__
+    ):
+        values = _COLUMN_ARRAY(frame, loc)
     else:
         values = _as_values(series[col])
     if isinstance(values, np.ndarray) and values.flags.writeable:
         values = values.view()
         values.flags.writeable = False  # the user's data: never written through
     return values
+
+
+_COLUMN_ARRAY = getattr(pd.DataFrame, "_get_column_array", None)
 
 
 def _as_values(column: pd.Series | ArrayLike) -> ArrayLike:
@@ -962,10 +967,11 @@ def missing_count(column: pd.Series | ArrayLike) -> int:
         # the string array's own missing-value mask, without converting the
         # strings to an object array first (the costliest step of a small
         # fit's checks) or building a Series of the mask
-        return int(np.count_nonzero(array.isna()))
+        return int(array.isna().sum())
     values = array if isinstance(array, np.ndarray) else array.to_numpy()
     if values.dtype.kind == "f":
-        return int(values.shape[0] - np.count_nonzero(np.isfinite(values)))
+        finite = np.isfinite(values)
+        return 0 if finite.all() else int(finite.shape[0] - finite.sum())
     if values.dtype.kind in "iub":  # an extension type's integers, without NA
         return 0
     return int(pd.isna(values).sum())
@@ -987,6 +993,14 @@ def _add(out: list[Any], names: Any) -> None:
 
 def _predictor_columns(parsed: ParsedFormula) -> list[Any]:
     """Data columns the right-hand side reads, in a stable order."""
+    return list(_rhs_columns(parsed.text))
+
+
+# keyed by the formula's text: a str keeps its hash, a ParsedFormula hashes its
+# terms anew on every lookup
+@lru_cache(maxsize=256)  # a refit of the same formula (cross-validation, grids)
+def _rhs_columns(formula: str) -> tuple[Any, ...]:
+    parsed = parse_formula(formula)
     cols: list[Any] = []
     _add(cols, text_columns(parsed.fixed))
     for term in parsed.random:
@@ -995,7 +1009,13 @@ def _predictor_columns(parsed: ParsedFormula) -> list[Any]:
         _add(cols, term.group)
     for _, text in parsed.offsets:
         _add(cols, text_columns(text))
-    return cols
+    return tuple(cols)
+
+
+@lru_cache(maxsize=256)
+def _random_display(formula: str) -> str:
+    """The random-effects terms as MixedModels.jl prints them."""
+    return " + ".join(spec.display() for spec in parse_formula(formula).random)
 
 
 def _codings(contrasts: dict[Any, Any]) -> dict[str, str]:
@@ -1069,9 +1089,12 @@ def build_design(
                 raise FormulaError(f"offset({expr}): column {col!r} is not numeric")
         # through the prep too: an integer exposure is evaluated in doubles
         _add(read, offsets.columns())
-    prep = _Prep.fit(cols, read, categorical)
-    labels = prep.labels()
-    prepared = _prepared_columns(prep, cols, fitting=True)
+    if read:
+        prep = _Prep.fit(cols, read, categorical)
+        labels = prep.labels()
+        prepared = _prepared_columns(prep, cols, fitting=True)
+    else:  # data columns as they are: nothing for formulaic to read
+        prep, labels, prepared = _Prep(), {}, cols
     fixed, X = _build_fixed(parsed, prepared, codings, labels, fixed_plain)
     if not fixed_plain:  # plain columns were checked with the data (_check_finite)
         _check_matrix(X, fixed.names, "fixed-effects")
@@ -1086,7 +1109,7 @@ def build_design(
         by_group[spec.group].pieces.append(piece)
         by_group[spec.group].zerocorr.append(spec.zerocorr)
     reterms = [builder.fit(cols, prepared, codings, labels) for builder in builders]
-    random_display = " + ".join(spec.display() for spec in parsed.random)
+    random_display = _random_display(parsed.text)
     rhs = fixed.display + "".join(f" + offset({expr})" for expr, _ in parsed.offsets)
     rhs += " + " + random_display if random_display else ""
     text = f"{parsed.response} ~ {rhs}" if parsed.response else f"~ {rhs}"
