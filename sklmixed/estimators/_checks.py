@@ -364,11 +364,12 @@ def feature_names(labels: pd.Index) -> np.ndarray:
 def column_kinds(df: pd.DataFrame, columns: list, fetched: dict | None = None) -> dict:
     """What each column used by a fit held, and whether it was a pandas
     Categorical (see :func:`conform_columns`); ``fetched`` holds columns of
-    ``df`` looked up already (pandas builds a new Series for each lookup)."""
+    ``df`` (or their values) looked up already (pandas builds a new Series for
+    each lookup)."""
     fetched = fetched or {}
     out = {}
     for c in columns:
-        if c in df.columns:
+        if c in fetched or c in df.columns:
             series = fetched[c] if c in fetched else df[c]
             out[c] = (_kind(series), isinstance(series.dtype, pd.CategoricalDtype))
     return out

@@ -964,9 +964,13 @@ def missing_count(column: pd.Series | ArrayLike) -> int:
         return 0  # numpy integers and booleans hold no missing values
     array = _as_values(column)
     if isinstance(dtype, pd.StringDtype):
-        # the string array's own missing-value mask, without converting the
-        # strings to an object array first (the costliest step of a small
-        # fit's checks) or building a Series of the mask
+        # the string array's own count or mask of missing values, without
+        # converting the strings to an object array first (the costliest step of
+        # a small fit's checks) or building a Series of the mask
+        if dtype.storage == "pyarrow":
+            import pyarrow as pa  # present: it holds these strings
+
+            return int(pa.array(array).null_count)
         return int(array.isna().sum())
     values = array if isinstance(array, np.ndarray) else array.to_numpy()
     if values.dtype.kind == "f":
