@@ -64,10 +64,33 @@ class _Columns(dict[Any, pd.Series]):
         return series
 
     def values(self, col: Any) -> ArrayLike:
-        """The values of column ``col`` (see :func:`_column_values`)."""
-        if col not in self._values:
-            self._values[col] = _column_values(self.frame, col, self)
-        return self._values[col]
+        """The values of column ``col``, as ``frame[col]`` holds them: an ndarray
+        (read-only, like a Series' ``to_numpy()``) or the column's ExtensionArray.
+
+        ``frame[col]`` builds a Series (9 us, ~15 us inside a fit; a small fit
+        reads two or three columns, a tenth of its design), where pandas' accessor
+        of the column's array costs 0.6 us. That accessor is pandas' own (for
+        read-only use), so it serves a label of one column of a DataFrame whose
+        lookups are pandas'; anything else (a subclass's lookup, duplicated
+        labels, a MultiIndex, a pandas without it) goes through the Series.
+        """
+        if col in self._values:
+            return self._values[col]
+        frame = self.frame
+        loc = frame.columns.get_loc(col)
+        if (
+            isinstance(loc, int)
+            and _COLUMN_ARRAY is not None
+            and type(frame).__getitem__ is pd.DataFrame.__getitem__
+        ):
+            values = _COLUMN_ARRAY(frame, loc)
+        else:
+            values = _as_values(self[col])
+        if isinstance(values, np.ndarray) and values.flags.writeable:
+            values = values.view()
+            values.flags.writeable = False  # the user's data: never written through
+        self._values[col] = values
+        return values
 
     def levels_and_codes(self, col: Any) -> tuple[list[Any], NDArray[Any]]:
         """:func:`_levels_and_codes` of column ``col``, computed once (a column
@@ -75,32 +98,6 @@ class _Columns(dict[Any, pd.Series]):
         if col not in self._coded:
             self._coded[col] = _levels_and_codes(self.values(col))
         return self._coded[col]
-
-
-def _column_values(frame: pd.DataFrame, col: Any, series: dict[Any, pd.Series]) -> ArrayLike:
-    """The values of column ``col``, as ``frame[col]`` holds them: an ndarray
-    (read-only, like a Series' ``to_numpy()``) or the column's ExtensionArray.
-
-    ``frame[col]`` builds a Series (9 us, ~15 us inside a fit; a small fit reads
-    two or three columns, a tenth of its design), where pandas' accessor of the
-    column's array costs 0.6 us. That accessor is pandas' own (read-only use), so
-    it serves a label of one column of a DataFrame whose lookups are pandas';
-    anything else (a subclass's lookup, duplicated labels, a MultiIndex, a pandas
-    without it) goes through ``series[col]`` (``_Columns``' Series lookup).
-    """
-    loc = frame.columns.get_loc(col)
-    if (
-        isinstance(loc, int)
-        and _COLUMN_ARRAY is not None
-        and type(frame).__getitem__ is pd.DataFrame.__getitem__
-    ):
-        values = _COLUMN_ARRAY(frame, loc)
-    else:
-        values = _as_values(series[col])
-    if isinstance(values, np.ndarray) and values.flags.writeable:
-        values = values.view()
-        values.flags.writeable = False  # the user's data: never written through
-    return values
 
 
 _COLUMN_ARRAY = getattr(pd.DataFrame, "_get_column_array", None)
@@ -456,30 +453,43 @@ def _fixed_display(fixed_text: str) -> str:
     return " + ".join(head + terms)
 
 
+@dataclass(frozen=True)
+class _PlainTerms:
+    """A fixed part written as a sum of names and ``1``/``0``/``-1``."""
+
+    pieces: tuple[str, ...]
+    columns: tuple[str | None, ...]  # of X: None for the intercept, then the names
+    names: tuple[str, ...]
+    display: str
+
+
 @lru_cache(maxsize=256)
-def _plain_terms(fixed_text: str) -> tuple[tuple[str, ...], tuple[str | None, ...]] | None:
-    """The terms of a fixed part written as a sum of names and ``1``/``0``/``-1``
-    (and the columns of X: None for the intercept, then the names); None when it
-    subtracts a term. Whether the names are numeric columns depends on the data."""
+def _plain_terms(fixed_text: str) -> _PlainTerms | None:
+    """The fixed part's terms if it is a sum of names and ``1``/``0``/``-1``; None
+    when it subtracts a term. Whether the names are numeric columns depends on
+    the data."""
     if "-" in fixed_text.replace("-1", ""):
         return None
     pieces = tuple(p.strip() for p in fixed_text.split("+"))
     intercept = "0" not in pieces and "-1" not in pieces
     plain_cols: list[str | None] = [None] if intercept else []
     plain_cols += [p for p in pieces if p not in ("1", "0", "-1") and p not in plain_cols]
-    return pieces, tuple(plain_cols)
+    names = tuple("(Intercept)" if c is None else c for c in plain_cols)
+    display = " + ".join((["1"] if intercept else ["0"]) + [c for c in plain_cols if c])
+    return _PlainTerms(pieces, tuple(plain_cols), names, display)
 
 
 def _fixed_is_plain(parsed: ParsedFormula, cols: _Columns, categorical: set[str]) -> bool:
     """Whether the fixed part is an intercept and numeric columns (no formulaic)."""
     terms = _plain_terms(parsed.fixed)
-    return terms is not None and all(
-        p in ("1", "0", "-1")
-        or (
-            p in cols.frame.columns and p not in categorical and not _is_categorical(cols.values(p))
-        )
-        for p in terms[0]
-    )
+    if terms is None:
+        return False
+    for p in terms.pieces:
+        if p in ("1", "0", "-1"):
+            continue
+        if p not in cols.frame.columns or p in categorical or _is_categorical(cols.values(p)):
+            return False
+    return True
 
 
 def _build_fixed(
@@ -492,11 +502,7 @@ def _build_fixed(
     if plain:
         terms = _plain_terms(parsed.fixed)
         assert terms is not None  # plain: checked by _fixed_is_plain
-        plain_cols = list(terms[1])
-        intercept = bool(plain_cols) and plain_cols[0] is None
-        names = ["(Intercept)" if c is None else c for c in plain_cols]
-        display = " + ".join((["1"] if intercept else ["0"]) + [c for c in plain_cols if c])
-        part = _FixedPart(names=names, display=display, plain=plain_cols)
+        part = _FixedPart(names=list(terms.names), display=terms.display, plain=list(terms.columns))
         return part, part.transform(cols)
     text = with_codings(parsed.fixed, codings)
     mm = _model_matrix(text, cols.frame, f"the fixed-effects part {parsed.fixed!r}")
@@ -619,15 +625,14 @@ class _ReColumns:
         codings: dict[str, str],
         categorical: set[str],
     ) -> _ReColumns:
-        if all(
-            item.kind == "column"
-            and item.parts[0] not in categorical
-            and not _is_categorical(cols.values(item.parts[0]))
-            for item in spec.items
-        ):
-            return cls(spec, plain=[item.parts[0] for item in spec.items])
-        text, drop = _term_text(spec, codings)
-        return cls(spec, text=text, drop_intercept=drop)
+        plain = []
+        for item in spec.items:
+            col = item.parts[0] if item.kind == "column" else None
+            if col is None or col in categorical or _is_categorical(cols.values(col)):
+                text, drop = _term_text(spec, codings)
+                return cls(spec, text=text, drop_intercept=drop)
+            plain.append(col)
+        return cls(spec, plain=plain)
 
     def columns(self) -> tuple[str, ...]:
         """Data columns read through formulaic (none on the fast path)."""
@@ -773,8 +778,8 @@ class _TermBuilder:
         cnames = [nm for piece in self.pieces for nm in piece.names]
         if not plain:
             _check_matrix(z, cnames, f"random-effects ({self.grouping.name})")
-        dup = sorted({c for c in cnames if cnames.count(c) > 1})
-        if dup:
+        if len(set(cnames)) < len(cnames):
+            dup = sorted({c for c in cnames if cnames.count(c) > 1})
             raise FormulaError(
                 f"random-effects columns {dup} appear twice for grouping factor "
                 f"{self.grouping.name!r}"
@@ -918,12 +923,12 @@ def _check_columns(df: pd.DataFrame, columns: list[Any]) -> None:
     # answers as the list would, and listing an Arrow-backed Index of three costs
     # ~8 us. (Others match more loosely: a MultiIndex finds a tuple's first part, a
     # NaN label None.)
-    if (
-        labels.inferred_type == "string"
-        and not labels.hasnans
-        and all(col in labels for col in columns)
-    ):
-        return
+    if labels.inferred_type == "string" and not labels.hasnans:
+        for col in columns:
+            if col not in labels:
+                break
+        else:
+            return
     check_columns_available(list(labels), columns)
 
 
@@ -962,17 +967,17 @@ def missing_count(column: pd.Series | ArrayLike) -> int:
     dtype = column.dtype
     if isinstance(dtype, np.dtype) and dtype.kind in "iub":
         return 0  # numpy integers and booleans hold no missing values
-    array = _as_values(column)
     if isinstance(dtype, pd.StringDtype):
         # the string array's own count or mask of missing values, without
         # converting the strings to an object array first (the costliest step of
         # a small fit's checks) or building a Series of the mask
+        array = column.array if isinstance(column, pd.Series) else column
         if dtype.storage == "pyarrow":
             import pyarrow as pa  # present: it holds these strings
 
             return int(pa.array(array).null_count)
         return int(array.isna().sum())
-    values = array if isinstance(array, np.ndarray) else array.to_numpy()
+    values = column if isinstance(column, np.ndarray) else column.to_numpy()
     if values.dtype.kind == "f":
         finite = np.isfinite(values)
         return 0 if finite.all() else int(finite.shape[0] - finite.sum())
