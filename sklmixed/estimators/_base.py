@@ -259,7 +259,8 @@ class MixedModelBase(BaseEstimator):
         are; arrays are validated the scikit-learn way (numeric, 2-D, dense, at
         least two samples) and get column names ``x0, x1, ...``.
         """
-        _reject_chunked(X, type(self).__name__, "fit")
+        if not isinstance(X, pd.DataFrame):  # a DataFrame is in memory
+            _reject_chunked(X, type(self).__name__, "fit")
         if _is_table(X):
             df = as_frame(X)
             # What sklearn's validation records, without its dataframe round trip

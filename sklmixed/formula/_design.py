@@ -44,38 +44,28 @@ ArrayLike = NDArray[Any] | ExtensionArray
 # ----------------------------------------------------------------- columns
 
 
-class _Columns(dict[Any, pd.Series]):
-    """The columns of ``frame``, each looked up once, on first use: as a Series
-    (``cols[col]``) or as its values (``cols.values(col)``).
+class _Columns(dict[Any, ArrayLike]):
+    """The values of the columns of ``frame`` (``cols[col]``), each looked up
+    once, on first use, and their Series where pandas' methods are needed
+    (``cols.series(col)``). Read-only: these are the frame's own columns.
 
-    pandas builds a new Series on every ``frame[col]`` (10-20 us each); a small
-    fit read its few columns ~10 times over, about 0.1 ms of a 3 ms sleepstudy fit.
-    What only needs the values (the checks, plain columns, codes) reads them
-    without a Series. Read-only: these are the frame's own columns.
+    pandas builds a new Series on every ``frame[col]`` (9 us, ~15 us inside a fit;
+    a small fit reads two or three columns, a tenth of its design), where pandas'
+    accessor of the column's array costs 0.6 us. That accessor is pandas' own (for
+    read-only use), so it serves a label of one column of a DataFrame whose
+    lookups are pandas'; anything else (a subclass's lookup, duplicated labels, a
+    MultiIndex, a pandas without it) goes through the Series. A dict, so that a
+    column read again costs no call.
     """
 
     def __init__(self, frame: pd.DataFrame) -> None:
         self.frame = frame
-        self._values: dict[Any, ArrayLike] = {}
+        self._series: dict[Any, pd.Series] = {}
         self._coded: dict[Any, tuple[list[Any], NDArray[Any]]] = {}
 
-    def __missing__(self, col: Any) -> pd.Series:
-        series = self[col] = self.frame[col]
-        return series
-
-    def values(self, col: Any) -> ArrayLike:
-        """The values of column ``col``, as ``frame[col]`` holds them: an ndarray
-        (read-only, like a Series' ``to_numpy()``) or the column's ExtensionArray.
-
-        ``frame[col]`` builds a Series (9 us, ~15 us inside a fit; a small fit
-        reads two or three columns, a tenth of its design), where pandas' accessor
-        of the column's array costs 0.6 us. That accessor is pandas' own (for
-        read-only use), so it serves a label of one column of a DataFrame whose
-        lookups are pandas'; anything else (a subclass's lookup, duplicated
-        labels, a MultiIndex, a pandas without it) goes through the Series.
-        """
-        if col in self._values:
-            return self._values[col]
+    def __missing__(self, col: Any) -> ArrayLike:
+        """The values as ``frame[col]`` holds them: an ndarray (read-only, like a
+        Series' ``to_numpy()``) or the column's ExtensionArray."""
         frame = self.frame
         loc = frame.columns.get_loc(col)
         if (
@@ -85,18 +75,24 @@ class _Columns(dict[Any, pd.Series]):
         ):
             values = _COLUMN_ARRAY(frame, loc)
         else:
-            values = _as_values(self[col])
+            values = _as_values(self.series(col))
         if isinstance(values, np.ndarray) and values.flags.writeable:
             values = values.view()
             values.flags.writeable = False  # the user's data: never written through
-        self._values[col] = values
+        self[col] = values
         return values
+
+    def series(self, col: Any) -> pd.Series:
+        """Column ``col`` as a Series (``frame[col]``)."""
+        if col not in self._series:
+            self._series[col] = self.frame[col]
+        return self._series[col]
 
     def levels_and_codes(self, col: Any) -> tuple[list[Any], NDArray[Any]]:
         """:func:`_levels_and_codes` of column ``col``, computed once (a column
         can be both a categorical predictor and a grouping factor)."""
         if col not in self._coded:
-            self._coded[col] = _levels_and_codes(self.values(col))
+            self._coded[col] = _levels_and_codes(self[col])
         return self._coded[col]
 
 
@@ -127,7 +123,7 @@ def _plain_matrix(cols: _Columns, columns: list[Any]) -> NDArray[Any]:
         if col is None:
             out[:, j] = 1.0
             continue
-        values = cols.values(col)
+        values = cols[col]
         # numpy's own cast of an ndarray, as np.asarray(values, dtype=float)
         out[:, j] = values if isinstance(values, np.ndarray) else _as_float(values)
     return out
@@ -151,7 +147,7 @@ def _levels(column: pd.Series | ArrayLike) -> list[Any]:
 def _levels_and_codes(column: pd.Series | ArrayLike) -> tuple[list[Any], NDArray[Any]]:
     """(levels, code of each value) of a column or its values; codes are -1 for
     missing values."""
-    array = _as_values(column)
+    array = _as_values(column) if isinstance(column, pd.Series) else column
     dtype = array.dtype
     if isinstance(dtype, pd.CategoricalDtype):
         codes = np.asarray(array.codes)
@@ -275,10 +271,10 @@ class _Prep:
     def fit(cls, cols: _Columns, columns: list[str], categorical: set[str]) -> _Prep:
         prep = cls()
         for col in columns:
-            values = cols.values(col)
+            values = cols[col]
             if col in categorical or _is_categorical(values):
                 if col not in categorical:
-                    _warn_numeric_text(col, cols[col])
+                    _warn_numeric_text(col, cols.series(col))
                 prep.categories[col] = cols.levels_and_codes(col)[0]
             elif pd.api.types.is_integer_dtype(values.dtype):
                 prep.floats.append(col)
@@ -301,17 +297,17 @@ class _Prep:
         for col, levels in self.categories.items():
             if fitting:
                 break  # the levels are those of this very frame
-            unseen = ~cols[col].isin(levels)
+            unseen = ~cols.series(col).isin(levels)
             if unseen.any():
                 raise DataError(
                     f"column {col!r} has levels not seen in fit: "
-                    f"{sorted(map(str, pd.unique(cols[col][unseen])))[:10]}"
+                    f"{sorted(map(str, pd.unique(cols.series(col)[unseen])))[:10]}"
                 )
         out = df.copy(deep=False)
         for col in self.floats:
-            out[col] = cols[col].to_numpy(dtype=np.float64)
+            out[col] = cols.series(col).to_numpy(dtype=np.float64)
         for col, levels in self.categories.items():
-            series = cols[col]
+            series = cols.series(col)
             if fitting:
                 # the codes found with the levels (fit): pandas would look every
                 # value up again, 5 of the 11 ms of verbagg's design (7584 rows)
@@ -487,7 +483,7 @@ def _fixed_is_plain(parsed: ParsedFormula, cols: _Columns, categorical: set[str]
     for p in terms.pieces:
         if p in ("1", "0", "-1"):
             continue
-        if p not in cols.frame.columns or p in categorical or _is_categorical(cols.values(p)):
+        if p not in cols.frame.columns or p in categorical or _is_categorical(cols[p]):
             return False
     return True
 
@@ -628,7 +624,7 @@ class _ReColumns:
         plain = []
         for item in spec.items:
             col = item.parts[0] if item.kind == "column" else None
-            if col is None or col in categorical or _is_categorical(cols.values(col)):
+            if col is None or col in categorical or _is_categorical(cols[col]):
                 text, drop = _term_text(spec, codings)
                 return cls(spec, text=text, drop_intercept=drop)
             plain.append(col)
@@ -684,7 +680,7 @@ class _Response:
         """The response of a frame's columns; ``keep`` stores formulaic's spec (at
         fit), so that stateful transforms such as ``scale(y)`` are reused afterwards."""
         if self.expr is None:
-            values = cols.values(self.name)  # as Series.to_numpy() gives them
+            values = cols[self.name]  # as Series.to_numpy() gives them
             return values if isinstance(values, np.ndarray) else np.asarray(values.to_numpy())
         data = _Prep.fit(cols, list(self.columns()), set()).apply(cols, fitting=True)
         if self.spec is not None:
@@ -716,8 +712,9 @@ class _Grouping:
 
     def _keys(self, cols: _Columns) -> pd.Series:
         if len(self.columns) == 1:
-            return cols[self.columns[0]]
-        return pd.Series(list(zip(*(cols[c] for c in self.columns))), index=cols.frame.index)
+            return cols.series(self.columns[0])
+        keys = zip(*(cols.series(c) for c in self.columns))
+        return pd.Series(list(keys), index=cols.frame.index)
 
     def fit(self, cols: _Columns) -> NDArray[Any]:
         """Codes of the rows of a frame's columns (learning the levels)."""
@@ -760,7 +757,10 @@ class _TermBuilder:
 
     def plain(self) -> bool:
         """Whether every column is a data column as it is (no formulaic)."""
-        return all(piece.plain is not None for piece in self.pieces)
+        for piece in self.pieces:
+            if piece.plain is None:
+                return False
+        return True
 
     def fit(
         self,
@@ -794,8 +794,10 @@ class _TermBuilder:
         )
 
     def inds(self) -> NDArray[Any]:
-        layout = tuple((len(piece.names), bool(zc)) for piece, zc in zip(self.pieces, self.zerocorr))
-        return _inds(layout).copy()  # a copy: the cached array stays as computed
+        layout = []
+        for piece, zc in zip(self.pieces, self.zerocorr):
+            layout.append((len(piece.names), bool(zc)))
+        return _inds(tuple(layout)).copy()  # a copy: the cached array stays as computed
 
 
 @lru_cache(maxsize=256)  # a few layouts recur: (1|g), (1 + x|g), zerocorr(...)
@@ -949,7 +951,7 @@ def _check_finite(df: pd.DataFrame, columns: list[Any]) -> _Columns:
     columns (these looked up already)."""
     cols = _Columns(df)
     for col in columns:
-        bad = missing_count(cols.values(col))
+        bad = missing_count(cols[col])
         if bad:
             raise missing_values_error(col, bad)
     return cols
@@ -1093,7 +1095,7 @@ def build_design(
     offsets = _Offsets(parsed.offsets) if parsed.offsets else None
     if offsets is not None:
         for col in offsets.columns():
-            if col in categorical or _is_categorical(cols.values(col)):
+            if col in categorical or _is_categorical(cols[col]):
                 expr = next(e for e, t in parsed.offsets if col in text_columns(t))
                 raise FormulaError(f"offset({expr}): column {col!r} is not numeric")
         # through the prep too: an integer exposure is evaluated in doubles
@@ -1124,7 +1126,7 @@ def build_design(
     text = f"{parsed.response} ~ {rhs}" if parsed.response else f"~ {rhs}"
     y = response.values(cols, keep=True) if response is not None and with_response else None
     if fetched is not None:
-        fetched.update((col, cols.values(col)) for col in used)
+        fetched.update(cols)  # the values of the columns used, as read
     return Design(
         parsed.response,
         y,
@@ -1154,13 +1156,13 @@ def build_design_from_columns(
     n = data.shape[0]
     xs, names, cats = [np.ones((n, 1))], ["(Intercept)"], []
     for col in fixed:
-        if _is_categorical(columns.values(col)):
+        if _is_categorical(columns[col]):
             cat = _CatColumn(str(col), _levels(columns[col]))
             cats.append((col, cat))
-            xs.append(cat.matrix(columns[col]))
+            xs.append(cat.matrix(columns.series(col)))
             names.extend(cat.names())
         else:
-            xs.append(_as_float(columns.values(col))[:, None])
+            xs.append(_as_float(columns[col])[:, None])
             names.append(str(col))
     X = np.hstack(xs)
     part = _ColumnsFixed(names=names, display="", columns=list(fixed), cats=dict(cats))
@@ -1197,7 +1199,7 @@ class _ColumnsFixed(_FixedPart):
         xs = [np.ones((n, 1))]
         for col in self.columns:
             if col in self.cats:
-                xs.append(self.cats[col].matrix(cols[col]))
+                xs.append(self.cats[col].matrix(cols.series(col)))
             else:
-                xs.append(cols[col].to_numpy(dtype=float)[:, None])
+                xs.append(_as_float(cols[col])[:, None])
         return np.hstack(xs)
