@@ -14,7 +14,7 @@ import re
 import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -38,7 +38,7 @@ from sklmixed.formula._text import columns as text_columns
 CODINGS = ("dummy", "effects", "helmert")
 
 # a column's values: an ndarray for numpy dtypes, else the column's ExtensionArray
-ArrayLike = NDArray[Any] | ExtensionArray
+ArrayLike: TypeAlias = NDArray[Any] | ExtensionArray
 
 
 # ----------------------------------------------------------------- columns
@@ -147,7 +147,7 @@ def _levels(column: pd.Series | ArrayLike) -> list[Any]:
 def _levels_and_codes(column: pd.Series | ArrayLike) -> tuple[list[Any], NDArray[Any]]:
     """(levels, code of each value) of a column or its values; codes are -1 for
     missing values."""
-    array = _as_values(column) if isinstance(column, pd.Series) else column
+    array: Any = _as_values(column) if isinstance(column, pd.Series) else column
     dtype = array.dtype
     if isinstance(dtype, pd.CategoricalDtype):
         codes = np.asarray(array.codes)
@@ -973,7 +973,7 @@ def missing_count(column: pd.Series | ArrayLike) -> int:
         # the string array's own count or mask of missing values, without
         # converting the strings to an object array first (the costliest step of
         # a small fit's checks) or building a Series of the mask
-        array = column.array if isinstance(column, pd.Series) else column
+        array: Any = column.array if isinstance(column, pd.Series) else column
         if dtype.storage == "pyarrow":
             import pyarrow as pa  # present: it holds these strings
 
