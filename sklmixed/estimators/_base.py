@@ -18,6 +18,7 @@ from sklearn.utils.validation import check_is_fitted
 from sklmixed.estimators._checks import (
     column_kinds,
     conform_columns,
+    feature_names,
     term_values,
     validate_array,
     validate_new_array,
@@ -258,7 +259,8 @@ class MixedModelBase(BaseEstimator):
         are; arrays are validated the scikit-learn way (numeric, 2-D, dense, at
         least two samples) and get column names ``x0, x1, ...``.
         """
-        _reject_chunked(X, type(self).__name__, "fit")
+        if not isinstance(X, pd.DataFrame):  # a DataFrame is in memory
+            _reject_chunked(X, type(self).__name__, "fit")
         if _is_table(X):
             df = as_frame(X)
             # What sklearn's validation records, without its dataframe round trip
@@ -268,7 +270,7 @@ class MixedModelBase(BaseEstimator):
             # Arrow-backed Index of three labels costs ~6 us); a str Index may hold NaN
             labels = df.columns
             if labels.inferred_type in ("string", "empty") and not labels.hasnans:
-                self.feature_names_in_ = np.asarray(df.columns, dtype=object)
+                self.feature_names_in_ = feature_names(labels)
             elif hasattr(self, "feature_names_in_"):
                 del self.feature_names_in_
             if y is not None:

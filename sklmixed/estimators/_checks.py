@@ -112,6 +112,9 @@ def numeric_response(response, what: str) -> np.ndarray:
     """The response as finite floats (numbers written as text too); ``what`` names
     it in the error for values that are not numbers."""
     y = np.asarray(response)
+    kind = y.dtype.kind
+    if kind in "iub" or (kind == "f" and np.isfinite(y).all()):
+        return y.astype(float)  # numbers, none missing: what the checks below find
     check_no_missing(y, "the response")
     y = _to_float(y, what)
     if not np.all(np.isfinite(y)):
@@ -429,14 +432,26 @@ def _kind(series: pd.Series) -> str:
     return "other"
 
 
+def feature_names(labels: pd.Index) -> np.ndarray:
+    """``np.asarray(labels, dtype=object)``: the names of an Index of str. Arrow
+    strings go through Arrow's list of them; pandas' conversion of an Arrow-backed
+    Index costs ~30 us inside a fit (a tenth of a small model's design), this ~5 us."""
+    if isinstance(labels.dtype, pd.StringDtype) and labels.dtype.storage == "pyarrow":
+        import pyarrow as pa  # present: it holds these labels
+
+        return np.array(pa.array(labels.array).to_pylist(), dtype=object)
+    return np.asarray(labels, dtype=object)
+
+
 def column_kinds(df: pd.DataFrame, columns: list, fetched: dict | None = None) -> dict:
     """What each column used by a fit held, and whether it was a pandas
     Categorical (see :func:`conform_columns`); ``fetched`` holds columns of
-    ``df`` looked up already (pandas builds a new Series for each lookup)."""
+    ``df`` (or their values) looked up already (pandas builds a new Series for
+    each lookup)."""
     fetched = fetched or {}
     out = {}
     for c in columns:
-        if c in df.columns:
+        if c in fetched or c in df.columns:
             series = fetched[c] if c in fetched else df[c]
             out[c] = (_kind(series), isinstance(series.dtype, pd.CategoricalDtype))
     return out

@@ -14,12 +14,13 @@ import re
 import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
 from formulaic import Formula, model_matrix
 from numpy.typing import NDArray
+from pandas.api.extensions import ExtensionArray
 
 from sklmixed._core._reterm import ReTerm
 from sklmixed.exceptions import (
@@ -36,26 +37,56 @@ from sklmixed.formula._text import columns as text_columns
 
 CODINGS = ("dummy", "effects", "helmert")
 
+# a column's values: an ndarray for numpy dtypes, else the column's ExtensionArray
+ArrayLike: TypeAlias = NDArray[Any] | ExtensionArray
+
 
 # ----------------------------------------------------------------- columns
 
 
-class _Columns(dict[Any, pd.Series]):
-    """The columns of ``frame``, each looked up once, on first use.
+class _Columns(dict[Any, ArrayLike]):
+    """The values of the columns of ``frame`` (``cols[col]``), each looked up
+    once, on first use, and their Series where pandas' methods are needed
+    (``cols.series(col)``). Read-only: these are the frame's own columns.
 
-    pandas builds a new Series on every ``frame[col]`` (10-20 us each); a small
-    fit read its few columns ~10 times over, about 0.1 ms of a 3 ms sleepstudy fit.
-    Read-only: the Series are the frame's own columns.
+    pandas builds a new Series on every ``frame[col]`` (9 us, ~15 us inside a fit;
+    a small fit reads two or three columns, a tenth of its design), where pandas'
+    accessor of the column's array costs 0.6 us. That accessor is pandas' own (for
+    read-only use), so it serves a label of one column of a DataFrame whose
+    lookups are pandas'; anything else (a subclass's lookup, duplicated labels, a
+    MultiIndex, a pandas without it) goes through the Series. A dict, so that a
+    column read again costs no call.
     """
 
     def __init__(self, frame: pd.DataFrame) -> None:
-        super().__init__()
         self.frame = frame
+        self._series: dict[Any, pd.Series] = {}
         self._coded: dict[Any, tuple[list[Any], NDArray[Any]]] = {}
 
-    def __missing__(self, col: Any) -> pd.Series:
-        series = self[col] = self.frame[col]
-        return series
+    def __missing__(self, col: Any) -> ArrayLike:
+        """The values as ``frame[col]`` holds them: an ndarray (read-only, like a
+        Series' ``to_numpy()``) or the column's ExtensionArray."""
+        frame = self.frame
+        loc = frame.columns.get_loc(col)
+        if (
+            isinstance(loc, int)
+            and _COLUMN_ARRAY is not None
+            and type(frame).__getitem__ is pd.DataFrame.__getitem__
+        ):
+            values = _COLUMN_ARRAY(frame, loc)
+        else:
+            values = _as_values(self.series(col))
+        if isinstance(values, np.ndarray) and values.flags.writeable:
+            values = values.view()
+            values.flags.writeable = False  # the user's data: never written through
+        self[col] = values
+        return values
+
+    def series(self, col: Any) -> pd.Series:
+        """Column ``col`` as a Series (``frame[col]``)."""
+        if col not in self._series:
+            self._series[col] = self.frame[col]
+        return self._series[col]
 
     def levels_and_codes(self, col: Any) -> tuple[list[Any], NDArray[Any]]:
         """:func:`_levels_and_codes` of column ``col``, computed once (a column
@@ -65,8 +96,41 @@ class _Columns(dict[Any, pd.Series]):
         return self._coded[col]
 
 
-def _is_categorical(series: pd.Series) -> bool:
-    dtype = series.dtype
+_COLUMN_ARRAY = getattr(pd.DataFrame, "_get_column_array", None)
+
+
+def _as_values(column: pd.Series | ArrayLike) -> ArrayLike:
+    """A Series' values (``to_numpy()`` for a numpy dtype, its ExtensionArray
+    otherwise); values as they are."""
+    if not isinstance(column, pd.Series):
+        return column
+    return column.to_numpy() if isinstance(column.dtype, np.dtype) else column.array
+
+
+def _as_float(values: ArrayLike) -> NDArray[Any]:
+    """``Series.to_numpy(dtype=float)`` of the column's values."""
+    if isinstance(values, np.ndarray):
+        return np.asarray(values, dtype=np.float64)
+    return np.asarray(values.to_numpy(dtype=np.float64))
+
+
+def _plain_matrix(cols: _Columns, columns: list[Any]) -> NDArray[Any]:
+    """The named columns as floats, None for an intercept column of ones: one
+    matrix filled in place (``np.column_stack`` of the pieces makes a vector per
+    column and costs twice as much)."""
+    out = np.empty((len(cols.frame.index), len(columns)))
+    for j, col in enumerate(columns):
+        if col is None:
+            out[:, j] = 1.0
+            continue
+        values = cols[col]
+        # numpy's own cast of an ndarray, as np.asarray(values, dtype=float)
+        out[:, j] = values if isinstance(values, np.ndarray) else _as_float(values)
+    return out
+
+
+def _is_categorical(column: pd.Series | ArrayLike) -> bool:
+    dtype = column.dtype
     if isinstance(dtype, np.dtype) and dtype.kind in "biuf":
         return False  # the common case, without pandas' dtype dispatch (~3 us)
     return not (pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)) or (
@@ -74,25 +138,34 @@ def _is_categorical(series: pd.Series) -> bool:
     )
 
 
-def _levels(series: pd.Series) -> list[Any]:
+def _levels(column: pd.Series | ArrayLike) -> list[Any]:
     """Levels in MixedModels.jl order: a Categorical's categories (those present),
     otherwise the sorted distinct values."""
-    return _levels_and_codes(series)[0]
+    return _levels_and_codes(column)[0]
 
 
-def _levels_and_codes(series: pd.Series) -> tuple[list[Any], NDArray[Any]]:
-    """(levels, code of each value); codes are -1 for missing values."""
-    if isinstance(series.dtype, pd.CategoricalDtype):
-        codes = series.cat.codes.to_numpy()
+def _levels_and_codes(column: pd.Series | ArrayLike) -> tuple[list[Any], NDArray[Any]]:
+    """(levels, code of each value) of a column or its values; codes are -1 for
+    missing values."""
+    array: Any = _as_values(column) if isinstance(column, pd.Series) else column
+    dtype = array.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        codes = np.asarray(array.codes)
         present = np.unique(codes[codes >= 0])
-        remap = np.full(len(series.cat.categories) + 1, -1)
+        remap = np.full(len(dtype.categories) + 1, -1)
         remap[present] = np.arange(present.shape[0])
-        return [series.cat.categories[i] for i in present], remap[codes]
-    if isinstance(series.dtype, pd.StringDtype) and series.dtype.storage == "pyarrow":
-        found = _arrow_levels_and_codes(series)
+        return [dtype.categories[i] for i in present], remap[codes]
+    if isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow":
+        found = _arrow_levels_and_codes(array)
         if found is not None:
             return found
-    values = series.to_numpy()
+    values = array if isinstance(array, np.ndarray) else array.to_numpy()
+    if (
+        values.dtype == object
+        and values.shape[0] <= _FEW_VALUES
+        and pd.api.types.infer_dtype(values, skipna=False) == "string"
+    ):
+        return _text_levels_and_codes(values)
     try:
         # hashing, then sorting only the distinct values (np.unique sorts all n)
         codes, levels = pd.factorize(values, sort=True)
@@ -102,7 +175,24 @@ def _levels_and_codes(series: pd.Series) -> tuple[list[Any], NDArray[Any]]:
         return levels, pd.Index(levels).get_indexer(values)
 
 
-def _arrow_levels_and_codes(series: pd.Series) -> tuple[list[Any], NDArray[Any]] | None:
+# Up to this many values, text is coded in Python (a set, a sort and a dict lookup
+# per value, C loops all). Inside a fit, with nothing in the caches, Arrow's hashing
+# kernel costs 45-75 us and pandas' factorize 55-75 us whatever the size; the
+# Python coding 13 us for dyestuff2's 30 values and ~40 us for sleepstudy's 180
+# (~0.2 us a value), so that hashing wins beyond a few hundred values.
+_FEW_VALUES = 256
+
+
+def _text_levels_and_codes(strings: Any) -> tuple[list[Any], NDArray[Any]]:
+    """``_levels_and_codes`` of a sequence of str (no missing values): sorted as
+    Python sorts str (by code point), as pandas sorts them."""
+    levels = sorted(set(strings))
+    position = {level: i for i, level in enumerate(levels)}
+    codes = np.fromiter(map(position.__getitem__, strings), dtype=np.int64, count=len(strings))
+    return levels, codes
+
+
+def _arrow_levels_and_codes(array: ArrayLike) -> tuple[list[Any], NDArray[Any]] | None:
     """``_levels_and_codes`` of an Arrow-backed text column without nulls (None
     otherwise): Arrow's hashing on its own strings, then a sort of the distinct
     values only. pandas would first convert every value to a Python object
@@ -110,19 +200,25 @@ def _arrow_levels_and_codes(series: pd.Series) -> tuple[list[Any], NDArray[Any]]
     10000 rows of 100 levels). Sorted as Python sorts str (by code point), as
     pandas sorts them."""
     import pyarrow as pa
-    import pyarrow.compute as pc
 
-    values = pa.array(series.array)
+    values = pa.array(array)
     if isinstance(values, pa.ChunkedArray):  # one dictionary for all the chunks
         values = values.combine_chunks()
     if values.null_count:
         return None
+    if len(values) <= _FEW_VALUES:
+        return _text_levels_and_codes(values.to_pylist())
+    import pyarrow.compute as pc
+
     encoded = pc.dictionary_encode(values)
-    found = encoded.dictionary.to_pylist()
-    order = sorted(range(len(found)), key=found.__getitem__)
-    rank = np.empty(len(found), dtype=np.int64)
-    rank[order] = np.arange(len(found))
-    return [found[i] for i in order], rank[encoded.indices.to_numpy()]
+    found = encoded.dictionary.to_pylist()  # in order of first appearance
+    levels = sorted(found)
+    codes = encoded.indices.to_numpy()
+    if levels == found:  # rows grouped by level in sorted order, as most data sets
+        return levels, codes.astype(np.int64)
+    position = {level: i for i, level in enumerate(levels)}
+    rank = np.array([position[v] for v in found], dtype=np.int64)
+    return levels, rank[codes]
 
 
 def level_label(level: Any) -> str:
@@ -175,12 +271,12 @@ class _Prep:
     def fit(cls, cols: _Columns, columns: list[str], categorical: set[str]) -> _Prep:
         prep = cls()
         for col in columns:
-            series = cols[col]
-            if col in categorical or _is_categorical(series):
+            values = cols[col]
+            if col in categorical or _is_categorical(values):
                 if col not in categorical:
-                    _warn_numeric_text(col, series)
+                    _warn_numeric_text(col, cols.series(col))
                 prep.categories[col] = cols.levels_and_codes(col)[0]
-            elif pd.api.types.is_integer_dtype(series.dtype):
+            elif pd.api.types.is_integer_dtype(values.dtype):
                 prep.floats.append(col)
         return prep
 
@@ -201,17 +297,17 @@ class _Prep:
         for col, levels in self.categories.items():
             if fitting:
                 break  # the levels are those of this very frame
-            unseen = ~cols[col].isin(levels)
+            unseen = ~cols.series(col).isin(levels)
             if unseen.any():
                 raise DataError(
                     f"column {col!r} has levels not seen in fit: "
-                    f"{sorted(map(str, pd.unique(cols[col][unseen])))[:10]}"
+                    f"{sorted(map(str, pd.unique(cols.series(col)[unseen])))[:10]}"
                 )
         out = df.copy(deep=False)
         for col in self.floats:
-            out[col] = cols[col].to_numpy(dtype=np.float64)
+            out[col] = cols.series(col).to_numpy(dtype=np.float64)
         for col, levels in self.categories.items():
-            series = cols[col]
+            series = cols.series(col)
             if fitting:
                 # the codes found with the levels (fit): pandas would look every
                 # value up again, 5 of the 11 ms of verbagg's design (7584 rows)
@@ -292,9 +388,7 @@ class _FixedPart:
     def transform(self, cols: _Columns) -> NDArray[Any]:
         """X for the columns of a frame prepared by the design's :class:`_Prep`."""
         if self.plain is not None:
-            n = cols.frame.shape[0]
-            xs = [np.ones(n) if c is None else cols[c].to_numpy(dtype=float) for c in self.plain]
-            return np.column_stack(xs) if xs else np.zeros((n, 0))
+            return _plain_matrix(cols, self.plain)
         mm = _apply_spec(self.spec, cols.frame)
         return np.asarray(mm, dtype=float)
 
@@ -355,14 +449,43 @@ def _fixed_display(fixed_text: str) -> str:
     return " + ".join(head + terms)
 
 
+@dataclass(frozen=True)
+class _PlainTerms:
+    """A fixed part written as a sum of names and ``1``/``0``/``-1``."""
+
+    pieces: tuple[str, ...]
+    columns: tuple[str | None, ...]  # of X: None for the intercept, then the names
+    names: tuple[str, ...]
+    display: str
+
+
+@lru_cache(maxsize=256)
+def _plain_terms(fixed_text: str) -> _PlainTerms | None:
+    """The fixed part's terms if it is a sum of names and ``1``/``0``/``-1``; None
+    when it subtracts a term. Whether the names are numeric columns depends on
+    the data."""
+    if "-" in fixed_text.replace("-1", ""):
+        return None
+    pieces = tuple(p.strip() for p in fixed_text.split("+"))
+    intercept = "0" not in pieces and "-1" not in pieces
+    plain_cols: list[str | None] = [None] if intercept else []
+    plain_cols += [p for p in pieces if p not in ("1", "0", "-1") and p not in plain_cols]
+    names = tuple("(Intercept)" if c is None else c for c in plain_cols)
+    display = " + ".join((["1"] if intercept else ["0"]) + [c for c in plain_cols if c])
+    return _PlainTerms(pieces, tuple(plain_cols), names, display)
+
+
 def _fixed_is_plain(parsed: ParsedFormula, cols: _Columns, categorical: set[str]) -> bool:
     """Whether the fixed part is an intercept and numeric columns (no formulaic)."""
-    pieces = [p.strip() for p in parsed.fixed.split("+")]
-    return all(
-        p in ("1", "0", "-1")
-        or (p in cols.frame.columns and p not in categorical and not _is_categorical(cols[p]))
-        for p in pieces
-    ) and "-" not in parsed.fixed.replace("-1", "")
+    terms = _plain_terms(parsed.fixed)
+    if terms is None:
+        return False
+    for p in terms.pieces:
+        if p in ("1", "0", "-1"):
+            continue
+        if p not in cols.frame.columns or p in categorical or _is_categorical(cols[p]):
+            return False
+    return True
 
 
 def _build_fixed(
@@ -373,13 +496,9 @@ def _build_fixed(
     plain: bool,
 ) -> tuple[_FixedPart, NDArray[Any]]:
     if plain:
-        pieces = [p.strip() for p in parsed.fixed.split("+")]
-        intercept = "0" not in pieces and "-1" not in pieces
-        plain_cols: list[str | None] = [None] if intercept else []
-        plain_cols += [p for p in pieces if p not in ("1", "0", "-1") and p not in plain_cols]
-        names = ["(Intercept)" if c is None else c for c in plain_cols]
-        display = " + ".join((["1"] if intercept else ["0"]) + [c for c in plain_cols if c])
-        part = _FixedPart(names=names, display=display, plain=plain_cols)
+        terms = _plain_terms(parsed.fixed)
+        assert terms is not None  # plain: checked by _fixed_is_plain
+        part = _FixedPart(names=list(terms.names), display=terms.display, plain=list(terms.columns))
         return part, part.transform(cols)
     text = with_codings(parsed.fixed, codings)
     mm = _model_matrix(text, cols.frame, f"the fixed-effects part {parsed.fixed!r}")
@@ -502,15 +621,14 @@ class _ReColumns:
         codings: dict[str, str],
         categorical: set[str],
     ) -> _ReColumns:
-        if all(
-            item.kind == "column"
-            and item.parts[0] not in categorical
-            and not _is_categorical(cols[item.parts[0]])
-            for item in spec.items
-        ):
-            return cls(spec, plain=[item.parts[0] for item in spec.items])
-        text, drop = _term_text(spec, codings)
-        return cls(spec, text=text, drop_intercept=drop)
+        plain = []
+        for item in spec.items:
+            col = item.parts[0] if item.kind == "column" else None
+            if col is None or col in categorical or _is_categorical(cols[col]):
+                text, drop = _term_text(spec, codings)
+                return cls(spec, text=text, drop_intercept=drop)
+            plain.append(col)
+        return cls(spec, plain=plain)
 
     def columns(self) -> tuple[str, ...]:
         """Data columns read through formulaic (none on the fast path)."""
@@ -538,11 +656,8 @@ class _ReColumns:
         return z
 
     def transform(self, cols: _Columns) -> NDArray[Any]:
-        n = cols.frame.shape[0]
         if self.plain is not None:
-            zs = [np.ones(n)] if self.spec.intercept else []
-            zs += [cols[c].to_numpy(dtype=float) for c in self.plain]
-            return np.column_stack(zs) if zs else np.zeros((n, 0))
+            return _plain_matrix(cols, [None, *self.plain] if self.spec.intercept else self.plain)
         return self._select(_apply_spec(self.model_spec, cols.frame))
 
 
@@ -565,7 +680,8 @@ class _Response:
         """The response of a frame's columns; ``keep`` stores formulaic's spec (at
         fit), so that stateful transforms such as ``scale(y)`` are reused afterwards."""
         if self.expr is None:
-            return np.asarray(cols[self.name].to_numpy())
+            values = cols[self.name]  # as Series.to_numpy() gives them
+            return values if isinstance(values, np.ndarray) else np.asarray(values.to_numpy())
         data = _Prep.fit(cols, list(self.columns()), set()).apply(cols, fitting=True)
         if self.spec is not None:
             mm = _apply_spec(self.spec, data)
@@ -596,8 +712,9 @@ class _Grouping:
 
     def _keys(self, cols: _Columns) -> pd.Series:
         if len(self.columns) == 1:
-            return cols[self.columns[0]]
-        return pd.Series(list(zip(*(cols[c] for c in self.columns))), index=cols.frame.index)
+            return cols.series(self.columns[0])
+        keys = zip(*(cols.series(c) for c in self.columns))
+        return pd.Series(list(keys), index=cols.frame.index)
 
     def fit(self, cols: _Columns) -> NDArray[Any]:
         """Codes of the rows of a frame's columns (learning the levels)."""
@@ -607,7 +724,8 @@ class _Grouping:
             keys = self._keys(cols)
             self.levels = sorted(set(keys.tolist()), key=lambda t: tuple(map(_sort_key, t)))
             refs = pd.Index(self.levels, tupleize_cols=False).get_indexer(keys)
-        return refs.astype(np.int64)
+        # new arrays, never the data's: no copy needed when already int64
+        return refs.astype(np.int64, copy=False)
 
     def transform(self, cols: _Columns, new_level_codes: bool = False) -> NDArray[Any]:
         index = pd.Index(self.levels, tupleize_cols=False)
@@ -639,20 +757,62 @@ class _TermBuilder:
 
     def plain(self) -> bool:
         """Whether every column is a data column as it is (no formulaic)."""
-        return all(piece.plain is not None for piece in self.pieces)
+        for piece in self.pieces:
+            if piece.plain is None:
+                return False
+        return True
+
+    def fit(
+        self,
+        cols: _Columns,
+        prepared: _Columns,
+        codings: dict[str, str],
+        labels: dict[str, dict[str, str]],
+    ) -> ReTerm:
+        """The term of the fitting data (``cols``, and ``prepared`` for formulaic)."""
+        refs = self.grouping.fit(cols)
+        zs = [piece.fit(prepared, codings, labels) for piece in self.pieces]
+        plain = self.plain()
+        # a plain piece's matrix is new: alone, it is the term's as it is
+        z = zs[0] if plain and len(zs) == 1 else np.hstack(zs)
+        cnames = [nm for piece in self.pieces for nm in piece.names]
+        if not plain:
+            _check_matrix(z, cnames, f"random-effects ({self.grouping.name})")
+        if len(set(cnames)) < len(cnames):
+            dup = sorted({c for c in cnames if cnames.count(c) > 1})
+            raise FormulaError(
+                f"random-effects columns {dup} appear twice for grouping factor "
+                f"{self.grouping.name!r}"
+            )
+        if len(self.grouping.levels) < 2:
+            raise DataError(
+                f"grouping factor {self.grouping.name!r} has a single level "
+                f"({self.grouping.levels[0]!r}); a random effect needs at least two levels"
+            )
+        return ReTerm(
+            self.grouping.name, refs, tuple(self.grouping.levels), z, tuple(cnames), self.inds()
+        )
 
     def inds(self) -> NDArray[Any]:
-        pos: list[tuple[int, int]] = []
-        off = 0
+        layout = []
         for piece, zc in zip(self.pieces, self.zerocorr):
-            k = len(piece.names)
-            if zc:
-                pos.extend((off + i, off + i) for i in range(k))
-            else:  # the lower triangle
-                pos.extend((off + i, off + j) for i in range(k) for j in range(i + 1))
-            off += k
-        pos.sort(key=lambda rc: (rc[1], rc[0]))  # column-major
-        return np.asarray(pos, dtype=np.int64).reshape(-1, 2)
+            layout.append((len(piece.names), bool(zc)))
+        return _inds(tuple(layout)).copy()  # a copy: the cached array stays as computed
+
+
+@lru_cache(maxsize=256)  # a few layouts recur: (1|g), (1 + x|g), zerocorr(...)
+def _inds(layout: tuple[tuple[int, bool], ...]) -> NDArray[Any]:
+    """The free positions of lambda for pieces of (k, zerocorr), in column-major order."""
+    pos: list[tuple[int, int]] = []
+    off = 0
+    for k, zc in layout:
+        if zc:
+            pos.extend((off + i, off + i) for i in range(k))
+        else:  # the lower triangle
+            pos.extend((off + i, off + j) for i in range(k) for j in range(i + 1))
+        off += k
+    pos.sort(key=lambda rc: (rc[1], rc[0]))  # column-major
+    return np.asarray(pos, dtype=np.int64).reshape(-1, 2)
 
 
 @dataclass
@@ -765,12 +925,12 @@ def _check_columns(df: pd.DataFrame, columns: list[Any]) -> None:
     # answers as the list would, and listing an Arrow-backed Index of three costs
     # ~8 us. (Others match more loosely: a MultiIndex finds a tuple's first part, a
     # NaN label None.)
-    if (
-        labels.inferred_type == "string"
-        and not labels.hasnans
-        and all(col in labels for col in columns)
-    ):
-        return
+    if labels.inferred_type == "string" and not labels.hasnans:
+        for col in columns:
+            if col not in labels:
+                break
+        else:
+            return
     check_columns_available(list(labels), columns)
 
 
@@ -804,17 +964,26 @@ def _prepared_columns(prep: _Prep, cols: _Columns, fitting: bool = False) -> _Co
     return cols if prepared is cols.frame else _Columns(prepared)
 
 
-def missing_count(s: pd.Series) -> int:
-    """Missing (NaN/None) or infinite values of a column."""
-    if isinstance(s.dtype, pd.StringDtype):
-        # the string array's own missing-value mask, without converting the
-        # strings to an object array first (the costliest step of a small
-        # fit's checks) or building a Series of the mask
-        return int(np.count_nonzero(s.array.isna()))
-    values = s.to_numpy()
+def missing_count(column: pd.Series | ArrayLike) -> int:
+    """Missing (NaN/None) or infinite values of a column or its values."""
+    dtype = column.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind in "iub":
+        return 0  # numpy integers and booleans hold no missing values
+    if isinstance(dtype, pd.StringDtype):
+        # the string array's own count or mask of missing values, without
+        # converting the strings to an object array first (the costliest step of
+        # a small fit's checks) or building a Series of the mask
+        array: Any = column.array if isinstance(column, pd.Series) else column
+        if dtype.storage == "pyarrow":
+            import pyarrow as pa  # present: it holds these strings
+
+            return int(pa.array(array).null_count)
+        return int(array.isna().sum())
+    values = column if isinstance(column, np.ndarray) else column.to_numpy()
     if values.dtype.kind == "f":
-        return int(values.shape[0] - np.count_nonzero(np.isfinite(values)))
-    if values.dtype.kind in "iub":
+        finite = np.isfinite(values)
+        return 0 if finite.all() else int(finite.shape[0] - finite.sum())
+    if values.dtype.kind in "iub":  # an extension type's integers, without NA
         return 0
     return int(pd.isna(values).sum())
 
@@ -835,6 +1004,14 @@ def _add(out: list[Any], names: Any) -> None:
 
 def _predictor_columns(parsed: ParsedFormula) -> list[Any]:
     """Data columns the right-hand side reads, in a stable order."""
+    return list(_rhs_columns(parsed.text))
+
+
+# keyed by the formula's text: a str keeps its hash, a ParsedFormula hashes its
+# terms anew on every lookup
+@lru_cache(maxsize=256)  # a refit of the same formula (cross-validation, grids)
+def _rhs_columns(formula: str) -> tuple[Any, ...]:
+    parsed = parse_formula(formula)
     cols: list[Any] = []
     _add(cols, text_columns(parsed.fixed))
     for term in parsed.random:
@@ -843,7 +1020,13 @@ def _predictor_columns(parsed: ParsedFormula) -> list[Any]:
         _add(cols, term.group)
     for _, text in parsed.offsets:
         _add(cols, text_columns(text))
-    return cols
+    return tuple(cols)
+
+
+@lru_cache(maxsize=256)
+def _random_display(formula: str) -> str:
+    """The random-effects terms as MixedModels.jl prints them."""
+    return " + ".join(spec.display() for spec in parse_formula(formula).random)
 
 
 def _codings(contrasts: dict[Any, Any]) -> dict[str, str]:
@@ -875,9 +1058,9 @@ def build_design(
         Evaluate the left-hand side. False when the response comes from
         elsewhere (an estimator's ``y``): the data need not hold its columns.
     fetched : dict, optional
-        Receives the columns of ``data`` that were read, by name, so that the
-        caller need not look them up again (pandas builds a new Series for each
-        lookup).
+        Receives the values of the columns of ``data`` that were read (an
+        ndarray or an ExtensionArray), by name, so that the caller need not look
+        them up again (pandas builds a new Series for each lookup).
 
     Examples
     --------
@@ -917,9 +1100,12 @@ def build_design(
                 raise FormulaError(f"offset({expr}): column {col!r} is not numeric")
         # through the prep too: an integer exposure is evaluated in doubles
         _add(read, offsets.columns())
-    prep = _Prep.fit(cols, read, categorical)
-    labels = prep.labels()
-    prepared = _prepared_columns(prep, cols, fitting=True)
+    if read:
+        prep = _Prep.fit(cols, read, categorical)
+        labels = prep.labels()
+        prepared = _prepared_columns(prep, cols, fitting=True)
+    else:  # data columns as they are: nothing for formulaic to read
+        prep, labels, prepared = _Prep(), {}, cols
     fixed, X = _build_fixed(parsed, prepared, codings, labels, fixed_plain)
     if not fixed_plain:  # plain columns were checked with the data (_check_finite)
         _check_matrix(X, fixed.names, "fixed-effects")
@@ -933,41 +1119,14 @@ def build_design(
             builders.append(by_group[spec.group])
         by_group[spec.group].pieces.append(piece)
         by_group[spec.group].zerocorr.append(spec.zerocorr)
-    reterms = []
-    for builder in builders:
-        refs = builder.grouping.fit(cols)
-        z = np.hstack([piece.fit(prepared, codings, labels) for piece in builder.pieces])
-        cnames = [nm for piece in builder.pieces for nm in piece.names]
-        if not builder.plain():
-            _check_matrix(z, cnames, f"random-effects ({builder.grouping.name})")
-        dup = sorted({c for c in cnames if cnames.count(c) > 1})
-        if dup:
-            raise FormulaError(
-                f"random-effects columns {dup} appear twice for grouping factor "
-                f"{builder.grouping.name!r}"
-            )
-        if len(builder.grouping.levels) < 2:
-            raise DataError(
-                f"grouping factor {builder.grouping.name!r} has a single level "
-                f"({builder.grouping.levels[0]!r}); a random effect needs at least two levels"
-            )
-        reterms.append(
-            ReTerm(
-                builder.grouping.name,
-                refs,
-                tuple(builder.grouping.levels),
-                z,
-                tuple(cnames),
-                builder.inds(),
-            )
-        )
-    random_display = " + ".join(spec.display() for spec in parsed.random)
+    reterms = [builder.fit(cols, prepared, codings, labels) for builder in builders]
+    random_display = _random_display(parsed.text)
     rhs = fixed.display + "".join(f" + offset({expr})" for expr, _ in parsed.offsets)
     rhs += " + " + random_display if random_display else ""
     text = f"{parsed.response} ~ {rhs}" if parsed.response else f"~ {rhs}"
     y = response.values(cols, keep=True) if response is not None and with_response else None
     if fetched is not None:
-        fetched.update(cols)
+        fetched.update(cols)  # the values of the columns used, as read
     return Design(
         parsed.response,
         y,
@@ -1000,10 +1159,10 @@ def build_design_from_columns(
         if _is_categorical(columns[col]):
             cat = _CatColumn(str(col), _levels(columns[col]))
             cats.append((col, cat))
-            xs.append(cat.matrix(columns[col]))
+            xs.append(cat.matrix(columns.series(col)))
             names.extend(cat.names())
         else:
-            xs.append(columns[col].to_numpy(dtype=float)[:, None])
+            xs.append(_as_float(columns[col])[:, None])
             names.append(str(col))
     X = np.hstack(xs)
     part = _ColumnsFixed(names=names, display="", columns=list(fixed), cats=dict(cats))
@@ -1040,7 +1199,7 @@ class _ColumnsFixed(_FixedPart):
         xs = [np.ones((n, 1))]
         for col in self.columns:
             if col in self.cats:
-                xs.append(self.cats[col].matrix(cols[col]))
+                xs.append(self.cats[col].matrix(cols.series(col)))
             else:
-                xs.append(cols[col].to_numpy(dtype=float)[:, None])
+                xs.append(_as_float(cols[col])[:, None])
         return np.hstack(xs)

@@ -189,3 +189,52 @@ def test_copies_of_the_response_are_found_beyond_the_first_row():
     X = np.column_stack([np.ones(40), y, y[::-1], np.r_[y[:1], 1 - y[1:]]])
     with pytest.raises(DataError, match="'b' is the response"):
         check_response_not_among_features(X, ["(Intercept)", "b", "c", "d"], y, None, affine=False)
+@pytest.mark.parametrize(
+    "labels",
+    [
+        pd.Index(["y", "x", "g"], dtype="str"),
+        pd.Index(["y", "é", "中"], dtype="string[pyarrow]"),
+        pd.Index(["y", "x"], dtype=object),
+        pd.Index(["y", "x"], dtype="string[python]"),
+        pd.Index([], dtype="str"),
+    ],
+)
+def test_feature_names_are_numpys_object_array(labels):
+    from sklmixed.estimators._checks import feature_names
+
+    got, want = feature_names(labels), np.asarray(labels, dtype=object)
+    assert got.dtype == object and got.shape == want.shape
+    assert [(type(v), v) for v in got] == [(type(v), v) for v in want]
+
+
+@pytest.mark.parametrize(
+    "y",
+    [
+        np.array([1, 2, 3], dtype=np.int8),
+        np.array([True, False, True]),
+        np.array([1.5, 2.5, 3.5], dtype=np.float32),
+        np.array([1.5, 2.5, 3.5]),
+        np.array(["1.5", "2"], dtype=object),
+    ],
+)
+def test_numeric_response_of_numbers_is_their_floats(y):
+    from sklmixed.estimators._checks import numeric_response
+
+    got = numeric_response(y, "the response")
+    assert got.dtype == np.float64 and got.flags.writeable and not np.shares_memory(got, y)
+    np.testing.assert_array_equal(got, y.astype(float))
+
+
+@pytest.mark.parametrize(
+    "y, message",
+    [
+        (np.array([1.0, np.nan, 2.0]), "missing value"),
+        (np.array([1.0, np.inf, 2.0]), "NaN or infinite"),
+    ],
+)
+def test_numeric_response_names_missing_and_infinite_values(y, message):
+    from sklmixed.estimators._checks import numeric_response
+    from sklmixed.exceptions import DataError
+
+    with pytest.raises(DataError, match=message):
+        numeric_response(y, "the response")

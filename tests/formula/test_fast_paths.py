@@ -110,3 +110,99 @@ def test_categorical_predictor_with_unused_categories(ordered):
     reorder = [want.coef_names.index(name) for name in got.coef_names]
     np.testing.assert_array_equal(got.X, want.X[:, reorder])
     assert isinstance(as_categorical["c"].dtype, pd.CategoricalDtype)  # not modified
+
+
+@pytest.mark.parametrize("n", [5, 256, 257, 3000])
+@pytest.mark.parametrize("dtype", ["str", "string[pyarrow]", object, "string[python]"])
+def test_text_codes_of_short_and_long_columns_are_pandas_codes(n, dtype):
+    # up to a few hundred values text is coded in Python, beyond by Arrow or pandas
+    rng = np.random.default_rng(n)
+    alphabet = np.array(["b", "a", "B", "é", "中", "😀", "a b", "", "10", "9"])
+    values = list(alphabet[rng.integers(0, alphabet.shape[0], size=n)])
+    series = pd.Series(values, dtype=dtype)
+    levels, codes = _levels_and_codes(series)
+    want_levels, want_codes = _pandas_levels_and_codes(series)
+    assert levels == want_levels
+    assert codes.dtype == np.int64
+    np.testing.assert_array_equal(codes, want_codes)
+    # the values alone code as their Series does
+    values_levels, values_codes = _levels_and_codes(_Columns(series.to_frame("g"))["g"])
+    assert values_levels == levels
+    np.testing.assert_array_equal(values_codes, codes)
+
+
+def test_object_columns_of_mixed_values_keep_pandas_codes():
+    # not all str: pandas' factorize (and its text order for mixed types), as before
+    for values in ([3, 1, 2, 1], [1.5, "a", 1.5], ["b", 2, "a"]):
+        series = pd.Series(values, dtype=object)
+        levels, codes = _levels_and_codes(series)
+        if all(isinstance(v, (int, float)) for v in values):
+            assert (levels, codes.tolist()) == _as_lists(_pandas_levels_and_codes(series))
+        else:
+            assert levels == sorted(set(values), key=str)
+            assert [levels[c] for c in codes] == values
+
+
+def _as_lists(found: tuple[list, np.ndarray]) -> tuple[list, list]:
+    return found[0], found[1].tolist()
+
+
+def test_column_values_are_the_frames_own_read_only():
+    frame = pd.DataFrame(
+        {"x": np.arange(4.0), "k": np.arange(4, dtype=np.int8), "g": list("abab")}
+    ).astype({"g": "str"})
+    cols = _Columns(frame)
+    for col in frame.columns:
+        np.testing.assert_array_equal(np.asarray(cols[col]), frame[col].to_numpy())
+        assert cols[col].dtype == frame[col].dtype
+    assert not cols["x"].flags.writeable  # nothing writes through to the user's data
+    assert np.shares_memory(cols["x"], frame["x"].to_numpy())
+    assert cols.series("g") is cols.series("g")
+
+
+def test_a_subclass_lookup_goes_through_the_series():
+    frame = load_dataset("sleepstudy")
+
+    class Doubled(pd.DataFrame):
+        def __getitem__(self, key):
+            out = super().__getitem__(key)
+            return out * 2 if key == "days" else out
+
+    cols = _Columns(Doubled(frame))
+    np.testing.assert_array_equal(cols["days"], frame["days"].to_numpy() * 2)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        pd.Series(["a", None, "b", None], dtype="str"),
+        pd.concat([pd.Series(["a", None], dtype="str"), pd.Series([None], dtype="str")]),
+        pd.Series(["a", None], dtype="string[python]"),
+        pd.Series([1.0, np.nan, np.inf, -np.inf]),
+        pd.Series([1, None], dtype="Int64"),
+        pd.Series([1, 2], dtype=np.int8),
+        pd.Series([True, False]),
+        pd.Series(["a", None, np.nan], dtype=object),
+    ],
+)
+def test_missing_counts_of_values_and_series(values):
+    from sklmixed.formula._design import missing_count
+
+    want = int(values.isna().sum()) + int(
+        np.isinf(values.to_numpy()).sum() if values.dtype.kind == "f" else 0
+    )
+    assert missing_count(values) == want
+    assert missing_count(_Columns(values.to_frame("v"))["v"]) == want
+
+
+@pytest.mark.parametrize(
+    "dtype", [np.int8, np.int64, np.float32, np.float64, bool, "Int64", "double[pyarrow]"]
+)
+def test_plain_columns_enter_x_and_z_as_their_floats(dtype):
+    frame = load_dataset("sleepstudy")
+    frame = frame.assign(d=(frame["days"] > 4) if dtype is bool else frame["days"].astype(dtype))
+    design = build_design("reaction ~ 1 + d + (1 + d|subj)", frame)
+    want = frame["d"].to_numpy(dtype=float)
+    for matrix in (design.X, design.reterms[0].z):
+        assert matrix.flags.c_contiguous and matrix.dtype == np.float64
+        np.testing.assert_array_equal(matrix, np.column_stack([np.ones(len(want)), want]))
