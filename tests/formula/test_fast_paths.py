@@ -173,6 +173,31 @@ def test_a_subclass_lookup_goes_through_the_series():
 
 
 @pytest.mark.parametrize(
+    "formula",
+    [
+        "reaction ~ 1 + days + (1 + days|subj)",
+        "log(reaction) ~ 1 + C(days) + (days|subj)",
+    ],
+)
+def test_design_without_pandas_column_accessor_is_the_same(monkeypatch, formula):
+    # the column reader uses a pandas accessor that is not public API; should a
+    # pandas release drop it, the Series route must give the same design
+    from sklmixed.formula import _design
+    from sklmixed.formula._design import build_design
+
+    frame = load_dataset("sleepstudy")
+    frame["subj"] = frame["subj"].astype(object)
+    fast = build_design(formula, frame)
+    monkeypatch.setattr(_design, "_COLUMN_ARRAY", None)
+    slow = build_design(formula, frame)
+    for a, b in [(fast.X, slow.X), (fast.y, slow.y)]:
+        assert a.dtype == b.dtype and a.tobytes() == b.tobytes()
+    assert fast.coef_names == slow.coef_names
+    for s, t in zip(fast.reterms, slow.reterms):
+        assert s.levels == t.levels and np.array_equal(s.refs, t.refs)
+
+
+@pytest.mark.parametrize(
     "values",
     [
         pd.Series(["a", None, "b", None], dtype="str"),
