@@ -323,6 +323,7 @@ def _describe(A: NDArray[Any], w: NDArray[Any] | None) -> list[ColumnSummary]:
         s1 = w @ A
         s2 = np.einsum("i,ij,ij->j", w, A, A)
     first = A[0].tolist()
+    second = A[1].tolist() if A.shape[0] > 1 else first
     out = []
     for j, (a, b) in enumerate(zip(s1.tolist(), s2.tolist())):
         mean = a / sw
@@ -335,7 +336,8 @@ def _describe(A: NDArray[Any], w: NDArray[Any] | None) -> list[ColumnSummary]:
         ratio = abs(mean) / math.sqrt(var) if var > 0.0 else math.inf
         if not ratio <= _RECHECK:
             col = A[:, j]
-            if bool((col == col[0]).all()):
+            # (two different first values settle it without a pass: the response)
+            if first[j] == second[j] and bool((col == col[0]).all()):
                 out.append(ColumnSummary(float(col[0]), 0.0, math.inf, True, first[j]))
                 continue
             dev = col - mean
