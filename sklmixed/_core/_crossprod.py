@@ -261,13 +261,13 @@ class RowProducts:
         if self._Zt[j] is not None or self._products[j] > 1 or t.k * ncols > _BINCOUNT_COLUMNS:
             return np.asarray(self._sparse_zt(j) @ V)
         z, refs, nl, k = self.zs[j], t.refs, t.nlevels, t.k
-        V2 = V.reshape(self.n, ncols)
+        vs = [V] if V.ndim == 1 else [V[:, c] for c in range(ncols)]
         out = np.empty((nl, k, ncols))
         for a in range(k):
             za = z[:, a]
-            for c in range(ncols):
+            for c, vc in enumerate(vs):
                 # z_a v_c in the sparse product's order (exact either way)
-                out[:, a, c] = np.bincount(refs, za * V2[:, c], minlength=nl)
+                out[:, a, c] = np.bincount(refs, za * vc, minlength=nl)
         return out.reshape((nl * k,) if V.ndim == 1 else (nl * k, ncols))
 
     def compute(
@@ -298,7 +298,8 @@ class RowProducts:
                     for b in range(a + 1):
                         v = np.bincount(t.refs, zw[:, a] * z[:, b], minlength=nl)
                         blk[:, a, b] = v
-                        blk[:, b, a] = v
+                        if b < a:
+                            blk[:, b, a] = v
                 diag.append(blk)
             zxy.append(self._z_products(j, WXy).T)
         pairs: dict[tuple[int, int], Any] = {}
