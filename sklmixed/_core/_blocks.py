@@ -216,7 +216,7 @@ def _unique_inverse(key: NDArray[Any], bound: int) -> tuple[NDArray[Any], NDArra
 
 # ----------------------------------------------------------- split Gram update
 
-_BLAS: ThreadpoolController | None = None
+_BLAS: list[Any] | None = None  # threadpoolctl's controllers of the BLAS libraries
 # The BLAS libraries' thread count is one setting of the whole process, shared by
 # its threads. A threadpoolctl limit per caller restores, on exit, the count it
 # found on entry: two threads whose limits overlap (joblib's threading backend,
@@ -227,7 +227,10 @@ _BLAS: ThreadpoolController | None = None
 # to leave restores it.
 _LIMIT_LOCK = threading.Lock()
 _limit_depth = 0
-_limit: Any = None  # the outermost caller's threadpoolctl limit
+# The libraries' thread counts found by the outermost caller, restored when it
+# leaves. (Set and read through threadpoolctl's controllers directly: its limit
+# object reads every library's full description on entry, some 9 us of each fit.)
+_limit: list[tuple[Any, int]] = []
 
 
 @contextlib.contextmanager
@@ -243,10 +246,12 @@ def blas_threads(n: int = 1) -> Iterator[None]:
     if n != 1:
         raise ValueError("only a limit of one thread is supported")
     with _LIMIT_LOCK:
-        if _BLAS is None:  # created on first use, once scipy's LAPACK is loaded
-            _BLAS = ThreadpoolController()
+        if _BLAS is None:  # found on first use, once scipy's LAPACK is loaded
+            _BLAS = ThreadpoolController().select(user_api="blas").lib_controllers
         if _limit_depth == 0:
-            _limit = _BLAS.limit(limits=1, user_api="blas")
+            _limit = [(lib, lib.get_num_threads()) for lib in _BLAS]
+            for lib in _BLAS:
+                lib.set_num_threads(1)
         _limit_depth += 1
     try:
         yield
@@ -254,8 +259,9 @@ def blas_threads(n: int = 1) -> Iterator[None]:
         with _LIMIT_LOCK:
             _limit_depth -= 1
             if _limit_depth == 0:
-                _limit.restore_original_limits()
-                _limit = None
+                for lib, count in _limit:
+                    lib.set_num_threads(count)
+                _limit = []
 
 
 # Cost model of GramUpdate's split, in seconds per unit of work. Measured on a 2-core
