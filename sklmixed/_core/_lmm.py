@@ -77,7 +77,12 @@ def estimable_columns(X: NDArray[Any], tol: float = RANK_TOL) -> NDArray[Any]:
     norms = np.array([math.sqrt(sq) or 1.0 for sq in np.einsum("ij,ij->j", X, X).tolist()])
     # R's diagonal from LAPACK's QR directly (numpy's wrapper costs several times
     # the factorization of a few columns); no rows: nothing to judge, all kept
-    diag = [abs(d) for d in np.diagonal(_geqrf(X / norms)[0]).tolist()] if X.shape[0] else []
+    # (X / norms in Fortran order: LAPACK's, which f2py would otherwise copy to)
+    diag = (
+        [abs(d) for d in _geqrf(np.divide(X, norms, order="F"))[0].diagonal().tolist()]
+        if X.shape[0]
+        else []
+    )
     bound = tol * max(1.0, max(diag, default=1.0))
     if all(d > bound for d in diag):
         return np.arange(p)
@@ -266,13 +271,14 @@ class LMMProblem:
     ) -> None:
         """theta's layout, the block patterns and the empty factor."""
         self.theta_slices = []
-        start = 0
+        start, q = 0, 0
         for t in self.terms:
             self.theta_slices.append(slice(start, start + t.ntheta))
             start += t.ntheta
+            q += t.nranef
         self.ntheta = start
         self._diag_pos: NDArray[Any] | None = None
-        self._qtot = sum(t.nranef for t in self.terms) + self.p + 1
+        self._qtot = q + self.p + 1
         # Off-diagonal random-effects blocks: the level pairs that meet in the data,
         # and whether the block is dense enough to store as an array.
         self._patterns = patterns
