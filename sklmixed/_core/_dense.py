@@ -46,29 +46,27 @@ class DenseEvaluator:
         q = off[m]
         Q = q + problem.p + 1
         off.append(Q)
-        # A's lower blocks and their transposes in one dense matrix. A diagonal
-        # block is written as its transpose: the [X y] block X'W X from a matrix
-        # product is symmetric only up to rounding, and the factorizations (and so
-        # the optimizer's path) have always read this one.
+        # A's lower blocks and their transposes in one dense matrix (a diagonal
+        # block ends up as its transpose, written last: the [X y] block X'W X
+        # from a matrix product is symmetric only up to rounding, and the
+        # factorizations, and so the optimizer's path, have always read that one).
         A = np.zeros((Q, Q))
         flat = A.reshape(-1)  # a view: A is contiguous
         for (i, j), blk in problem.A.items():
             lo, hi = off[i], off[i + 1]
-            if i != j:
-                dense = dense_a_block(blk)
-                A[lo:hi, off[j] : off[j + 1]] = dense
-                A[off[j] : off[j + 1], lo:hi] = dense.T
-            elif i == m:
-                A[lo:, lo:] = blk.T
-            elif blk.ndim == 1:  # a scalar term: Z_j'W Z_j is diagonal
+            if i == j < m and blk.ndim == 1:  # a scalar term: Z_j'W Z_j is diagonal
                 flat[lo * (Q + 1) : hi * (Q + 1) : Q + 1] = blk
-            else:  # a vector term: (l, k, k) blocks on the diagonal
+            elif i == j < m and blk.ndim == 3:  # a vector term's (l, k, k) blocks
                 k = blk.shape[1]
                 step = k * (Q + 1)  # from one level's block to the next's
                 for a in range(k):
                     for b in range(k):
                         start = lo * (Q + 1) + a * Q + b
                         flat[start : hi * (Q + 1) : step] = blk[:, b, a]
+            else:
+                dense = dense_a_block(blk)
+                A[lo:hi, off[j] : off[j + 1]] = dense
+                A[off[j] : off[j + 1], lo:hi] = dense.T
         self.A = A
         self.q = q
         self.p = problem.p

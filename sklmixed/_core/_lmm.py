@@ -72,7 +72,7 @@ def estimable_columns(X: NDArray[Any], tol: float = RANK_TOL) -> NDArray[Any]:
     if p == 0:
         return np.arange(0)
     if p == 1:  # one column (an intercept-only model): estimable unless all zero
-        return np.arange(1) if np.any(X != 0.0) else np.arange(0)
+        return np.arange(1) if X.any() else np.arange(0)
     # column lengths, a zero column left as it is (a few columns: in Python)
     norms = np.array([math.sqrt(sq) or 1.0 for sq in np.einsum("ij,ij->j", X, X).tolist()])
     # R's diagonal from LAPACK's QR directly (numpy's wrapper costs several times
