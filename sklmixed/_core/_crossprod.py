@@ -38,6 +38,12 @@ from sklmixed._core._reterm import ReTerm
 # merging ever larger sorted patterns.
 DENSE_FRACTION = 0.25
 
+# The first product Z_j' V of a term is taken by bincounts (one per column of
+# Z_j and of V) up to this many of them: measured, k c bincounts beat building
+# the sparse Z_j' and one product with it up to about 16 at 50k and 1M rows (a
+# sort of all rows against a pass over them per column), by far for small models.
+_BINCOUNT_COLUMNS = 16
+
 
 @dataclass
 class CrossProducts:
@@ -182,10 +188,11 @@ class RowProducts:
     """What A's computation keeps between calls with new weights or response.
 
     Built once from the rows' internal columns and the terms (core order):
-    Z_j' as a sparse matrix, [X y] as one array whose last column is the
-    response, and for each pair of terms the level pair of every row
-    (``pair_codes``) with the pattern of distinct pairs (``patterns``, data
-    zero). :meth:`compute` then needs only bincounts and sparse products.
+    [X y] as one array whose last column is the response, Z_j' as a sparse
+    matrix (once a term's products are taken more than once), and for each pair
+    of terms the level pair of every row (``index``) with, where the block is
+    stored sparse, the pattern of distinct pairs (``patterns``, data zero).
+    :meth:`compute` then needs only bincounts and sparse products.
     """
 
     def __init__(self, X: NDArray[Any], terms: Sequence[ReTerm], zs: Sequence[NDArray[Any]]):
@@ -194,29 +201,74 @@ class RowProducts:
         self.n = int(X.shape[0])
         self.p = int(X.shape[1])
         # Z_j as a sparse n x q_j matrix (columns level-major: k columns per level),
-        # kept transposed (q_j x n, CSR) for the products Z_j' W [X y].
-        self.Zt = [_zt_csr(t, z, self.n) for t, z in zip(self.terms, self.zs)]
+        # kept transposed (q_j x n, CSR) for the products Z_j' W [X y]; built on
+        # the second product only (see _z_products).
+        self._Zt: list[sp.csr_matrix | None] = [None] * len(self.terms)
+        self._products = [0] * len(self.terms)
         self.Xy = np.empty((self.n, self.p + 1))
         self.Xy[:, : self.p] = X
         # Off-diagonal random-effects blocks: which level pairs meet in the data.
-        self.pair_codes: dict[tuple[int, int], NDArray[Any]] = {}
+        # A block whose pairs cover DENSE_FRACTION of all is stored dense and summed
+        # straight into its place (``dense_pairs``; ``index`` holds each row's pair
+        # key); the others by their pattern of distinct pairs (``patterns``, data
+        # zero; ``index`` holds each row's index among them).
+        self.index: dict[tuple[int, int], NDArray[Any]] = {}
         self.patterns: dict[tuple[int, int], BlockSparse] = {}
+        self.dense_pairs: list[tuple[int, int]] = []
         for i in range(len(self.terms)):
             for j in range(i):
                 ti, tj = self.terms[i], self.terms[j]
-                key = ti.refs * tj.nlevels + tj.refs
-                uniq, inv = np.unique(key, return_inverse=True)
-                # BlockSparse sorts by (row, col), the same order as the sorted keys.
-                pattern = BlockSparse(
-                    (ti.nlevels, tj.nlevels),
-                    ti.k,
-                    tj.k,
-                    uniq // tj.nlevels,
-                    uniq % tj.nlevels,
-                    np.zeros((uniq.shape[0], ti.k, tj.k)),
-                )
-                self.pair_codes[(i, j)] = inv.astype(np.int64)
-                self.patterns[(i, j)] = pattern
+                li, lj = ti.nlevels, tj.nlevels
+                key = ti.refs * lj + tj.refs
+                # n rows cannot meet DENSE_FRACTION of more than n / DENSE_FRACTION
+                # pairs: only then is the table of all pairs needed (and small)
+                if li * lj * DENSE_FRACTION <= self.n:
+                    seen = np.bincount(key, minlength=li * lj) > 0
+                    if np.count_nonzero(seen) >= DENSE_FRACTION * li * lj:
+                        self.index[(i, j)] = key
+                        self.dense_pairs.append((i, j))
+                        continue
+                    uniq = np.flatnonzero(seen)
+                    inv = (np.cumsum(seen, dtype=np.int64) - 1)[key]
+                else:
+                    uniq, inv = np.unique(key, return_inverse=True)
+                    inv = inv.astype(np.int64).reshape(-1)
+                # the sorted keys are BlockSparse's (row, col) order
+                zeros = np.zeros((uniq.shape[0], ti.k, tj.k))
+                self.index[(i, j)] = inv
+                self.patterns[(i, j)] = _pattern((li, lj), ti.k, tj.k, uniq, zeros)
+
+    def _sparse_zt(self, j: int) -> sp.csr_matrix:
+        Zt = self._Zt[j]
+        if Zt is None:
+            Zt = self._Zt[j] = _zt_csr(self.terms[j], self.zs[j], self.n)
+        return Zt
+
+    def _z_products(self, j: int, V: NDArray[Any]) -> NDArray[Any]:
+        """Z_j' V for V (n,) or (n, c): (q_j,) or (q_j, c).
+
+        The first product of a term with few columns is taken by bincounts: an
+        LMM computes A once, and building the sparse Z_j' costs more than the
+        product (tens of microseconds of scipy's checks for a small model, an
+        O(n log n) sort for a large one). PIRLS recomputes A at every step, where
+        one sparse product per term is cheaper than k c bincounts: Z_j' is built
+        on the second product. Both sum each level's rows in row order from zero,
+        so they give the same bits.
+        """
+        t = self.terms[j]
+        ncols = 1 if V.ndim == 1 else int(V.shape[1])
+        self._products[j] += 1
+        if self._Zt[j] is not None or self._products[j] > 1 or t.k * ncols > _BINCOUNT_COLUMNS:
+            return np.asarray(self._sparse_zt(j) @ V)
+        z, refs, nl, k = self.zs[j], t.refs, t.nlevels, t.k
+        vs = [V] if V.ndim == 1 else [V[:, c] for c in range(ncols)]
+        out = np.empty((nl, k, ncols))
+        for a in range(k):
+            za = z[:, a]
+            for c, vc in enumerate(vs):
+                # z_a v_c in the sparse product's order (exact either way)
+                out[:, a, c] = np.bincount(refs, za * vc, minlength=nl)
+        return out.reshape((nl * k,) if V.ndim == 1 else (nl * k, ncols))
 
     def compute(
         self, weights: NDArray[Any] | None, y: NDArray[Any], counts: bool = False
@@ -246,20 +298,30 @@ class RowProducts:
                     for b in range(a + 1):
                         v = np.bincount(t.refs, zw[:, a] * z[:, b], minlength=nl)
                         blk[:, a, b] = v
-                        blk[:, b, a] = v
+                        if b < a:
+                            blk[:, b, a] = v
                 diag.append(blk)
-            zxy.append(np.asarray((self.Zt[j] @ WXy).T))
+            zxy.append(self._z_products(j, WXy).T)
         pairs: dict[tuple[int, int], Any] = {}
-        for (i, j), inv in self.pair_codes.items():
+        for (i, j), index in self.index.items():
             ti, tj = terms[i], terms[j]
-            pattern = self.patterns[(i, j)]
-            nb = pattern.nblocks
             zi, zj = self.zs[i], self.zs[j]
             zwi = zi if w is None else zi * w[:, None]
+            pattern = self.patterns.get((i, j))
+            if pattern is None:  # dense: index holds each row's pair key
+                li, lj = ti.nlevels, tj.nlevels
+                dense = np.empty((li, ti.k, lj, tj.k))
+                for a in range(ti.k):
+                    for b in range(tj.k):
+                        v = np.bincount(index, zwi[:, a] * zj[:, b], minlength=li * lj)
+                        dense[:, a, :, b] = v.reshape(li, lj)
+                pairs[(i, j)] = dense.reshape(li * ti.k, lj * tj.k)
+                continue
+            nb = pattern.nblocks
             data = np.empty((nb, ti.k, tj.k))
             for a in range(ti.k):
                 for b in range(tj.k):
-                    data[:, a, b] = np.bincount(inv, zwi[:, a] * zj[:, b], minlength=nb)
+                    data[:, a, b] = np.bincount(index, zwi[:, a] * zj[:, b], minlength=nb)
             pairs[(i, j)] = pattern.with_data(data)
         xy = Xy.T @ WXy
         nobs, logw_sum = self.n, 0.0
@@ -277,7 +339,7 @@ class RowProducts:
         """(Z_j' W y per term, [X y]' W y) for ``wy`` = W y (y installed in
         ``Xy``'s last column by the caller): the last row of A, all that a new
         response changes."""
-        return [Zt @ wy for Zt in self.Zt], self.Xy.T @ wy
+        return [self._z_products(j, wy) for j in range(len(self.terms))], self.Xy.T @ wy
 
 
 def _zt_csr(t: ReTerm, z: NDArray[Any], n: int) -> sp.csr_matrix:

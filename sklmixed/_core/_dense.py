@@ -39,42 +39,61 @@ class DenseEvaluator:
     """
 
     def __init__(self, problem: LMMProblem):
-        terms, m = problem.terms, problem.m
-        sizes = [t.nranef for t in terms] + [problem.p + 1]
-        off = np.concatenate(([0], np.cumsum(sizes))).astype(np.int64)
-        Q = int(off[-1])
+        terms, m, nt = problem.terms, problem.m, problem.ntheta
+        off = [0]
+        for t in terms:
+            off.append(off[-1] + t.nranef)
+        q = off[m]
+        Q = q + problem.p + 1
+        off.append(Q)
+        # A's lower blocks and their transposes in one dense matrix (a diagonal
+        # block ends up as its transpose, written last: the [X y] block X'W X
+        # from a matrix product is symmetric only up to rounding, and the
+        # factorizations, and so the optimizer's path, have always read that one).
         A = np.zeros((Q, Q))
+        flat = A.reshape(-1)  # a view: A is contiguous
         for (i, j), blk in problem.A.items():
-            dense = dense_a_block(blk)
-            A[off[i] : off[i + 1], off[j] : off[j + 1]] = dense
-            A[off[j] : off[j + 1], off[i] : off[i + 1]] = dense.T
+            lo, hi = off[i], off[i + 1]
+            if i == j < m and blk.ndim == 1:  # a scalar term: Z_j'W Z_j is diagonal
+                flat[lo * (Q + 1) : hi * (Q + 1) : Q + 1] = blk
+            elif i == j < m and blk.ndim == 3:  # a vector term's (l, k, k) blocks
+                k = blk.shape[1]
+                step = k * (Q + 1)  # from one level's block to the next's
+                for a in range(k):
+                    for b in range(k):
+                        start = lo * (Q + 1) + a * Q + b
+                        flat[start : hi * (Q + 1) : step] = blk[:, b, a]
+            else:
+                dense = dense_a_block(blk)
+                A[lo:hi, off[j] : off[j + 1]] = dense
+                A[off[j] : off[j + 1], lo:hi] = dense.T
         self.A = A
-        self.q = int(off[m])
+        self.q = q
         self.p = problem.p
-        self.slices = [slice(off[j], off[j + 1]) for j in range(m)]
         self.terms = terms
         self.theta_slices = problem.theta_slices
         self.all_scalar = all(t.k == 1 for t in terms)
         # For scalar terms, every column of the system is scaled by one theta (or 1).
-        col_theta = np.full(Q, problem.ntheta, dtype=np.int64)
-        for j, t in enumerate(terms):
+        col_theta = np.full(Q, nt, dtype=np.int64)
+        for j, (t, ts) in enumerate(zip(terms, problem.theta_slices)):
             if t.k == 1:
-                col_theta[self.slices[j]] = problem.theta_slices[j].start
+                col_theta[off[j] : off[j + 1]] = ts.start
         self.col_theta = col_theta
-        self.re_diag = np.arange(self.q) * (Q + 1)
         self._identity_re = np.zeros((Q, Q))
-        self._identity_re.flat[self.re_diag] = 1.0
-        self._theta1 = np.ones(problem.ntheta + 1)
+        self._identity_re.reshape(-1)[: q * (Q + 1) : Q + 1] = 1.0
+        self._theta1 = np.ones(nt + 1)
         # With vector terms, Lambda-tilde = blockdiag(Lambda, I) as a dense Q x Q
         # matrix whose free entries are filled from theta by one fancy assignment.
         if not self.all_scalar:
-            pos, src = [np.arange(self.q, Q) * (Q + 1)], [np.full(Q - self.q, problem.ntheta)]
-            for t, sl, ts in zip(terms, self.slices, problem.theta_slices):
-                base = sl.start + np.arange(t.nlevels)[:, None] * t.k  # first row of each level
-                rows = (base + t.inds[:, 0]).reshape(-1)
-                cols = (base + t.inds[:, 1]).reshape(-1)
-                pos.append(rows * Q + cols)
-                src.append(np.tile(np.arange(ts.start, ts.stop), t.nlevels))
+            pos, src = [np.arange(q * (Q + 1), Q * Q, Q + 1)], [np.full(Q - q, nt)]
+            for j, (t, ts) in enumerate(zip(terms, problem.theta_slices)):
+                nf = t.ntheta
+                # lambda's free entries (r, c) in each level's block (the
+                # blocks' corners are k rows and k columns apart)
+                corner = np.arange(off[j] * (Q + 1), off[j + 1] * (Q + 1), t.k * (Q + 1))
+                within = t.inds[:, 0] * Q + t.inds[:, 1]
+                pos.append((corner[:, None] + within).reshape(-1))
+                src.append(np.arange(corner.shape[0] * nf) % nf + ts.start)
             self._lam_pos = np.concatenate(pos)
             self._lam_src = np.concatenate(src)
             self._lam = np.zeros((Q, Q))

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import scipy.linalg as sla
 from numpy.typing import ArrayLike, NDArray
+from scipy.linalg.lapack import dgeqrf as _geqrf
 
 from sklmixed._core._block_types import (
     BlockDiagBlock,
@@ -71,13 +72,19 @@ def estimable_columns(X: NDArray[Any], tol: float = RANK_TOL) -> NDArray[Any]:
     if p == 0:
         return np.arange(0)
     if p == 1:  # one column (an intercept-only model): estimable unless all zero
-        return np.arange(1) if np.any(X != 0.0) else np.arange(0)
-    norms = np.sqrt(np.einsum("ij,ij->j", X, X))
-    norms[norms == 0] = 1.0
-    r = np.linalg.qr(X / norms, mode="r")
-    diag = np.abs(np.diag(r))
-    keep = diag > tol * max(1.0, diag.max() if diag.size else 1.0)
-    if keep.all():
+        return np.arange(1) if X.any() else np.arange(0)
+    # column lengths, a zero column left as it is (a few columns: in Python)
+    norms = np.array([math.sqrt(sq) or 1.0 for sq in np.einsum("ij,ij->j", X, X).tolist()])
+    # R's diagonal from LAPACK's QR directly (numpy's wrapper costs several times
+    # the factorization of a few columns); no rows: nothing to judge, all kept
+    # (X / norms in Fortran order: LAPACK's, which f2py would otherwise copy to)
+    diag = (
+        [abs(d) for d in _geqrf(np.divide(X, norms, order="F"))[0].diagonal().tolist()]
+        if X.shape[0]
+        else []
+    )
+    bound = tol * max(1.0, max(diag, default=1.0))
+    if all(d > bound for d in diag):
         return np.arange(p)
     # The unpivoted QR of a rank-deficient matrix is not unique after the first
     # dependent column, so add columns one at a time through a rank test.
@@ -182,7 +189,7 @@ class LMMProblem:
         self._recentre: Any = None
         # levels met in rows of positive weight, per term (None: read off the rows)
         self.nlevels_present: list[int] | None = None
-        self._init_structure(self._rows.patterns)
+        self._init_structure(self._rows.patterns, dense=self._rows.dense_pairs)
         self.set_weights(self.weights)
 
     @classmethod
@@ -263,11 +270,15 @@ class LMMProblem:
         dense: list[tuple[int, int]] | None = None,
     ) -> None:
         """theta's layout, the block patterns and the empty factor."""
-        offsets = np.cumsum([0] + [t.ntheta for t in self.terms])
-        self.theta_slices = [slice(offsets[i], offsets[i + 1]) for i in range(self.m)]
-        self.ntheta = int(offsets[-1])
+        self.theta_slices = []
+        start, q = 0, 0
+        for t in self.terms:
+            self.theta_slices.append(slice(start, start + t.ntheta))
+            start += t.ntheta
+            q += t.nranef
+        self.ntheta = start
         self._diag_pos: NDArray[Any] | None = None
-        self._qtot = sum(t.nranef for t in self.terms) + self.p + 1
+        self._qtot = q + self.p + 1
         # Off-diagonal random-effects blocks: the level pairs that meet in the data,
         # and whether the block is dense enough to store as an array.
         self._patterns = patterns
@@ -282,12 +293,17 @@ class LMMProblem:
         self._L: dict[tuple[int, int], LBlock] = {}
         self._L_at: tuple[NDArray[Any], Any] | None = None  # (theta, A) of self._L
         # The sparse layout (see _sparse) where it may pay; decided on first use.
+        # (It needs two terms, each pair with a sparse block of A.)
         sparse_patterns = {k: v for k, v in patterns.items() if self.Atype[k] is BlockSparse}
-        self._sparse: SparseLayout | None = sparse_layout(
-            [t.nlevels for t in self.terms],
-            all(t.k == 1 for t in self.terms),
-            [j for j in range(self.m) if self.Ltype[(j, j)] is DenseBlock],
-            sparse_patterns,
+        self._sparse: SparseLayout | None = (
+            sparse_layout(
+                [t.nlevels for t in self.terms],
+                all(t.k == 1 for t in self.terms),
+                [j for j in range(self.m) if self.Ltype[(j, j)] is DenseBlock],
+                sparse_patterns,
+            )
+            if sparse_patterns
+            else None
         )
         self._sf: tuple[NDArray[Any], Any, SparseFactor | None] | None = None  # (theta, A, f)
         self._kept: dict[tuple[int, int], LBlock] | SparseFactor | None = None

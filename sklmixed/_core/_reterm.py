@@ -10,6 +10,7 @@ and factors them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -53,22 +54,25 @@ class ReTerm:
             order = np.lexsort((rows, cols))  # column-major
             object.__setattr__(self, "inds", np.column_stack((rows[order], cols[order])))
 
-    @property
+    # The sizes are read dozens of times in every fit; the fields are frozen, so
+    # each is computed once and kept.
+
+    @cached_property
     def k(self) -> int:
         """Number of random effects per level."""
         return int(self.z.shape[1])
 
-    @property
+    @cached_property
     def nlevels(self) -> int:
         """Number of levels of the grouping factor."""
         return len(self.levels)
 
-    @property
+    @cached_property
     def nranef(self) -> int:
         """Total number of random effects, ``k * l``."""
         return self.k * self.nlevels
 
-    @property
+    @cached_property
     def ntheta(self) -> int:
         """Number of covariance parameters of this term."""
         return int(self.inds.shape[0])

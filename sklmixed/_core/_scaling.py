@@ -85,6 +85,8 @@ DIGITS_LOST = 1e10
 
 def _pow2(spread: float, band: int) -> float:
     """1.0 inside [2^-band, 2^band], else the power of two nearest to ``spread``."""
+    if 2.0**-band <= spread <= 2.0**band:  # the common case, without a logarithm
+        return 1.0
     if not (spread > 0.0) or not math.isfinite(spread):
         return 1.0
     e = math.log2(spread)
@@ -160,7 +162,7 @@ class Scaling:
             self.T is None
             and self.y_shift == 0.0
             and self.y_scale == 1.0
-            and all(t.identity for t in self.terms)
+            and all([t.identity for t in self.terms])
         )
         object.__setattr__(self, "_identity", identity)
 
@@ -323,6 +325,7 @@ def _describe(A: NDArray[Any], w: NDArray[Any] | None) -> list[ColumnSummary]:
         s1 = w @ A
         s2 = np.einsum("i,ij,ij->j", w, A, A)
     first = A[0].tolist()
+    second = A[1].tolist() if A.shape[0] > 1 else first
     out = []
     for j, (a, b) in enumerate(zip(s1.tolist(), s2.tolist())):
         mean = a / sw
@@ -335,7 +338,8 @@ def _describe(A: NDArray[Any], w: NDArray[Any] | None) -> list[ColumnSummary]:
         ratio = abs(mean) / math.sqrt(var) if var > 0.0 else math.inf
         if not ratio <= _RECHECK:
             col = A[:, j]
-            if bool((col == col[0]).all()):
+            # (two different first values settle it without a pass: the response)
+            if first[j] == second[j] and bool((col == col[0]).all()):
                 out.append(ColumnSummary(float(col[0]), 0.0, math.inf, True, first[j]))
                 continue
             dev = col - mean
@@ -346,7 +350,7 @@ def _describe(A: NDArray[Any], w: NDArray[Any] | None) -> list[ColumnSummary]:
 
 
 def _decide(
-    cols: list[ColumnSummary], icol: int | None, may_centre: bool, tau: float, band: int
+    cols: Sequence[ColumnSummary], icol: int | None, may_centre: bool, tau: float, band: int
 ) -> tuple[list[float], list[float]]:
     """Centres and (power-of-two) scales of the columns. Only columns after the
     constant ``icol`` are centred against it (see :func:`fit_scaling`)."""
@@ -429,10 +433,8 @@ def scaling_from_columns(
     :func:`fit_scaling` computes from rows in memory, or what a pass over data
     that do not fit in memory accumulates (:func:`summarize_columns`).
     """
-    xcols, rest = list(cols[:p]), list(cols[p:])
-    ycol = None
-    if has_response:
-        ycol, rest = rest[0], rest[1:]
+    xcols = cols[:p]
+    ycol = cols[p] if has_response else None
     issues: list[str] = []
 
     def xname(j: int) -> str:
@@ -445,12 +447,13 @@ def scaling_from_columns(
     if p:
         icol = 0 if has_intercept else None
         centre, scale = _decide(xcols, icol, True, TAU_FIXED, BAND_FIXED)
-        if any(centre) or any(x != 1.0 for x in scale):
+        if any(centre) or scale.count(1.0) != p:
             T = _shear(centre, scale, icol, v)
         for j, c in enumerate(xcols):
-            if c.const:
+            # (both messages need |mean| / SD > TAU_FIXED: most columns stop here)
+            if c.const or not c.ratio > TAU_FIXED:
                 continue
-            if c.ratio > TAU_FIXED and centre[j] == 0.0 and p > 1:
+            if centre[j] == 0.0 and p > 1:
                 issues.append(
                     f"fixed-effects column {xname(j)} has a mean {c.ratio:.3g} times its "
                     "standard deviation and the model has no intercept to centre it "
@@ -478,10 +481,16 @@ def scaling_from_columns(
 
     # ---- random-effects terms
     tscales: list[TermScaling] = []
+    start = p + 1 if has_response else p
     for t in terms:
         k = t.k
-        zcols, rest = rest[:k], rest[k:]
-        icol = next((a for a, c in enumerate(zcols) if c.const and c.first != 0.0), None)
+        zcols = cols[start : start + k]
+        start += k
+        icol = None  # the term's first non-zero constant column
+        for a, c in enumerate(zcols):
+            if c.const and c.first != 0.0:
+                icol = a
+                break
         unstructured = t.ntheta == k * (k + 1) // 2
         centre, scale = _decide(zcols, icol, unstructured, TAU_RANDOM, BAND_RANDOM)
         for a, c in enumerate(zcols):
@@ -499,7 +508,7 @@ def scaling_from_columns(
                 issues.append(
                     _digits_message(f"random-effects column {t.cnames[a]!r} of {t.name!r}", c.ratio)
                 )
-        if not any(centre) and all(x == 1.0 for x in scale):
+        if not any(centre) and scale.count(1.0) == k:
             tscales.append(_identity_term(k))
             continue
         centred = any(centre)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from sklmixed._core._blocks import BlockSparse
-from sklmixed._core._crossprod import CrossProducts
+from sklmixed._core._crossprod import CrossProducts, RowProducts
 from sklmixed._core._lmm import LMMProblem
 from sklmixed._core._reterm import ReTerm
 from sklmixed.exceptions import RowsNotAvailableError
@@ -119,3 +119,64 @@ def test_sparse_level_pairs_merge_over_chunks():
     np.testing.assert_array_equal(got.brow, want.brow)
     np.testing.assert_array_equal(got.bcol, want.bcol)
     np.testing.assert_allclose(got.data, want.data, rtol=1e-12, atol=1e-12)
+
+
+def _three_terms(n=400, seed=8):
+    """Terms whose blocks between them are dense (g1 x g2, all pairs met), sparse
+    from the table of all pairs (g3 x g1: a band of them) and sparse from the
+    sorted keys (g4, more pairs than the rows could cover densely)."""
+    rng = np.random.default_rng(seed)
+    g1 = rng.integers(0, 40, n)
+    g2 = rng.integers(0, 5, n)
+    g3 = (g1 + rng.integers(0, 3, n)) % 40
+    g4 = rng.integers(0, 300, n)
+    z1 = np.column_stack([np.ones(n), rng.normal(size=n)])
+    terms = [
+        ReTerm("g4", g4, tuple(range(300)), np.ones((n, 1)), ("(Intercept)",)),
+        ReTerm("g1", g1, tuple(range(40)), z1, ("(Intercept)", "x")),
+        ReTerm("g3", g3, tuple(range(40)), np.ones((n, 1)), ("(Intercept)",)),
+        ReTerm("g2", g2, tuple(range(5)), np.ones((n, 1)), ("(Intercept)",)),
+    ]
+    X = np.column_stack([np.ones(n), rng.normal(size=n)])
+    return X, rng.normal(size=n), terms, rng.uniform(0.5, 2.0, n)
+
+
+def _dense_z(t):
+    Z = np.zeros((t.refs.shape[0], t.nranef))
+    for a in range(t.k):
+        Z[np.arange(t.refs.shape[0]), t.refs * t.k + a] = t.z[:, a]
+    return Z
+
+
+def test_first_and_later_products_are_the_same_bits():
+    # The first product Z_j' W [X y] of a term is taken by bincounts, later ones
+    # (PIRLS) by the sparse Z_j'; both sum each level's rows in order from zero.
+    X, y, terms, w = _three_terms()
+    rows = RowProducts(X, terms, [t.z for t in terms])
+    first, later = rows.compute(w, y), rows.compute(w, y)
+    for a, b in zip(first.zxy, later.zxy):
+        assert a.tobytes() == b.tobytes() and a.flags.f_contiguous == b.flags.f_contiguous
+    rows2 = RowProducts(X, terms, [t.z for t in terms])
+    zy_first, _ = rows2.response_row(w * y)
+    zy_later, _ = rows2.response_row(w * y)
+    for a, b in zip(zy_first, zy_later):
+        assert a.tobytes() == b.tobytes()
+
+
+def test_level_pairs_dense_or_by_their_pattern():
+    X, y, terms, w = _three_terms()
+    rows = RowProducts(X, terms, [t.z for t in terms])
+    # g2 x g1 and g2 x g3 meet in all (or most) of their pairs: dense
+    assert set(rows.dense_pairs) == {(3, 1), (3, 2)}
+    assert set(rows.patterns) == {(1, 0), (2, 0), (2, 1), (3, 0)}
+    for (i, j), pattern in rows.patterns.items():
+        ti, tj = terms[i], terms[j]
+        keys = np.unique(ti.refs * tj.nlevels + tj.refs)
+        np.testing.assert_array_equal(pattern.brow, keys // tj.nlevels)
+        np.testing.assert_array_equal(pattern.bcol, keys % tj.nlevels)
+    cp = rows.compute(w, y)
+    for (i, j), blk in cp.pairs.items():
+        want = _dense_z(terms[i]).T @ (w[:, None] * _dense_z(terms[j]))
+        got = blk if (i, j) in rows.dense_pairs else blk.to_dense()
+        assert isinstance(got, np.ndarray) and got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
