@@ -114,17 +114,26 @@ class DenseEvaluator:
         M += self._identity_re  # + I on the random-effects diagonal
         return M
 
-    def logdets(self, theta: NDArray[Any]) -> tuple[float, float, float] | None:
-        """(log|L_Z|^2, log|L_X|^2, r^2), or None if not positive definite."""
+    def logdets(
+        self, theta: NDArray[Any], with_x: bool = True
+    ) -> tuple[float, float, float] | None:
+        """(log|L_Z|^2, log|L_X|^2, r^2), or None if not positive definite.
+
+        ``with_x=False`` leaves log|L_X|^2 out (0.0): the ML objective does not
+        read it, and its logs and sum are a tenth of an evaluation.
+        """
         # only the diagonal of L is read: LAPACK need not clear the upper triangle
         L, info = _potrf(self.scaled_inflated(theta), lower=1, clean=0, overwrite_a=1)
         if info != 0:  # not positive definite (r = 0 only if y is fitted exactly)
             return None
         # (pairwise) sums of the logs: the optimizer's path, and so the last printed
         # digits of flat fits, depend on these roundings; keep them as they are
-        logd = np.log(L.diagonal())
+        diag = L.diagonal()
         q = self.q
-        r = L[-1, -1]
+        r = diag[-1]
+        if not with_x:
+            return 2.0 * np.log(diag[:q]).sum(), 0.0, r * r
+        logd = np.log(diag)
         return 2.0 * logd[:q].sum(), 2.0 * (logd[q:].sum() - logd[-1]), r * r
 
     def xy_factor(self, theta: NDArray[Any]) -> tuple[float, NDArray[Any]] | None:

@@ -650,7 +650,7 @@ class LMMProblem:
         if self._dense is not None:
             # theta is installed without forming L (factor() forms it on demand)
             self._theta = np.array(theta, dtype=float)
-            parts = self._dense.logdets(self._theta)
+            parts = self._dense.logdets(self._theta, with_x=self.reml)
             if parts is None:
                 self.last_r2 = np.nan
                 return np.inf
