@@ -136,10 +136,16 @@ class DenseEvaluator:
         logd = np.log(diag)
         return 2.0 * logd[:q].sum(), 2.0 * (logd[q:].sum() - logd[-1]), r * r
 
+    def factor(self, theta: NDArray[Any]) -> NDArray[Any] | None:
+        """The whole of L at ``theta`` (Q x Q, lower, its upper triangle zero), or
+        None if LAPACK finds the system not positive definite."""
+        L, info = _potrf(self.scaled_inflated(theta), lower=1, clean=1, overwrite_a=1)
+        return None if info != 0 else L
+
     def xy_factor(self, theta: NDArray[Any]) -> tuple[float, NDArray[Any]] | None:
         """(log|L_Z|^2, the [X y] block of L) from one dense factorization."""
-        L, info = _potrf(self.scaled_inflated(theta), lower=1, clean=1, overwrite_a=1)
-        if info != 0:
+        L = self.factor(theta)
+        if L is None:
             return None
         q = self.q
         return 2.0 * float(np.log(L.diagonal()[:q]).sum()), L[q:, q:]

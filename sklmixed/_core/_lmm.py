@@ -308,6 +308,8 @@ class LMMProblem:
         self._sf: tuple[NDArray[Any], Any, SparseFactor | None] | None = None  # (theta, A, f)
         self._kept: dict[tuple[int, int], LBlock] | SparseFactor | None = None
         self._dense: DenseEvaluator | None = None
+        # the small layout's whole factor: (theta, A, L), see _dense_factor
+        self._dL: tuple[NDArray[Any], Any, NDArray[Any] | None] | None = None
         self.last_r2 = np.nan  # r^2 of the last objective evaluation
         self.exact_fit = False  # set by the driver: y in the span of X, no random effects
 
@@ -441,7 +443,8 @@ class LMMProblem:
         values = np.asarray(self.scaling.apply_y(values), dtype=float)
         self.y = values
         rows.Xy[:, -1] = values
-        self._L_at = self._sf = None  # A changes in place below: the factors are stale
+        # A changes in place below: the factors are stale
+        self._L_at = self._sf = self._dL = None
         wy = values if self.sqrtw is None else values * self.sqrtw**2
         m = self.m
         zy, last = rows.response_row(wy)  # last: [X y]' W y, the last row of A_mm
@@ -527,6 +530,8 @@ class LMMProblem:
         self._theta = np.array(theta, dtype=float)
         if self._sparse_layout() is not None:
             return self._sparse_factor() is not None
+        if self._dense_factor() is not None:
+            return True
         try:
             self.factor()
         except np.linalg.LinAlgError:
@@ -616,11 +621,39 @@ class LMMProblem:
             self._kept = f
         return f
 
+    def _dense_evaluator(self) -> DenseEvaluator | None:
+        """The small-problem layout (one dense block, ``_dense``) if the system is
+        small enough; built from A on first use."""
+        if self._dense is None and self._qtot <= DENSE_MAX:
+            self._dense = DenseEvaluator(self)
+        return self._dense
+
+    def _dense_factor(self) -> NDArray[Any] | None:
+        """The small layout's whole factor L (Q x Q) at the installed theta and A,
+        formed here if needed: what the fit's results read (the [X y] block, the
+        log-determinant, u) at a tenth of the blocked factor's cost. None for a
+        larger problem, or where LAPACK stops (the blocked factor then decides: an
+        exact fit's r = 0 is not a failure there). The blocks of L, for whoever
+        needs them, are the blocked layout's (:meth:`factor`).
+
+        REML fits keep the blocked factor: their criterion is printed to all 17
+        digits (as MixedModels.jl prints it), and the two layouts round its last
+        three differently (dyestuff: 319.6542768422588 blocked, ...5193 dense), so
+        the summaries stay as they were."""
+        theta = self._theta
+        if theta is None or self.reml or self._dense_evaluator() is None:
+            return None
+        last = self._dL
+        if last is None or last[0] is not theta or last[1] is not self.A:
+            assert self._dense is not None
+            last = self._dL = (theta, self.A, self._dense.factor(theta))
+        return last[2]
+
     def __getstate__(self) -> dict[str, Any]:
         # The sparse layout's factor (and its plan, see SparseLayout) are formed
         # again on demand: a pickled model does not carry them.
         state = self.__dict__.copy()
-        state["_sf"] = None
+        state["_sf"] = state["_dL"] = None
         if isinstance(state.get("_kept"), SparseFactor):
             state["_kept"] = None
         return state
@@ -645,9 +678,8 @@ class LMMProblem:
 
     def objective(self, theta: NDArray[Any]) -> float:
         """-2 log-likelihood (ML) or the REML criterion at ``theta``; inf if not PD."""
-        if self._dense is None and self._qtot <= DENSE_MAX:
-            self._dense = DenseEvaluator(self)
-        if self._dense is not None:
+        if self._dense_evaluator() is not None:
+            assert self._dense is not None
             # theta is installed without forming L (factor() forms it on demand)
             self._theta = np.array(theta, dtype=float)
             parts = self._dense.logdets(self._theta, with_x=self.reml)
@@ -706,9 +738,8 @@ class LMMProblem:
         the dense evaluator; otherwise the blocked factor is updated (and kept).
         """
         theta = np.asarray(theta, dtype=float)
-        if self._dense is None and self._qtot <= DENSE_MAX:
-            self._dense = DenseEvaluator(self)
-        if self._dense is not None:
+        if self._dense_evaluator() is not None:
+            assert self._dense is not None
             self._theta = theta.copy()
             return self._dense.xy_factor(theta)
         if not self.set_theta(theta):
@@ -720,6 +751,9 @@ class LMMProblem:
         sf = self._sparse_factor()
         if sf is not None:
             return sf.logdet_z
+        dL = self._dense_factor()
+        if dL is not None:
+            return 2.0 * float(np.log(dL.diagonal()[: self._qtot - self.p - 1]).sum())
         L = self.factor()
         total = 0.0
         for j in range(self.m):
@@ -735,6 +769,10 @@ class LMMProblem:
         sf = self._sparse_factor()
         if sf is not None:
             return sf.xy
+        dL = self._dense_factor()
+        if dL is not None:
+            q = self._qtot - self.p - 1
+            return dL[q:, q:]
         blk = self.factor()[(self.m, self.m)]
         assert isinstance(blk, XYBlock)
         return blk.a
@@ -778,6 +816,16 @@ class LMMProblem:
         if sf is not None:
             u, off = sf.u(beta), sf.offsets
             return [u[off[j] : off[j + 1]].reshape(-1, 1) for j in range(self.m)]
+        dL = self._dense_factor()
+        if dL is not None:  # L_ZZ' u = l_yZ - L_XZ' beta, the dense layout's rows
+            q, p = self._qtot - self.p - 1, self.p
+            rhs = dL[q + p, :q] - dL[q : q + p, :q].T @ beta
+            u = trsolve(dL[:q, :q], rhs, trans=True) if q else np.zeros(0)
+            out, start = [], 0
+            for t in self.terms:
+                out.append(u[start : start + t.nranef].reshape(t.nlevels, t.k))
+                start += t.nranef
+            return out
         m, L, p = self.m, self.factor(), self.p
         us: list[NDArray[Any] | None] = [None] * m
         for j in reversed(range(m)):

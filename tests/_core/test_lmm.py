@@ -359,6 +359,47 @@ def test_set_response_equals_a_problem_built_for_that_response(structure, dense_
         prob.set_response(np.ones(3))
 
 
+@pytest.mark.parametrize("structure", ["vector", "crossed", "vector_and_scalar"])
+def test_small_layout_factor_follows_theta_and_response(structure, monkeypatch):
+    # a small ML problem's results come from its dense factor: it must be the one
+    # at the installed theta and the current response, and agree with the blocked
+    # factor; REML keeps the blocked factor (its criterion is printed in full)
+    monkeypatch.setattr(_lmm, "DENSE_MAX", 10_000)
+    rng = np.random.default_rng(6)
+    terms = _structures(np.random.default_rng(0))[structure]
+    n = terms[0].refs.shape[0]
+    X = np.column_stack((np.ones(n), rng.normal(size=n)))
+    y1, y2 = rng.normal(size=(2, n)) + 3.0
+    prob = LMMProblem(X, y1, terms)
+    t1, t2 = rng.uniform(0.3, 1.5, (2, prob.ntheta))
+
+    def blocked(y, theta):
+        monkeypatch.setattr(_lmm, "DENSE_MAX", 0)
+        ref = LMMProblem(X, y, terms)
+        assert ref.update(theta)
+        out = (ref.beta(), ref.u(), ref.logdet_re(), ref.pwrss(), ref.rxx_inverse())
+        monkeypatch.setattr(_lmm, "DENSE_MAX", 10_000)
+        return out
+
+    def check(want):
+        assert prob._dense_factor() is not None
+        got = (prob.beta(), prob.u(), prob.logdet_re(), prob.pwrss(), prob.rxx_inverse())
+        np.testing.assert_allclose(got[0], want[0], rtol=1e-10)
+        for a, b in zip(got[1], want[1]):
+            np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+        assert got[2:4] == pytest.approx(want[2:4], rel=1e-11)
+        np.testing.assert_allclose(got[4], want[4], rtol=1e-10)
+
+    assert prob.update(t1)
+    check(blocked(y1, t1))
+    prob.objective(t2)  # the optimizer's evaluation installs t2: L follows it
+    check(blocked(y1, t2))
+    prob.set_response(y2)  # A changes in place: the factor at t2 is stale
+    check(blocked(y2, t2))
+    reml = LMMProblem(X, y1, terms, reml=True)
+    assert reml.update(t1) and reml._dense_factor() is None
+
+
 def test_flip_theta_keeps_each_covariance_and_makes_the_diagonals_non_negative():
     """A column of a Cholesky factor may change sign without changing lambda lambda'
     (the covariance of the random effects): the flip is of columns, not rows."""
