@@ -189,6 +189,8 @@ def test_copies_of_the_response_are_found_beyond_the_first_row():
     X = np.column_stack([np.ones(40), y, y[::-1], np.r_[y[:1], 1 - y[1:]]])
     with pytest.raises(DataError, match="'b' is the response"):
         check_response_not_among_features(X, ["(Intercept)", "b", "c", "d"], y, None, affine=False)
+
+
 @pytest.mark.parametrize(
     "labels",
     [
