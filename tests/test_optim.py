@@ -251,3 +251,22 @@ def test_flip_is_not_asked_when_no_diagonal_is_negative():
     )
     np.testing.assert_array_equal(theta, centre)
     assert fmin == 1.0  # pure: the optimizer's value, not evaluated again
+
+
+@pytest.mark.parametrize("pure", [True, False])
+def test_nlopts_first_evaluation_at_x0_is_not_recomputed_for_a_pure_objective(pure):
+    # nlopt evaluates x0 itself first; a pure objective's value there is finitial
+    # (an impure one is also evaluated again at the optimum, for fmin)
+    calls = []
+
+    def fun(x):
+        calls.append(x.copy())
+        return float((x[0] - 0.3) ** 2 + 2.0 * (x[1] + 0.1) ** 2 + 1.0)
+
+    x0 = np.array([1.0, 0.5])
+    f0 = fun(x0)
+    calls.clear()
+    opt = optim.minimize(fun, x0, np.array([0.0, -np.inf]), finitial=f0, pure=pure)
+    assert np.array_equal(opt.fitlog[1][0], x0) and opt.fitlog[1][1] == f0
+    assert len(calls) == len(opt.fitlog) - (2 if pure else 0)
+    assert opt.fmin == fun(opt.final) and opt.fmin < f0
