@@ -390,13 +390,18 @@ def test_small_layout_factor_follows_theta_and_response(structure, monkeypatch):
         assert got[2:4] == pytest.approx(want[2:4], rel=1e-11)
         np.testing.assert_allclose(got[4], want[4], rtol=1e-10)
 
+    assert prob.update(t1) and prob._dense_factor() is None  # no dense system yet
+    prob.objective(t1)  # the optimizer's first evaluation builds it
     assert prob.update(t1)
     check(blocked(y1, t1))
     prob.objective(t2)  # the optimizer's evaluation installs t2: L follows it
     check(blocked(y1, t2))
     prob.set_response(y2)  # A changes in place: the factor at t2 is stale
     check(blocked(y2, t2))
+    prob.set_weights(np.full(n, 2.0))  # a new A (PIRLS): the blocked factor again
+    assert prob.update(t2) and prob._dense_factor() is None
     reml = LMMProblem(X, y1, terms, reml=True)
+    reml.objective(t1)
     assert reml.update(t1) and reml._dense_factor() is None
 
 
