@@ -462,19 +462,21 @@ class LMMProblem:
 
     def initial_theta(self) -> NDArray[Any]:
         """lambda = I for every term."""
-        parts = [t.initial_theta() for t in self.terms]
-        return np.concatenate(parts) if parts else np.zeros(0)
+        theta = np.zeros(self.ntheta)
+        theta[self.diag_positions()] = 1.0
+        return theta
 
     def diag_positions(self) -> NDArray[Any]:
         """Indices in theta of the diagonal elements of the lambdas (a copy)."""
         if self._diag_pos is None:
-            parts = [
-                s.start + np.flatnonzero(t.inds[:, 0] == t.inds[:, 1])
+            # (a few pairs per term: plain Python costs less than numpy's calls)
+            positions = [
+                s.start + i
                 for t, s in zip(self.terms, self.theta_slices)
+                for i, (row, col) in enumerate(t.inds.tolist())
+                if row == col
             ]
-            self._diag_pos = (
-                np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
-            )
+            self._diag_pos = np.array(positions, dtype=np.int64)
         return self._diag_pos.copy()
 
     def lower_bounds(self) -> NDArray[Any]:
@@ -486,6 +488,8 @@ class LMMProblem:
     def boundary_trap(self, theta: NDArray[Any]) -> bool:
         """Whether some lambda has a zero diagonal with nonzero entries below it."""
         for t, s in zip(self.terms, self.theta_slices):
+            if t.k == 1:  # a scalar term has nothing below its diagonal
+                continue
             lam = t.lambda_from_theta(np.asarray(theta)[s])
             for c in range(t.k):
                 if lam[c, c] == 0.0 and np.any(lam[c + 1 :, c] != 0.0):
@@ -783,7 +787,9 @@ class LMMProblem:
     def objective_from_factor(self) -> float:
         """The objective at the installed theta from the factor L."""
         Lxx = self._xy_block()
-        logdet_x = 2.0 * float(np.sum(np.log(np.abs(np.diag(Lxx)[: self.p]))))
+        logdet_x = 0.0  # read by REML only
+        if self.reml:
+            logdet_x = 2.0 * float(np.sum(np.log(np.abs(np.diag(Lxx)[: self.p]))))
         return self._assemble_objective(self.logdet_re(), logdet_x, float(Lxx[-1, -1] ** 2))
 
     _objective_from_L = objective_from_factor  # the name of earlier versions
