@@ -4,8 +4,9 @@ A problem whose system (q + p + 1 rows) is at most DENSE_MAX rows is evaluated
 inside the optimizer by one dense Cholesky factorization per theta: at that size
 LAPACK's work is a few microseconds and the blocked layout's cost is its per-call
 overhead. The objective is assembled from the same log-determinants and r^2 as the
-blocked layout's (``LMMProblem._assemble_objective``); whoever needs the blocks of L
-gets them from the blocked layout.
+blocked layout's (``LMMProblem._assemble_objective``), and an ML fit's results
+from the same factor at the optimum; whoever needs the blocks of L gets them from
+the blocked layout.
 """
 
 from __future__ import annotations
@@ -34,8 +35,9 @@ class DenseEvaluator:
     scaled and inflated by a dense Lambda~ (filled from theta by one fancy
     assignment) and factored by one LAPACK call. The objective is assembled from
     its log-determinants and r^2 as the blocked layout's (``_assemble_objective``).
-    Only the objective and the [X y] block come from here; whoever needs the
-    blocks of L (``LMMProblem.factor``) gets them from the blocked layout.
+    The objective, the [X y] block and the whole factor (what an ML fit's results
+    read, ``LMMProblem._dense_factor``) come from here; whoever needs the blocks of
+    L (``LMMProblem.factor``) gets them from the blocked layout.
     """
 
     def __init__(self, problem: LMMProblem):
