@@ -22,6 +22,8 @@ from sklmixed._core._block_types import dense_a_block
 if TYPE_CHECKING:
     from sklmixed._core._lmm import LMMProblem
 
+_sum = np.add.reduce
+
 # Problems whose whole system (q + p + 1 rows) is at most this size are evaluated
 # with one dense Cholesky per theta: at this size LAPACK's work is a few
 # microseconds and the cost of the blocked path is its per-call overhead.
@@ -130,13 +132,14 @@ class DenseEvaluator:
             return None
         # (pairwise) sums of the logs: the optimizer's path, and so the last printed
         # digits of flat fits, depend on these roundings; keep them as they are
+        # (np.add.reduce is ndarray.sum without its Python wrapper: the same sums)
         diag = L.diagonal()
         q = self.q
-        r = diag[-1]
+        r = float(diag[-1])
         if not with_x:
-            return 2.0 * np.log(diag[:q]).sum(), 0.0, r * r
+            return 2.0 * float(_sum(np.log(diag[:q]))), 0.0, r * r
         logd = np.log(diag)
-        return 2.0 * logd[:q].sum(), 2.0 * (logd[q:].sum() - logd[-1]), r * r
+        return 2.0 * float(_sum(logd[:q])), 2.0 * float(_sum(logd[q:]) - logd[-1]), r * r
 
     def factor(self, theta: NDArray[Any]) -> NDArray[Any] | None:
         """The whole of L at ``theta`` (Q x Q, lower, its upper triangle zero), or

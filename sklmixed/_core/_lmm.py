@@ -685,11 +685,11 @@ class LMMProblem:
 
     def objective(self, theta: NDArray[Any]) -> float:
         """-2 log-likelihood (ML) or the REML criterion at ``theta``; inf if not PD."""
-        if self._dense_evaluator() is not None:
-            assert self._dense is not None
+        dense = self._dense if self._dense is not None else self._dense_evaluator()
+        if dense is not None:
             # theta is installed without forming L (factor() forms it on demand)
             self._theta = np.array(theta, dtype=float)
-            parts = self._dense.logdets(self._theta, with_x=self.reml)
+            parts = dense.logdets(self._theta, with_x=self.reml)
             if parts is None:
                 self.last_r2 = np.nan
                 return np.inf
