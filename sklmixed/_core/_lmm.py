@@ -813,6 +813,8 @@ class LMMProblem:
     def beta(self) -> NDArray[Any]:
         """Fixed effects for the estimable columns (length p)."""
         Lxx = self._xy_block()
+        if self.p == 1:  # an intercept-only model: the triangular solve's one division
+            return np.array([Lxx[1, 0] / Lxx[0, 0]])
         R = Lxx[: self.p, : self.p]
         c = Lxx[self.p, : self.p]
         return trsolve(R, c, trans=True) if self.p else np.zeros(0)
@@ -1003,6 +1005,9 @@ class LMMProblem:
         if self.p == 0:  # no fixed effects (LAPACK rejects empty matrices)
             return np.zeros((0, 0))
         R = self._xy_block()[: self.p, : self.p]
+        if self.p == 1:  # LAPACK's 1 / R and its square, without the calls
+            r = 1.0 / float(R[0, 0])
+            return np.array([[r * r]])
         Rinv = trsolve(R, np.eye(self.p))
         return np.asarray(Rinv.T @ Rinv)
 
