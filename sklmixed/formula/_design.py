@@ -921,6 +921,15 @@ class Design:
 
 def _check_columns(df: pd.DataFrame, columns: list[Any]) -> None:
     labels = df.columns
+    if not labels.is_unique:  # (pandas caches the answer)
+        repeated = [c for c in dict.fromkeys(columns) if int((labels == c).sum()) > 1]
+        if repeated:
+            raise DataError(
+                f"column{'s' if len(repeated) > 1 else ''} "
+                f"{', '.join(map(repr, repeated))} of the formula "
+                f"{'appear' if len(repeated) > 1 else 'appears'} more than once in the "
+                "data: rename or drop the copies"
+            )
     # Labels all text (pandas caches what it checks here): the Index's hash lookup
     # answers as the list would, and listing an Arrow-backed Index of three costs
     # ~8 us. (Others match more loosely: a MultiIndex finds a tuple's first part, a

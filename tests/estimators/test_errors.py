@@ -233,3 +233,17 @@ def test_parameter_errors_are_value_and_type_errors():
     ]:
         with pytest.raises(ParameterError):
             est.fit(sleep())
+
+
+def test_a_formula_column_repeated_in_the_data_is_named():
+    # pandas returns a frame for a repeated label: a clear error, not one from inside
+    df = load_dataset("sleepstudy")
+    doubled = pd.concat([df, df[["days"]]], axis=1)
+    with pytest.raises(DataError, match="'days' of the formula appears more than once"):
+        MixedLMRegressor(formula="reaction ~ days + (1|subj)").fit(doubled)
+    # a repeated column that the formula does not read is no concern
+    x = df[["days"]].rename(columns={"days": "x"})
+    extra = pd.concat([df, x, x], axis=1)
+    fitted = MixedLMRegressor(formula="reaction ~ days + (1|subj)").fit(extra)
+    reference = MixedLMRegressor(formula="reaction ~ days + (1|subj)").fit(df)
+    assert fitted.objective_ == reference.objective_
