@@ -396,3 +396,17 @@ def test_numbers_written_as_text_warn_that_they_are_categorical():
         MixedLMRegressor(formula="reaction ~ 1 + C(days) + (1|subj)").fit(text)
         two_levels = text.assign(half=(df["days"] >= 5).astype(int).astype(str))
         MixedLMRegressor(formula="reaction ~ 1 + half + (1|subj)").fit(two_levels)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=FormulaError,
+    reason="known: a column named in C(x) is handed to formulaic as a Categorical for "
+    "every use in the formula, so a numeric use of the same column fails (lme4 "
+    "accepts factor(days) + log(days + 1))",
+)
+def test_a_column_used_both_in_c_and_as_a_number():
+    design = build_design(
+        "reaction ~ 1 + C(days) + log(days + 1) + (1|subj)", load_dataset("sleepstudy")
+    )
+    assert "log(days + 1)" in design.coef_names
