@@ -24,6 +24,12 @@ if TYPE_CHECKING:
 
 _sum = np.add.reduce
 
+
+def logdet_z(L: NDArray[Any], q: int) -> float:
+    """log|L_Z|^2 from the dense factor L (its first q rows are the random effects')."""
+    return 2.0 * float(_sum(np.log(L.diagonal()[:q])))
+
+
 # Problems whose whole system (q + p + 1 rows) is at most this size are evaluated
 # with one dense Cholesky per theta: at this size LAPACK's work is a few
 # microseconds and the cost of the blocked path is its per-call overhead.
@@ -137,7 +143,7 @@ class DenseEvaluator:
         q = self.q
         r = float(diag[-1])
         if not with_x:
-            return 2.0 * float(_sum(np.log(diag[:q]))), 0.0, r * r
+            return logdet_z(L, q), 0.0, r * r
         logd = np.log(diag)
         return 2.0 * float(_sum(logd[:q])), 2.0 * float(_sum(logd[q:]) - logd[-1]), r * r
 
@@ -152,5 +158,4 @@ class DenseEvaluator:
         L = self.factor(theta)
         if L is None:
             return None
-        q = self.q
-        return 2.0 * float(np.log(L.diagonal()[:q]).sum()), L[q:, q:]
+        return logdet_z(L, self.q), L[self.q :, self.q :]

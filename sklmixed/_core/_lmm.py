@@ -40,7 +40,7 @@ from sklmixed._core._block_types import (
 )
 from sklmixed._core._blocks import BlockSparse, GramUpdate, PatternProduct
 from sklmixed._core._crossprod import DENSE_FRACTION, CrossProducts, RowProducts
-from sklmixed._core._dense import DENSE_MAX, DenseEvaluator
+from sklmixed._core._dense import DENSE_MAX, DenseEvaluator, logdet_z
 from sklmixed._core._reterm import ReTerm
 from sklmixed._core._scaling import Scaling, fit_scaling, recentred_response
 from sklmixed._core._sparse import SparseFactor, SparseLayout, sparse_layout
@@ -278,6 +278,7 @@ class LMMProblem:
             q += t.nranef
         self.ntheta = start
         self._diag_pos: NDArray[Any] | None = None
+        self._q = q  # random effects: the rows of L before [X y]
         self._qtot = q + self.p + 1
         # Off-diagonal random-effects blocks: the level pairs that meet in the data,
         # and whether the block is dense enough to store as an array.
@@ -685,7 +686,7 @@ class LMMProblem:
 
     def objective(self, theta: NDArray[Any]) -> float:
         """-2 log-likelihood (ML) or the REML criterion at ``theta``; inf if not PD."""
-        dense = self._dense if self._dense is not None else self._dense_evaluator()
+        dense = self._dense_evaluator()
         if dense is not None:
             # theta is installed without forming L (factor() forms it on demand)
             self._theta = np.array(theta, dtype=float)
@@ -745,10 +746,10 @@ class LMMProblem:
         the dense evaluator; otherwise the blocked factor is updated (and kept).
         """
         theta = np.asarray(theta, dtype=float)
-        if self._dense_evaluator() is not None:
-            assert self._dense is not None
+        dense = self._dense_evaluator()
+        if dense is not None:
             self._theta = theta.copy()
-            return self._dense.xy_factor(theta)
+            return dense.xy_factor(theta)
         if not self.set_theta(theta):
             return None
         return self.logdet_re(), np.array(self._xy_block())
@@ -760,7 +761,7 @@ class LMMProblem:
             return sf.logdet_z
         dL = self._dense_factor()
         if dL is not None:
-            return 2.0 * float(np.log(dL.diagonal()[: self._qtot - self.p - 1]).sum())
+            return logdet_z(dL, self._q)
         L = self.factor()
         total = 0.0
         for j in range(self.m):
@@ -778,8 +779,7 @@ class LMMProblem:
             return sf.xy
         dL = self._dense_factor()
         if dL is not None:
-            q = self._qtot - self.p - 1
-            return dL[q:, q:]
+            return dL[self._q :, self._q :]
         blk = self.factor()[(self.m, self.m)]
         assert isinstance(blk, XYBlock)
         return blk.a
@@ -829,7 +829,7 @@ class LMMProblem:
             return [u[off[j] : off[j + 1]].reshape(-1, 1) for j in range(self.m)]
         dL = self._dense_factor()
         if dL is not None:  # L_ZZ' u = l_yZ - L_XZ' beta, the dense layout's rows
-            q, p = self._qtot - self.p - 1, self.p
+            q, p = self._q, self.p
             rhs = dL[q + p, :q] - dL[q : q + p, :q].T @ beta
             u = trsolve(dL[:q, :q], rhs, trans=True) if q else np.zeros(0)
             out, start = [], 0
